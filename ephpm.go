@@ -1,0 +1,15 @@
+// Package ephpm holds the domain types and sentinel errors shared by the
+// parts of the ephpm PHP application server. Each part lives in its own
+// package (config, httpd, fastcgi, phpfpm, kv, sqlite, mysqlwire, ...);
+// only cmd/ephpm wires them together.
+package ephpm
+
+import "errors"
+
+// Version is the release version, set at build time with
+// -ldflags "-X github.com/ephpm/ephpm.Version=...".
+var Version = "0.1.0-dev"
+
+// ErrNotPrimary is returned by a write on a node that is not the primary
+// for the site; callers forward the write to the primary.
+var ErrNotPrimary = errors.New("not the primary for this site")
