@@ -1,0 +1,424 @@
+// Package config loads ephpm.toml: one struct tree with defaults from
+// New, values from the file, then EPHPM_<SECTION>__<KEY> environment
+// overrides, then Validate. Every error names the file, line and key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Defaults for an empty config: serve the current directory on :8080.
+const (
+	DefaultListen          = "0.0.0.0:8080"
+	DefaultFallback        = "/index.php?$query_string"
+	DefaultMaxBodySize     = 100 << 20 // like a generous client_max_body_size
+	DefaultMaxHeaderSize   = 64 << 10  // request line + headers
+	DefaultRequestTimeout  = 60 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultMemoryLimit     = "128M"
+	DefaultMaxExecution    = 30 * time.Second
+	// DefaultCompressMinSize is the smallest body worth compressing.
+	DefaultCompressMinSize = 1024
+)
+
+// DefaultIndexFiles are tried, in order, for a directory request.
+var DefaultIndexFiles = []string{"index.php", "index.html", "index.htm"}
+
+// Config is the whole of ephpm.toml.
+type Config struct {
+	Server Server `toml:"server"`
+	PHP    PHP    `toml:"php"`
+	DB     DB     `toml:"db"`
+	KV     KV     `toml:"kv"`
+
+	// File is the path the config was read from ("" when none).
+	File string `toml:"-"`
+	// pos maps a dotted key ("server.listen") to "file:line".
+	pos map[string]string
+}
+
+// Server is [server].
+type Server struct {
+	Listen         string   `toml:"listen"`
+	DocumentRoot   string   `toml:"document_root"`
+	SitesDir       string   `toml:"sites_dir"`
+	IndexFiles     []string `toml:"index_files"`
+	Fallback       string   `toml:"fallback"`
+	TrustedProxies []string `toml:"trusted_proxies"`
+	AccessLog      bool     `toml:"access_log"`
+	DataDir        string   `toml:"data_dir"`
+	RuntimeDir     string   `toml:"runtime_dir"`
+	Static         Static   `toml:"static"`
+	Response       Response `toml:"response"`
+	Request        Request  `toml:"request"`
+	Timeouts       Timeouts `toml:"timeouts"`
+	Metrics        Metrics  `toml:"metrics"`
+}
+
+// Static is [server.static].
+type Static struct {
+	CacheControl string `toml:"cache_control"`
+}
+
+// Response is [server.response].
+type Response struct {
+	Compression        bool `toml:"compression"`
+	CompressionMinSize Size `toml:"compression_min_size"`
+}
+
+// Request is [server.request].
+type Request struct {
+	MaxBodySize   Size `toml:"max_body_size"`
+	MaxHeaderSize Size `toml:"max_header_size"`
+}
+
+// Timeouts is [server.timeouts].
+type Timeouts struct {
+	Request  Duration `toml:"request"`
+	Shutdown Duration `toml:"shutdown"`
+}
+
+// Metrics is [server.metrics]: who may read /metrics.
+type Metrics struct {
+	// Public serves /metrics to any client; by default only loopback
+	// and trusted proxies may read it.
+	Public bool `toml:"public"`
+}
+
+// PHP is [php].
+type PHP struct {
+	FPMBinary        string            `toml:"fpm_binary"`
+	Workers          int               `toml:"workers"`
+	MemoryLimit      Size              `toml:"memory_limit"`
+	MaxExecutionTime Duration          `toml:"max_execution_time"`
+	IniOverrides     map[string]string `toml:"ini_overrides"`
+	User             string            `toml:"user"`
+}
+
+// DB is [db].
+type DB struct {
+	SQLite SQLite `toml:"sqlite"`
+}
+
+// SQLite is [db.sqlite].
+type SQLite struct {
+	Path  string `toml:"path"`
+	Dir   string `toml:"dir"`
+	Proxy Proxy  `toml:"proxy"`
+}
+
+// Proxy is [db.sqlite.proxy]: the MySQL wire front.
+type Proxy struct {
+	Enabled     bool   `toml:"enabled"`
+	MySQLListen string `toml:"mysql_listen"`
+	Socket      string `toml:"socket"`
+	AllowRemote bool   `toml:"allow_remote"`
+	Database    string `toml:"database"`
+	User        string `toml:"user"`
+	Password    string `toml:"password"`
+}
+
+// KV is [kv].
+type KV struct {
+	Enabled        bool   `toml:"enabled"`
+	Listen         string `toml:"listen"`
+	Socket         string `toml:"socket"`
+	AllowRemote    bool   `toml:"allow_remote"`
+	MemoryLimit    Size   `toml:"memory_limit"`
+	Eviction       string `toml:"eviction"`
+	MaxConnections int    `toml:"max_connections"`
+	Password       string `toml:"password"`
+}
+
+// New returns the zero-configuration defaults.
+func New() *Config {
+	return &Config{
+		Server: Server{
+			Listen:     DefaultListen,
+			IndexFiles: append([]string(nil), DefaultIndexFiles...),
+			Fallback:   DefaultFallback,
+			AccessLog:  true,
+			Response:   Response{Compression: true, CompressionMinSize: DefaultCompressMinSize},
+			Request:    Request{MaxBodySize: DefaultMaxBodySize, MaxHeaderSize: DefaultMaxHeaderSize},
+			Timeouts:   Timeouts{Request: Duration(DefaultRequestTimeout), Shutdown: Duration(DefaultShutdownTimeout)},
+		},
+		PHP: PHP{
+			Workers:          runtime.NumCPU() * 2,
+			MemoryLimit:      128 << 20,
+			MaxExecutionTime: Duration(DefaultMaxExecution),
+		},
+		DB: DB{SQLite: SQLite{Proxy: Proxy{
+			Enabled: true, MySQLListen: "127.0.0.1:3306",
+			Database: "ephpm", User: "ephpm",
+		}}},
+		KV: KV{
+			Enabled: true, Listen: "127.0.0.1:6379",
+			MemoryLimit: 128 << 20, Eviction: "allkeys-lru", MaxConnections: 10000,
+		},
+		pos: map[string]string{},
+	}
+}
+
+// Error is a configuration error at a place in a file (or an
+// environment variable).
+type Error struct {
+	Where string // "ephpm.toml:12" or "env EPHPM_SERVER__LISTEN"
+	Key   string // "server.listen"
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.Where, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Where, e.Key, e.Msg)
+}
+
+// Load reads path (may be "" for defaults only), applies the EPHPM_*
+// variables from environ (os.Environ() form) and validates the result.
+func Load(path string, environ []string) (*Config, error) {
+	c := New()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := c.decode(path, data); err != nil {
+			return nil, err
+		}
+		c.File = path
+	}
+	if err := c.applyEnv(environ); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decode merges one TOML document into c, rejecting unknown keys.
+func (c *Config) decode(file string, data []byte) error {
+	if err := DecodeStrict(file, data, c); err != nil {
+		return err
+	}
+	for k, line := range KeyLines(data) {
+		c.pos[k] = fmt.Sprintf("%s:%d", file, line)
+	}
+	return nil
+}
+
+// DecodeStrict decodes data into v, rejecting unknown keys and turning
+// every decode error into an *Error naming file:line and the key. It is
+// shared with site.toml.
+func DecodeStrict(file string, data []byte, v any) error {
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().EnableUnmarshalerInterface()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		var errs []error
+		for i := range sm.Errors {
+			e := &sm.Errors[i]
+			row, _ := e.Position()
+			errs = append(errs, &Error{Where: fmt.Sprintf("%s:%d", file, row), Key: strings.Join(e.Key(), "."), Msg: "unknown key"})
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		return &Error{Where: fmt.Sprintf("%s:%d", file, row), Key: strings.Join(de.Key(), "."), Msg: msg}
+	}
+	// Errors from our own value types carry no position: find the key
+	// by decoding each key/value on its own.
+	for _, kv := range keyValues(data) {
+		doc := fmt.Sprintf("[%s]\n%s = %s\n", kv.table, kv.name, kv.raw)
+		if kv.table == "" {
+			doc = fmt.Sprintf("%s = %s\n", kv.name, kv.raw)
+		}
+		probe := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		if e := toml.NewDecoder(strings.NewReader(doc)).EnableUnmarshalerInterface().Decode(probe); e != nil {
+			return &Error{Where: fmt.Sprintf("%s:%d", file, kv.line), Key: kv.key(), Msg: err.Error()}
+		}
+	}
+	return &Error{Where: file, Msg: err.Error()}
+}
+
+// Where names the place a key was set, for validation errors.
+func (c *Config) Where(key string) string {
+	if p, ok := c.pos[key]; ok {
+		return p
+	}
+	if c.File != "" {
+		return c.File
+	}
+	return "defaults"
+}
+
+// applyEnv applies EPHPM_<SECTION>__<KEY>=value. Nested sections are
+// joined with "_" or "__" (EPHPM_SERVER_STATIC__CACHE_CONTROL or
+// EPHPM_SERVER__STATIC__CACHE_CONTROL). The value is read as a TOML
+// value when it parses as one (8, true, ["a","b"]) and as a string
+// otherwise.
+func (c *Config) applyEnv(environ []string) error {
+	sort.Strings(environ)
+	var errs []error
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "EPHPM_") {
+			continue
+		}
+		parts := strings.Split(strings.ToLower(strings.TrimPrefix(name, "EPHPM_")), "__")
+		if len(parts) < 2 || parts[0] == "" || parts[len(parts)-1] == "" {
+			continue // not a config key (e.g. EPHPM_DB_HOST given to PHP)
+		}
+		var section []string
+		for _, p := range parts[:len(parts)-1] {
+			section = append(section, strings.Split(p, "_")...)
+		}
+		sec, key := strings.Join(section, "."), parts[len(parts)-1]
+		where := "env " + name
+		doc := fmt.Sprintf("[%s]\n%s = %s\n", sec, key, envValue(val))
+		if err := DecodeStrict(where, []byte(doc), c); err != nil {
+			var ce *Error
+			if errors.As(err, &ce) {
+				errs = append(errs, &Error{Where: where, Key: sec + "." + key, Msg: ce.Msg})
+			} else {
+				errs = append(errs, &Error{Where: where, Key: sec + "." + key, Msg: err.Error()})
+			}
+			continue
+		}
+		c.pos[sec+"."+key] = where
+	}
+	return errors.Join(errs...)
+}
+
+func envValue(v string) string {
+	var m map[string]any
+	if toml.Unmarshal([]byte("v = "+v), &m) == nil {
+		return v
+	}
+	b, _ := toml.Marshal(map[string]string{"v": v})
+	return strings.TrimSpace(strings.TrimPrefix(string(b), "v = "))
+}
+
+// Validate checks values, naming file:line and key for each problem.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Where: c.Where(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		bad("server.listen", "invalid address %q: want host:port", c.Server.Listen)
+	}
+	for _, f := range c.Server.IndexFiles {
+		if f == "" || strings.ContainsAny(f, "/\\\x00") {
+			bad("server.index_files", "invalid index file name %q", f)
+		}
+	}
+	if fb := c.Server.Fallback; fb != "" && fb != "off" && !strings.HasPrefix(fb, "/") {
+		bad("server.fallback", "must start with / (e.g. %q) or be \"off\"", DefaultFallback)
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad("server.trusted_proxies", "%q is neither an IP address nor a CIDR range", p)
+		}
+	}
+	if c.Server.Request.MaxBodySize <= 0 {
+		bad("server.request.max_body_size", "must be positive")
+	}
+	if c.Server.Request.MaxHeaderSize < 1024 {
+		bad("server.request.max_header_size", "must be at least 1K")
+	}
+	if c.Server.Timeouts.Request <= 0 {
+		bad("server.timeouts.request", "must be positive")
+	}
+	if c.PHP.Workers < 1 || c.PHP.Workers > 4096 {
+		bad("php.workers", "must be between 1 and 4096, got %d", c.PHP.Workers)
+	}
+	if c.PHP.MemoryLimit < 2<<20 {
+		bad("php.memory_limit", "must be at least 2M")
+	}
+	for k := range c.PHP.IniOverrides {
+		if k == "" || strings.ContainsAny(k, "[]=\n\x00 ") {
+			bad("php.ini_overrides", "invalid ini directive name %q", k)
+		}
+	}
+	for k, v := range c.PHP.IniOverrides {
+		if strings.ContainsAny(v, "\n\x00") {
+			bad("php.ini_overrides", "value of %q contains a newline or NUL", k)
+		}
+	}
+	if c.PHP.FPMBinary != "" {
+		if st, err := os.Stat(c.PHP.FPMBinary); err != nil || st.IsDir() {
+			bad("php.fpm_binary", "%q is not an executable file", c.PHP.FPMBinary)
+		}
+	}
+	for _, d := range []struct{ key, dir string }{{"server.document_root", c.Server.DocumentRoot}, {"server.sites_dir", c.Server.SitesDir}} {
+		if d.dir == "" {
+			continue
+		}
+		if st, err := os.Stat(d.dir); err != nil || !st.IsDir() {
+			bad(d.key, "%q is not a directory", d.dir)
+		}
+	}
+	if c.DB.SQLite.Proxy.Enabled {
+		checkLoopback(bad, "db.sqlite.proxy.mysql_listen", c.DB.SQLite.Proxy.MySQLListen, c.DB.SQLite.Proxy.AllowRemote)
+	}
+	if c.KV.Enabled {
+		checkLoopback(bad, "kv.listen", c.KV.Listen, c.KV.AllowRemote)
+		if c.KV.Eviction != "allkeys-lru" && c.KV.Eviction != "noeviction" {
+			bad("kv.eviction", "must be \"allkeys-lru\" or \"noeviction\", got %q", c.KV.Eviction)
+		}
+		if c.KV.MemoryLimit < 1<<20 {
+			bad("kv.memory_limit", "must be at least 1MB")
+		}
+		if c.KV.MaxConnections < 1 {
+			bad("kv.max_connections", "must be positive")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLoopback refuses a non-loopback listen address unless allowed.
+func checkLoopback(bad func(string, string, ...any), key, addr string, allow bool) {
+	if addr == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		bad(key, "invalid address %q: want host:port", addr)
+		return
+	}
+	if allow || host == "localhost" {
+		return
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		bad(key, "%q is not a loopback address; set allow_remote = true to expose it", addr)
+	}
+}
+
+// Root returns the document root to serve, absolute.
+func (c *Config) Root() (string, error) {
+	r := c.Server.DocumentRoot
+	if r == "" {
+		r = "."
+	}
+	return filepath.Abs(r)
+}

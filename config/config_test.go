@@ -1,0 +1,176 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephpm/ephpm/config"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ephpm.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != "0.0.0.0:8080" || c.Server.Fallback != "/index.php?$query_string" {
+		t.Fatalf("defaults: %+v", c.Server)
+	}
+	if c.PHP.Workers < 1 || c.PHP.MemoryLimit.PHPString() != "128M" {
+		t.Fatalf("php defaults: %+v", c.PHP)
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, `
+[server]
+listen = "127.0.0.1:9000"
+document_root = "`+dir+`"
+index_files = ["index.php"]
+[server.static]
+cache_control = "public, max-age=60"
+[server.request]
+max_body_size = "10MB"
+[server.timeouts]
+request = "5s"
+shutdown = 3
+[php]
+workers = 3
+memory_limit = "64M"
+max_execution_time = 10
+ini_overrides = { "display_errors" = "On" }
+`)
+	c, err := config.Load(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != "127.0.0.1:9000" || c.Server.Static.CacheControl != "public, max-age=60" {
+		t.Errorf("server = %+v", c.Server)
+	}
+	if c.Server.Request.MaxBodySize != 10<<20 || c.Server.Timeouts.Request.D() != 5*time.Second || c.Server.Timeouts.Shutdown.D() != 3*time.Second {
+		t.Errorf("sizes/timeouts = %+v %+v", c.Server.Request, c.Server.Timeouts)
+	}
+	if c.PHP.Workers != 3 || c.PHP.MemoryLimit.PHPString() != "64M" || c.PHP.MaxExecutionTime.D() != 10*time.Second || c.PHP.IniOverrides["display_errors"] != "On" {
+		t.Errorf("php = %+v", c.PHP)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		env        []string
+		want       []string // substrings of the error
+	}{
+		{"unknown key", "[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n", nil, []string{"ephpm.toml:3", "server.listen_port", "unknown key"}},
+		{"unknown section", "\n[sever]\nlisten = \"x\"\n", nil, []string{"ephpm.toml:2", "sever", "unknown key"}},
+		{"wrong type", "[php]\n\nworkers = \"many\"\n", nil, []string{"ephpm.toml:3", "php.workers"}},
+		{"bad duration", "[server.timeouts]\nrequest = \"soon\"\n", nil, []string{"ephpm.toml:2", "invalid duration"}},
+		{"bad size", "[server.request]\nmax_body_size = \"12 parsecs\"\n", nil, []string{"ephpm.toml:2", "invalid size"}},
+		{"bad listen", "[server]\nlisten = \"nowhere\"\n", nil, []string{"ephpm.toml:2", "server.listen", "host:port"}},
+		{"workers range", "[php]\nworkers = 0\n", nil, []string{"ephpm.toml:2", "php.workers"}},
+		{"kv not loopback", "[kv]\nlisten = \"0.0.0.0:6379\"\n", nil, []string{"ephpm.toml:2", "kv.listen", "loopback"}},
+		{"mysql not loopback", "[db.sqlite.proxy]\nmysql_listen = \"10.0.0.1:3306\"\n", nil, []string{"ephpm.toml:2", "mysql_listen", "loopback"}},
+		{"missing root", "[server]\ndocument_root = \"/nonexistent/x\"\n", nil, []string{"ephpm.toml:2", "not a directory"}},
+		{"toml syntax", "[server\nlisten = 1\n", nil, []string{"ephpm.toml:1"}},
+		{"env unknown key", "", []string{"EPHPM_SERVER__LISTN=1"}, []string{"env EPHPM_SERVER__LISTN", "unknown key"}},
+		{"env bad value", "", []string{"EPHPM_PHP__WORKERS=lots"}, []string{"env EPHPM_PHP__WORKERS", "php.workers"}},
+		{"env invalid after overlay", "", []string{"EPHPM_SERVER__LISTEN=nope"}, []string{"env EPHPM_SERVER__LISTEN", "server.listen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load(write(t, tc.body), tc.env)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	p := write(t, "[server]\nlisten = \"127.0.0.1:1\"\n")
+	c, err := config.Load(p, []string{
+		"EPHPM_SERVER__LISTEN=127.0.0.1:2",
+		"EPHPM_SERVER_STATIC__CACHE_CONTROL=no-cache",
+		"EPHPM_SERVER__TIMEOUTS__REQUEST=7s",
+		"EPHPM_PHP__WORKERS=5",
+		`EPHPM_SERVER__INDEX_FILES=["a.php","b.html"]`,
+		"EPHPM_DB_HOST=ignored-not-a-config-key",
+		"PATH=/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != "127.0.0.1:2" || c.Server.Static.CacheControl != "no-cache" || c.Server.Timeouts.Request.D() != 7*time.Second || c.PHP.Workers != 5 {
+		t.Fatalf("overrides not applied: %+v %+v", c.Server, c.PHP)
+	}
+	if strings.Join(c.Server.IndexFiles, ",") != "a.php,b.html" {
+		t.Fatalf("index files = %v", c.Server.IndexFiles)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "512": 512, "1K": 1024, "128MB": 128 << 20, "1gib": 1 << 30, " 2 M ": 2 << 20} {
+		got, err := config.ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "M", "-1", "1Q", "99999999999999T"} {
+		if _, err := config.ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): no error", in)
+		}
+	}
+}
+
+// TestSampleConfigs loads every sample config shipped in the repo.
+func TestSampleConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.toml")
+	files2, _ := filepath.Glob("../examples/*/*.toml")
+	files = append(files, files2...)
+	for _, f := range files {
+		if filepath.Base(f) == "site.toml" {
+			continue
+		}
+		t.Run(f, func(t *testing.T) {
+			c := config.New()
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := config.DecodeStrict(f, data, c); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add("[server]\nlisten = \"127.0.0.1:1\"\n")
+	f.Add("[php]\nworkers = 4\nmemory_limit = \"64M\"\nmax_execution_time = 30\n")
+	f.Add("[server.timeouts]\nrequest = \"1m\"\n[[x]]\na=1")
+	f.Add("a.b.c = [1, {x = 2}]")
+	f.Fuzz(func(t *testing.T, body string) {
+		c := config.New()
+		err := config.DecodeStrict("f.toml", []byte(body), c)
+		if err != nil && !strings.HasPrefix(err.Error(), "f.toml") {
+			t.Fatalf("error without position: %v", err)
+		}
+		_ = config.KeyLines([]byte(body))
+	})
+}
