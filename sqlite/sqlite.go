@@ -1,0 +1,478 @@
+// Package sqlite is a site's database: one SQLite file in WAL mode with a
+// single writer connection, a pool of read-only connections, ephpm-driven
+// checkpoints and a post-commit hook point for replication. It keeps the
+// driver (modernc.org/sqlite) behind its own API.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+)
+
+const (
+	// PageSize is the page size of every site database; replication ships
+	// whole pages, so it is fixed.
+	PageSize = 4096
+
+	// DefaultReaders is the size of the read-only pool: reads are short and
+	// the machine small, so a few connections keep every core busy.
+	DefaultReaders = 4
+
+	// DefaultLockTimeout is how long a session waits for the writer before
+	// giving up with ErrLockTimeout (MySQL 1205). Shorter than InnoDB's 50 s
+	// because PHP requests have their own time limits.
+	DefaultLockTimeout = 10 * time.Second
+
+	// DefaultBusyTimeout is SQLite's busy_timeout on every connection; only
+	// checkpoints and recovery make readers wait in WAL mode.
+	DefaultBusyTimeout = 5 * time.Second
+
+	// DefaultCheckpointPages is the WAL size (in pages) above which ephpm
+	// checkpoints after a commit; SQLite's own autocheckpoint is off so that
+	// replication sees every frame before it is checkpointed.
+	DefaultCheckpointPages = 1000
+)
+
+// ErrLockTimeout is returned when the writer stays busy past the lock
+// timeout; the MySQL front maps it to 1205.
+var ErrLockTimeout = errors.New("sqlite: lock wait timeout exceeded")
+
+// ErrClosed is returned by operations on a closed DB.
+var ErrClosed = errors.New("sqlite: database closed")
+
+// Function is a Go implementation of an SQL function registered on every
+// connection.
+type Function struct {
+	Name          string
+	NArgs         int // -1: variadic
+	Deterministic bool
+	Impl          func(args []driver.Value) (driver.Value, error)
+}
+
+// CommitHook runs after every commit on the writer, while the writer is still
+// held, so that no other transaction commits before it returns and SQLite
+// has not yet checkpointed the new frames.
+type CommitHook func(ctx context.Context, db *DB) error
+
+// Config of one database. The zero value of each field means its default.
+type Config struct {
+	Path            string        // database file; created on first use
+	Readers         int           // read-only pool size (DefaultReaders)
+	LockTimeout     time.Duration // wait for the writer (DefaultLockTimeout)
+	BusyTimeout     time.Duration // SQLite busy_timeout (DefaultBusyTimeout)
+	CheckpointPages int           // checkpoint threshold (DefaultCheckpointPages); < 0 disables automatic checkpoints
+	Functions       []Function    // registered on every connection
+	Logger          *slog.Logger
+}
+
+// DB is an open site database. It is safe for concurrent use.
+type DB struct {
+	cfg    Config
+	log    *slog.Logger
+	reader *sql.DB
+	wdb    *sql.DB
+	wconn  *sql.Conn
+	wsem   chan struct{} // holds one token while a Writer is out
+
+	hooksMu sync.RWMutex
+	hooks   []CommitHook
+
+	committed atomic.Bool // set by SQLite's commit hook on the writer
+	internal  atomic.Bool // the writer runs an ephpm statement the authorizer must allow
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	closeErr  error
+}
+
+// driver registry: a private modernc Driver so that our functions do not
+// leak into other users of the "sqlite" driver name. Function registration
+// must not race with Driver.Open, hence the lock.
+var (
+	drvMu      sync.RWMutex
+	drv        = &msqlite.Driver{}
+	registered = map[string]bool{}
+)
+
+// RegisterFunctions registers fns on the driver all DBs use; a name already
+// registered is kept. Connections opened afterwards see them.
+func RegisterFunctions(fns []Function) error {
+	drvMu.Lock()
+	defer drvMu.Unlock()
+	for _, f := range fns {
+		key := strings.ToLower(f.Name)
+		if registered[key] {
+			continue
+		}
+		impl := f.Impl
+		fn := func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) { return impl(args) }
+		var err error
+		if f.Deterministic {
+			err = drv.RegisterDeterministicScalarFunction(key, int32(f.NArgs), fn)
+		} else {
+			err = drv.RegisterScalarFunction(key, int32(f.NArgs), fn)
+		}
+		if err != nil {
+			return fmt.Errorf("register function %s: %w", f.Name, err)
+		}
+		registered[key] = true
+	}
+	return nil
+}
+
+// Open opens (creating if needed) the database at cfg.Path.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: empty path")
+	}
+	if strings.ContainsAny(cfg.Path, "?#") {
+		return nil, fmt.Errorf("sqlite: path %q: '?' and '#' are not allowed", cfg.Path)
+	}
+	if cfg.Readers <= 0 {
+		cfg.Readers = DefaultReaders
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = DefaultLockTimeout
+	}
+	if cfg.BusyTimeout <= 0 {
+		cfg.BusyTimeout = DefaultBusyTimeout
+	}
+	if cfg.CheckpointPages == 0 {
+		cfg.CheckpointPages = DefaultCheckpointPages
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := RegisterFunctions(cfg.Functions); err != nil {
+		return nil, err
+	}
+	db := &DB{
+		cfg:     cfg,
+		log:     cfg.Logger.With("db", cfg.Path),
+		wsem:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
+		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)",
+		cfg.Path, cfg.BusyTimeout.Milliseconds(), PageSize)
+
+	// The writer is opened first: it creates the file and switches it to WAL.
+	db.wdb = sql.OpenDB(&connector{dsn: base, db: db, writer: true})
+	db.wdb.SetMaxOpenConns(1)
+	db.wdb.SetMaxIdleConns(1)
+	db.wdb.SetConnMaxLifetime(0)
+	var err error
+	db.wconn, err = db.wdb.Conn(ctx)
+	if err != nil {
+		db.wdb.Close()
+		return nil, fmt.Errorf("open site db %q: %w", cfg.Path, err)
+	}
+	var mode string
+	db.internal.Store(true)
+	err = db.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+	db.internal.Store(false)
+	if err != nil || !strings.EqualFold(mode, "wal") {
+		db.wconn.Close()
+		db.wdb.Close()
+		return nil, fmt.Errorf("open site db %q: journal mode %q: %v", cfg.Path, mode, err)
+	}
+
+	db.reader = sql.OpenDB(&connector{dsn: base + "&_pragma=query_only(1)", db: db})
+	db.reader.SetMaxOpenConns(cfg.Readers)
+	db.reader.SetMaxIdleConns(cfg.Readers)
+	db.reader.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.reader.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open site db %q readers: %w", cfg.Path, err)
+	}
+	return db, nil
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.cfg.Path }
+
+// Reader is the read-only pool. Reads never wait for the writer.
+func (db *DB) Reader() *sql.DB { return db.reader }
+
+// OnCommit adds a hook run after every commit (see CommitHook).
+func (db *DB) OnCommit(h CommitHook) {
+	db.hooksMu.Lock()
+	db.hooks = append(db.hooks, h)
+	db.hooksMu.Unlock()
+}
+
+// AcquireWriter waits (at most the lock timeout) for the single writer and
+// returns it; the caller must Release it. Concurrent writers are thereby
+// serialised rather than failed with SQLITE_BUSY.
+func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
+	select {
+	case <-db.closing:
+		return nil, ErrClosed
+	default:
+	}
+	select {
+	case db.wsem <- struct{}{}:
+		return &Writer{db: db}, nil
+	default:
+	}
+	t := time.NewTimer(db.cfg.LockTimeout)
+	defer t.Stop()
+	select {
+	case db.wsem <- struct{}{}:
+		return &Writer{db: db}, nil
+	case <-t.C:
+		return nil, ErrLockTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-db.closing:
+		return nil, ErrClosed
+	}
+}
+
+// Checkpoint runs a WAL checkpoint with mode PASSIVE, FULL, RESTART or
+// TRUNCATE, holding the writer; it returns SQLite's (busy, log, checkpointed).
+func (db *DB) Checkpoint(ctx context.Context, mode string) (busy, log, done int, err error) {
+	w, err := db.AcquireWriter(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer w.Release(ctx)
+	return db.checkpoint(ctx, mode)
+}
+
+func (db *DB) checkpoint(ctx context.Context, mode string) (busy, log, done int, err error) {
+	switch mode = strings.ToUpper(mode); mode {
+	case "PASSIVE", "FULL", "RESTART", "TRUNCATE":
+	default:
+		return 0, 0, 0, fmt.Errorf("sqlite: checkpoint mode %q", mode)
+	}
+	db.internal.Store(true)
+	defer db.internal.Store(false)
+	err = db.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &done)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("checkpoint %s: %w", db.cfg.Path, err)
+	}
+	return busy, log, done, nil
+}
+
+// afterCommit runs the hooks and, if the WAL grew past the threshold, a
+// checkpoint. The caller holds the writer.
+func (db *DB) afterCommit(ctx context.Context) {
+	if !db.committed.Swap(false) {
+		return
+	}
+	db.hooksMu.RLock()
+	hooks := db.hooks
+	db.hooksMu.RUnlock()
+	for _, h := range hooks {
+		if err := h(ctx, db); err != nil {
+			db.log.Error("commit hook failed", "err", err)
+		}
+	}
+	if db.cfg.CheckpointPages < 0 {
+		return
+	}
+	fi, err := os.Stat(db.cfg.Path + "-wal")
+	if err != nil || fi.Size() < int64(db.cfg.CheckpointPages)*PageSize {
+		return
+	}
+	if _, _, _, err := db.checkpoint(context.WithoutCancel(ctx), "TRUNCATE"); err != nil {
+		db.log.Warn("checkpoint failed", "err", err)
+	}
+}
+
+// Close waits for the writer (bounded by the lock timeout), checkpoints and
+// closes every connection.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		close(db.closing)
+		ctx := context.Background()
+		t := time.NewTimer(db.cfg.LockTimeout)
+		held := false
+		select {
+		case db.wsem <- struct{}{}:
+			held = true
+		case <-t.C:
+		}
+		t.Stop()
+		var errs []error
+		if db.reader != nil {
+			errs = append(errs, db.reader.Close())
+		}
+		if held && db.wconn != nil {
+			if _, _, _, err := db.checkpoint(ctx, "TRUNCATE"); err != nil {
+				db.log.Warn("final checkpoint failed", "err", err)
+			}
+		}
+		if db.wconn != nil {
+			errs = append(errs, db.wconn.Close())
+		}
+		if db.wdb != nil {
+			errs = append(errs, db.wdb.Close())
+		}
+		db.closeErr = errors.Join(errs...)
+	})
+	return db.closeErr
+}
+
+// Writer is the exclusive lease on the database's single writer connection.
+// It is not safe for concurrent use; one session owns it at a time.
+type Writer struct {
+	db       *DB
+	inTx     bool
+	released bool
+}
+
+// InTx reports whether Begin was called without Commit or Rollback.
+func (w *Writer) InTx() bool { return w.inTx }
+
+// Begin starts a transaction (BEGIN IMMEDIATE: the writer is already ours).
+func (w *Writer) Begin(ctx context.Context) error {
+	if _, err := w.db.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	w.inTx = true
+	return nil
+}
+
+// Commit commits the transaction and runs the commit hooks.
+func (w *Writer) Commit(ctx context.Context) error {
+	_, err := w.db.wconn.ExecContext(ctx, "COMMIT")
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	w.inTx = false
+	w.db.afterCommit(ctx)
+	return nil
+}
+
+// Rollback rolls the transaction back.
+func (w *Writer) Rollback(ctx context.Context) error {
+	w.inTx = false
+	if _, err := w.db.wconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}
+
+// ExecContext runs a statement on the writer; outside a transaction it
+// commits on its own, and the commit hooks run before it returns.
+func (w *Writer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := w.db.wconn.ExecContext(ctx, query, args...)
+	if !w.inTx {
+		w.db.afterCommit(ctx)
+	}
+	return res, err
+}
+
+// QueryContext runs a query on the writer, seeing the transaction's own
+// uncommitted writes. Close the rows before the next call.
+func (w *Writer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return w.db.wconn.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext is QueryContext for a single row.
+func (w *Writer) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return w.db.wconn.QueryRowContext(ctx, query, args...)
+}
+
+// AfterStatement runs the commit hooks if a statement run through
+// QueryContext outside a transaction committed (e.g. INSERT … RETURNING).
+func (w *Writer) AfterStatement(ctx context.Context) {
+	if !w.inTx {
+		w.db.afterCommit(ctx)
+	}
+}
+
+// Release ends the lease: an open transaction is rolled back, so that a
+// vanished client never leaves the writer inside its transaction.
+func (w *Writer) Release(ctx context.Context) {
+	if w.released {
+		return
+	}
+	w.released = true
+	if w.inTx {
+		if err := w.Rollback(ctx); err != nil {
+			w.db.log.Warn("rollback on release failed", "err", err)
+		}
+	}
+	w.db.afterCommit(ctx)
+	<-w.db.wsem
+}
+
+// connector opens connections on the private driver and installs the
+// authorizer (and, on the writer, the commit hook).
+type connector struct {
+	dsn    string
+	db     *DB
+	writer bool
+}
+
+func (c *connector) Connect(context.Context) (driver.Conn, error) {
+	drvMu.RLock()
+	conn, err := drv.Open(c.dsn)
+	drvMu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := conn.(msqlite.AuthorizerRegisterer); ok {
+		if err := a.RegisterAuthorizer(c.authorize); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("register authorizer: %w", err)
+		}
+	}
+	if c.writer {
+		h, ok := conn.(msqlite.HookRegisterer)
+		if !ok {
+			conn.Close()
+			return nil, errors.New("sqlite driver has no commit hook")
+		}
+		h.RegisterCommitHook(func() int32 { c.db.committed.Store(true); return 0 })
+	}
+	return conn, nil
+}
+
+func (c *connector) Driver() driver.Driver { return drv }
+
+// readPragmas are the introspection pragmas clients' SQL may use (the
+// translator reads table and index definitions with them).
+var readPragmas = map[string]bool{
+	"table_info": true, "table_xinfo": true, "index_list": true, "index_info": true,
+	"index_xinfo": true, "foreign_key_list": true, "table_list": true, "collation_list": true,
+	"function_list": true, "data_version": true,
+}
+
+// authorize keeps ATTACH, PRAGMA (other than introspection) and
+// load_extension out of reach of SQL that arrives from PHP.
+func (c *connector) authorize(action msqlite.AuthorizerActionCode, arg1, arg2, _, _ string) msqlite.AuthorizerReturnCode {
+	switch action {
+	case msqlite.AuthAttach, msqlite.AuthDetach:
+		return msqlite.AuthorizerDeny
+	case msqlite.AuthPragma:
+		if c.writer && c.db.internal.Load() {
+			return msqlite.AuthorizerOK
+		}
+		// A pragma with an argument (arg2) could set something; only
+		// reads of the whitelisted ones pass.
+		if readPragmas[strings.ToLower(arg1)] {
+			return msqlite.AuthorizerOK
+		}
+		return msqlite.AuthorizerDeny
+	case msqlite.AuthFunction:
+		if strings.EqualFold(arg2, "load_extension") {
+			return msqlite.AuthorizerDeny
+		}
+	}
+	return msqlite.AuthorizerOK
+}
