@@ -1,0 +1,3 @@
+<?php
+usleep((int)($_GET['us'] ?? 20000));
+echo getmypid();

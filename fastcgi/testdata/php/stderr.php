@@ -1,0 +1,3 @@
+<?php
+error_log('hello from stderr');
+echo 'ok';
