@@ -1,0 +1,345 @@
+// Package httpd is ephpm's HTTP front: site resolution, path security,
+// try_files routing, static files and PHP over FastCGI, health and
+// metrics endpoints, access logs and graceful shutdown.
+package httpd
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults for the HTTP server.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second  // slowloris guard
+	DefaultIdleTimeout       = 120 * time.Second // keep-alive idle
+	DefaultRequestTimeout    = 60 * time.Second
+	DefaultMaxBody           = 100 << 20
+	DefaultMaxHeader         = 64 << 10
+	DefaultCompressMin       = 1024
+)
+
+// Config configures a Server. New fills zero values with defaults.
+type Config struct {
+	Sites          SiteResolver
+	TrustedProxies []string // IPs or CIDRs whose X-Forwarded-* are believed
+	MaxBodySize    int64
+	MaxHeaderSize  int
+	RequestTimeout time.Duration // PHP requests; past it the client gets 504
+	Compression    bool
+	CompressMin    int64
+	AccessLog      bool
+	MetricsPublic  bool        // else /metrics answers loopback and trusted proxies only
+	Ready          func() bool // /_ephpm/ready; nil = always ready
+	Registry       *prometheus.Registry
+	Logger         *slog.Logger
+	TmpDir         string // spooled chunked bodies
+}
+
+// Server is the HTTP front. It is an http.Handler.
+type Server struct {
+	sites          SiteResolver
+	trustedNets    []*net.IPNet
+	maxBody        int64
+	maxHeader      int
+	requestTimeout time.Duration
+	compress       bool
+	compressMin    int64
+	accessLog      bool
+	metricsPublic  bool
+	ready          func() bool
+	log            *slog.Logger
+	tmpDir         string
+	files          *fileCache
+	metrics        *metrics
+	metricsHandler http.Handler
+
+	srv *http.Server
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) (*Server, error) {
+	s := &Server{
+		sites: cfg.Sites, maxBody: cfg.MaxBodySize, maxHeader: cfg.MaxHeaderSize,
+		requestTimeout: cfg.RequestTimeout, compress: cfg.Compression, compressMin: cfg.CompressMin,
+		accessLog: cfg.AccessLog, metricsPublic: cfg.MetricsPublic, ready: cfg.Ready,
+		log: cfg.Logger, tmpDir: cfg.TmpDir, files: newFileCache(DefaultFileCacheMax),
+	}
+	if s.sites == nil {
+		return nil, errors.New("httpd: no sites")
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.maxHeader <= 0 {
+		s.maxHeader = DefaultMaxHeader
+	}
+	if s.requestTimeout <= 0 {
+		s.requestTimeout = DefaultRequestTimeout
+	}
+	if s.compressMin <= 0 {
+		s.compressMin = DefaultCompressMin
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.ready == nil {
+		s.ready = func() bool { return true }
+	}
+	if s.tmpDir == "" {
+		s.tmpDir = os.TempDir()
+	}
+	for _, p := range cfg.TrustedProxies {
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, errors.New("httpd: bad trusted proxy " + p)
+		}
+		s.trustedNets = append(s.trustedNets, n)
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(reg)
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return s, nil
+}
+
+// Metrics exposes the collectors others add to (PHP pool, fpm restarts).
+func (s *Server) Registry() prometheus.Registerer { return s.metrics.reg }
+
+// Serve serves HTTP on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    s.maxHeader,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	err := s.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for in-flight requests to finish,
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &respWriter{ResponseWriter: rw}
+	siteName := "-"
+	defer func() {
+		d := time.Since(start)
+		status := w.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.metrics.observe(siteName, status, d)
+		if s.accessLog {
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+				slog.String("site", siteName), slog.String("remote", r.RemoteAddr),
+				slog.String("method", r.Method), slog.String("uri", r.RequestURI), slog.String("proto", r.Proto),
+				slog.Int("status", status), slog.Int64("bytes", w.bytes), slog.Duration("duration", d),
+				slog.String("ua", r.UserAgent()))
+		}
+	}()
+	if strings.HasPrefix(r.URL.Path, "/_ephpm/") || r.URL.Path == "/metrics" {
+		if s.internal(w, r) {
+			return
+		}
+	}
+	site, err := s.sites.Site(r)
+	if err != nil {
+		s.fail(w, r, siteName, err)
+		return
+	}
+	siteName = site.Name
+	if err := s.serveSite(w, r, site); err != nil {
+		s.fail(w, r, siteName, err)
+	}
+}
+
+func (s *Server) serveSite(w *respWriter, r *http.Request, site *Site) error {
+	if err := checkPath(r); err != nil {
+		return err
+	}
+	rt, err := s.resolve(site, r)
+	if err != nil {
+		return err
+	}
+	switch rt.kind {
+	case routeRedirect:
+		w.Header().Set("Location", rt.location)
+		w.WriteHeader(http.StatusMovedPermanently)
+		return nil
+	case routePHP:
+		return s.servePHP(w, r, site, rt)
+	default:
+		return s.serveStatic(w, r, site, rt)
+	}
+}
+
+// internal serves /_ephpm/* and /metrics; false means "not ours".
+func (s *Server) internal(w *respWriter, r *http.Request) bool {
+	switch r.URL.Path {
+	case "/_ephpm/health":
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	case "/_ephpm/ready":
+		w.Header().Set("Content-Type", "text/plain")
+		if !s.ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return true
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	case "/metrics", "/_ephpm/metrics":
+		if !s.metricsPublic && !s.localOrTrusted(r) {
+			if r.URL.Path == "/metrics" {
+				return false // the site's own /metrics, if it has one
+			}
+			w.WriteHeader(http.StatusForbidden)
+			return true
+		}
+		s.metricsHandler.ServeHTTP(w, r)
+	default:
+		return false
+	}
+	return true
+}
+
+func peerIP(r *http.Request) net.IP {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		h = r.RemoteAddr
+	}
+	return net.ParseIP(h)
+}
+
+func (s *Server) trustedIP(ip net.IP) bool {
+	for _, n := range s.trustedNets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// trusted reports whether the direct peer is a trusted proxy.
+func (s *Server) trusted(r *http.Request) bool {
+	if len(s.trustedNets) == 0 {
+		return false
+	}
+	ip := peerIP(r)
+	return ip != nil && s.trustedIP(ip)
+}
+
+func (s *Server) localOrTrusted(r *http.Request) bool {
+	ip := peerIP(r)
+	return ip != nil && (ip.IsLoopback() || s.trustedIP(ip))
+}
+
+// clientAddr is the client's address: the peer, or, behind trusted
+// proxies, the right-most untrusted X-Forwarded-For entry.
+func (s *Server) clientAddr(r *http.Request) (ip, port string) {
+	ip, port = splitHostPort(r.RemoteAddr)
+	if !s.trusted(r) {
+		return ip, port
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if len(xff) == 0 {
+		return ip, port
+	}
+	hops := strings.Split(strings.Join(xff, ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.TrimSpace(hops[i])
+		hip := net.ParseIP(h)
+		if hip == nil {
+			break
+		}
+		ip, port = h, ""
+		if !s.trustedIP(hip) {
+			break
+		}
+	}
+	return ip, port
+}
+
+// respWriter records status and size, and keeps sendfile (ReadFrom)
+// and Flush working through the wrapper.
+type respWriter struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *respWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
