@@ -1,0 +1,325 @@
+// Package kv is ephpm's Redis-compatible object cache: a RESP2 server over
+// TCP and a unix socket, with an in-memory store that has TTLs, a memory
+// limit with approximate-LRU eviction, and one isolated keyspace per site.
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	// DefaultListen is the RESP address; loopback only, like the MySQL port.
+	DefaultListen = "127.0.0.1:6379"
+	// DefaultEviction is the policy once MemoryLimit is reached; an object
+	// cache should drop cold entries rather than fail writes.
+	DefaultEviction = "allkeys-lru"
+	// DefaultMaxConnections caps concurrent clients (Redis's maxclients).
+	DefaultMaxConnections = 10000
+	// DefaultMaxBulkLen caps one argument. Redis allows 512 MB; an object
+	// cache never needs that, and a lower cap bounds what one client can
+	// make the server buffer.
+	DefaultMaxBulkLen = 64 << 20
+	// DefaultMaxQueryBuffer caps the bytes one connection may buffer for a
+	// single command (Redis's client-query-buffer-limit, lowered likewise).
+	DefaultMaxQueryBuffer = 128 << 20
+	// DefaultMaxArgs caps the argument count of one command.
+	DefaultMaxArgs = 1 << 20
+	// writeBufferSize is the per-connection reply buffer; replies of a
+	// pipeline accumulate here and leave in one write.
+	writeBufferSize = 16 << 10
+	// defaultKeyspace names the single keyspace used without sites.
+	defaultKeyspace = ""
+)
+
+// Eviction policies.
+const (
+	EvictionAllKeysLRU = "allkeys-lru"
+	EvictionNone       = "noeviction"
+)
+
+// Config configures a Server. The zero value plus a Listen address works;
+// New fills in defaults.
+type Config struct {
+	// Listen is the TCP address ("127.0.0.1:6379"); "" = no TCP listener.
+	// Non-loopback addresses are refused unless AllowRemote is set.
+	Listen      string
+	AllowRemote bool
+	// Socket is a unix socket path; "" = none.
+	Socket string
+	// MemoryLimit is the node-wide limit in bytes for all keyspaces (Redis's
+	// maxmemory); 0 = unlimited.
+	MemoryLimit int64
+	// Eviction is "allkeys-lru" (default) or "noeviction".
+	Eviction       string
+	MaxConnections int
+	// Password is the optional requirepass of single-keyspace mode.
+	Password string
+	// Auth enables multi-site mode: it maps a site's credentials to its
+	// keyspace name and quota in bytes (0 = none). Clients must AUTH first.
+	Auth func(user, pass string) (keyspace string, quota int64, ok bool)
+	// MaxBulkLen and MaxQueryBuffer bound what a client may send.
+	MaxBulkLen     int
+	MaxQueryBuffer int
+	Logger         *slog.Logger
+	// Registerer, if set, receives the KV metrics.
+	Registerer prometheus.Registerer
+}
+
+// Server is a running KV store. Create it with New, then Start.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	st      *store
+	started time.Time
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	closed    bool
+	running   bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+
+	nextID     atomic.Int64
+	nconns     atomic.Int64
+	commands   atomic.Int64
+	connsTotal atomic.Int64
+	rejected   atomic.Int64
+}
+
+// New validates cfg, fills in defaults and returns a Server that is not yet
+// listening.
+func New(cfg Config) (*Server, error) {
+	if cfg.Eviction == "" {
+		cfg.Eviction = DefaultEviction
+	}
+	if cfg.Eviction != EvictionAllKeysLRU && cfg.Eviction != EvictionNone {
+		return nil, fmt.Errorf("kv: eviction %q: want %q or %q", cfg.Eviction, EvictionAllKeysLRU, EvictionNone)
+	}
+	if cfg.MemoryLimit < 0 {
+		return nil, fmt.Errorf("kv: negative memory limit %d", cfg.MemoryLimit)
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxBulkLen <= 0 {
+		cfg.MaxBulkLen = DefaultMaxBulkLen
+	}
+	if cfg.MaxQueryBuffer <= 0 {
+		cfg.MaxQueryBuffer = DefaultMaxQueryBuffer
+	}
+	if cfg.MaxQueryBuffer < cfg.MaxBulkLen+readChunk {
+		cfg.MaxQueryBuffer = cfg.MaxBulkLen + readChunk
+	}
+	if cfg.Listen == "" && cfg.Socket == "" {
+		return nil, errors.New("kv: neither listen address nor socket set")
+	}
+	if cfg.Listen != "" && !cfg.AllowRemote {
+		host, _, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("kv: listen %q: %w", cfg.Listen, err)
+		}
+		if !isLoopbackHost(host) {
+			return nil, fmt.Errorf("kv: listen %q is not a loopback address (set AllowRemote to allow)", cfg.Listen)
+		}
+	}
+	if cfg.Auth != nil && cfg.Password != "" {
+		return nil, errors.New("kv: Password and Auth are exclusive")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   log.WithGroup("kv"),
+		st:    newStore(cfg.MemoryLimit, cfg.Eviction == EvictionNone),
+		conns: make(map[*conn]struct{}),
+	}
+	if cfg.Registerer != nil {
+		if err := s.registerMetrics(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("kv: register metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Start binds the listeners and serves in goroutines owned by s. It returns
+// once listening; cancelling ctx or calling Close stops the server.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.running {
+		return errors.New("kv: server already started or closed")
+	}
+	var lns []net.Listener
+	fail := func(err error) error {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
+	if s.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fail(fmt.Errorf("kv: listen %s: %w", s.cfg.Listen, err))
+		}
+		lns = append(lns, ln)
+	}
+	if s.cfg.Socket != "" {
+		// A socket file left by a previous run would make bind fail.
+		if fi, err := os.Lstat(s.cfg.Socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(s.cfg.Socket)
+		}
+		ln, err := net.Listen("unix", s.cfg.Socket)
+		if err != nil {
+			return fail(fmt.Errorf("kv: listen unix %s: %w", s.cfg.Socket, err))
+		}
+		// PHP runs as another user; access control is AUTH, as on TCP.
+		if err := os.Chmod(s.cfg.Socket, 0o666); err != nil {
+			ln.Close()
+			return fail(fmt.Errorf("kv: chmod %s: %w", s.cfg.Socket, err))
+		}
+		lns = append(lns, ln)
+	}
+	s.listeners = lns
+	s.running = true
+	s.started = time.Now()
+	ctx, s.cancel = context.WithCancel(ctx)
+	for _, ln := range lns {
+		s.wg.Add(1)
+		go s.acceptLoop(ln)
+	}
+	s.wg.Add(1)
+	go s.background(ctx)
+	s.log.Info("kv listening", "addr", s.Addr(), "socket", s.cfg.Socket, "memory_limit", s.cfg.MemoryLimit, "eviction", s.cfg.Eviction)
+	return nil
+}
+
+// Addr is the TCP address being served (useful with port 0), or the unix
+// socket address when there is no TCP listener; nil before Start.
+func (s *Server) Addr() net.Addr {
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].Addr()
+}
+
+// Close stops listening, closes every connection and waits for all of the
+// server's goroutines to end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	var err error
+	for _, ln := range s.listeners {
+		if e := ln.Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if s.cfg.Socket != "" && s.running {
+		os.Remove(s.cfg.Socket)
+	}
+	return err
+}
+
+// background runs the active expiry cycle and the LRU clock until ctx ends,
+// then closes the server if it was ctx that ended.
+func (s *Server) background(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(expireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Close may be waiting for us; closing from here must not block.
+			go s.Close()
+			return
+		case <-t.C:
+			s.st.tick()
+			s.st.expireCycle()
+		}
+	}
+}
+
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, don't spin.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			s.log.Warn("kv accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.connsTotal.Add(1)
+		if s.nconns.Load() >= int64(s.cfg.MaxConnections) {
+			s.rejected.Add(1)
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(nc, "-ERR max number of clients reached\r\n")
+			nc.Close()
+			continue
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.nconns.Add(1)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.nconns.Add(-1)
+}
+
+// isLoopbackHost reports whether host names the local machine.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
