@@ -31,6 +31,9 @@ const (
 	MaxStderrBytes = 4 << 10
 	// readBufSize is the bufio size per connection: one full record.
 	readBufSize = 64 << 10
+	// stdinGrace is how long Close waits for the STDIN writer's last write
+	// after a clean END_REQUEST before giving up on the connection.
+	stdinGrace = 100 * time.Millisecond
 	// stdinChunk is the largest STDIN record we send.
 	stdinChunk = maxContent
 )
@@ -265,6 +268,9 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, params []Param, body *
 	status, hdr, err := rb.readHeaders()
 	if err != nil {
 		retry := !cn.rr.gotBytes
+		if err == io.EOF && cn.rr.gotBytes {
+			err = fmt.Errorf("%w: connection closed before END_REQUEST: %w", ErrProtocol, io.ErrUnexpectedEOF)
+		}
 		rb.waitStdin(true)
 		if rb.stdinErr != nil && !errors.Is(rb.stdinErr, errConnWrite) {
 			err = rb.stdinErr // the request body failed: report that
@@ -494,6 +500,8 @@ func (rb *respBody) fail(err error) error {
 		rb.err = rb.stdinErr // the request body failed: report that
 	case errors.Is(err, ErrProtocol), errors.Is(err, ErrOverloaded):
 		rb.err = err
+	case err == io.EOF:
+		rb.err = fmt.Errorf("%w: connection closed before END_REQUEST: %w", ErrProtocol, io.ErrUnexpectedEOF)
 	case rb.aborted.Load() || rb.ctx.Err() != nil:
 		rb.err = fmt.Errorf("fastcgi: read response body: %w", rb.ctx.Err())
 	default:
@@ -535,14 +543,14 @@ func (rb *respBody) Close() error {
 		reusable = false // the deadline was poisoned by ctx
 	}
 	if rb.stdin != nil {
-		// php-fpm reads all of STDIN before it ends a request; if the
-		// writer is still busy the connection state is unknown.
-		select {
-		case err := <-rb.stdin:
-			rb.stdinErr, rb.stdinOK = err, err == nil
-			rb.stdin = nil
-		default:
-			reusable = false
+		if reusable {
+			// php-fpm drains STDIN before it ends a request, so the writer
+			// is at most finishing its last write: give it a moment
+			// instead of throwing the connection away.
+			rb.cn.nc.SetWriteDeadline(time.Now().Add(stdinGrace))
+			rb.waitStdin(false)
+			rb.cn.nc.SetWriteDeadline(time.Time{})
+		} else {
 			rb.waitStdin(true)
 		}
 		if !rb.stdinOK {

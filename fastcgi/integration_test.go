@@ -250,8 +250,21 @@ func TestFPMKeepAlive(t *testing.T) {
 			t.Fatalf("body %q", body)
 		}
 	}
+	// POSTs (STDIN streamed by a goroutine) keep the connection too.
+	for i := range 10 {
+		form := "x=" + strconv.Itoa(i)
+		resp, err := c.Do(context.Background(), f.params("echo.php", "POST", "",
+			fastcgi.Param{Name: "CONTENT_TYPE", Value: "application/x-www-form-urlencoded"},
+			fastcgi.Param{Name: "CONTENT_LENGTH", Value: strconv.Itoa(len(form))}), strings.NewReader(form))
+		if err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		if body := readAll(t, resp); !strings.Contains(body, fmt.Sprintf(`"x":"%d"`, i)) {
+			t.Fatalf("body %s", body)
+		}
+	}
 	if got := d.dials.Load(); got != 1 {
-		t.Errorf("%d dials for 20 sequential requests, want 1", got)
+		t.Errorf("%d dials for 30 sequential requests, want 1", got)
 	}
 	if busy, idle := c.Stats(); busy != 0 || idle != 1 {
 		t.Errorf("Stats() = %d busy, %d idle; want 0, 1", busy, idle)
