@@ -433,7 +433,6 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-
 func BenchmarkDoHello(b *testing.B) {
 	f := startFPM(b, 2)
 	c, _ := f.client(b, fastcgi.Config{MaxConns: 2})
