@@ -3,6 +3,7 @@ package kv
 import (
 	"math"
 	"strconv"
+	"strings"
 )
 
 func cmdDel(c *conn, args [][]byte) {
@@ -183,7 +184,7 @@ func cmdKeys(c *conn, args [][]byte) {
 // present for the whole iteration is returned at least once, as Redis
 // promises, because it always falls in the same step.
 func cmdScan(c *conn, args [][]byte) {
-	cur, err := strconv.ParseUint(string(args[1]), 10, 64)
+	cur, err := parseCursor(string(args[1]))
 	if err != nil {
 		c.wr.Error(errInvalidCurs)
 		return
@@ -342,3 +343,13 @@ func (c *conn) rename(args [][]byte, nx bool) {
 
 func cmdRename(c *conn, args [][]byte)   { c.rename(args, false) }
 func cmdRenameNX(c *conn, args [][]byte) { c.rename(args, true) }
+
+// parseCursor accepts what C's strtoul does (Redis parses with it): a
+// negative cursor wraps around, which here simply means "past the end".
+func parseCursor(s string) (uint64, error) {
+	if strings.HasPrefix(s, "-") {
+		n, err := strconv.ParseInt(s, 10, 64)
+		return uint64(n), err
+	}
+	return strconv.ParseUint(strings.TrimPrefix(s, "+"), 10, 64)
+}

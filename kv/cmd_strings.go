@@ -75,6 +75,9 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 		return nil, false
 	}
 	s := string(b)
+	if l := strings.ToLower(s); (strings.HasPrefix(l, "0x") || strings.HasPrefix(l, "-0x") || strings.HasPrefix(l, "+0x")) && !strings.Contains(l, "p") {
+		s += "p0" // strtold takes hex without an exponent; Go needs one
+	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil && !isRangeErr(err) {
 		return nil, false
