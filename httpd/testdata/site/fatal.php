@@ -1,0 +1,2 @@
+<?php
+this_function_does_not_exist();

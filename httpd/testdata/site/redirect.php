@@ -1,0 +1,2 @@
+<?php
+header('Location: /env.php?from=redirect');

@@ -1,0 +1,98 @@
+// Package testutil holds helpers shared by ephpm's tests: polling
+// instead of sleeping, and finding the Debian programs tests drive.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RetryUntil calls f until it returns nil or the timeout passes, then
+// fails the test with f's last error.
+func RetryUntil(tb testing.TB, timeout time.Duration, f func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("still failing after %v: %v", timeout, err)
+		}
+		time.Sleep(wait)
+		if wait < 200*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// NeedProgram returns the path of a program, or skips the test when it
+// is missing, unless EPHPM_REQUIRE_ALL is set (as in CI), where a missing
+// program fails the test.
+func NeedProgram(tb testing.TB, names ...string) string {
+	tb.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+			if p := filepath.Join(dir, n); isExec(p) {
+				return p
+			}
+		}
+	}
+	if os.Getenv("EPHPM_REQUIRE_ALL") != "" {
+		tb.Fatalf("required program missing: %s", strings.Join(names, " or "))
+	}
+	tb.Skipf("program missing: %s", strings.Join(names, " or "))
+	return ""
+}
+
+func isExec(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// WorldReadableDir makes a temp dir that php-fpm workers running as an
+// unprivileged user can read (t.TempDir is 0700).
+func WorldReadableDir(tb testing.TB) string {
+	tb.Helper()
+	d := tb.TempDir()
+	for p := d; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		_ = os.Chmod(p, 0o755)
+	}
+	return d
+}
+
+// ProcessesMatching lists the PIDs whose command line contains s.
+func ProcessesMatching(s string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid := 0
+		for _, c := range e.Name() {
+			if c < '0' || c > '9' {
+				pid = -1
+				break
+			}
+			pid = pid*10 + int(c-'0')
+		}
+		if pid <= 0 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

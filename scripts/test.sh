@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The second command: install what is missing and run every test
+# (unit, end-to-end against real php-fpm/PHP/redis, short fuzz runs).
+# CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh --test
+export EPHPM_REQUIRE_ALL=1   # a missing peer program fails, never skips
+export GOFLAGS=-count=1
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -timeout 40m ./...
+
+echo "== go test -race (concurrency-heavy packages)"
+go test -race -timeout 20m ./httpd/... ./fastcgi/... ./phpfpm/... ./kv/...
+
+echo "== fuzz (short runs of every fuzz target)"
+FUZZTIME=${FUZZTIME:-8s}
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //' | sort -u); do
+    echo "-- $pkg $fz"
+    go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/ephpm-fuzz.log 2>&1 || { cat /tmp/ephpm-fuzz.log; exit 1; }
+  done
+done
+echo "all tests passed"
