@@ -246,7 +246,7 @@ func (s *Server) Close() error {
 	return err
 }
 
-// background runs the active expiry cycle and the LRU clock until ctx ends,
+// background runs the active expiry cycle until ctx ends,
 // then closes the server if it was ctx that ended.
 func (s *Server) background(ctx context.Context) {
 	defer s.wg.Done()
@@ -259,7 +259,6 @@ func (s *Server) background(ctx context.Context) {
 			go s.Close()
 			return
 		case <-t.C:
-			s.st.tick()
 			s.st.expireCycle()
 		}
 	}

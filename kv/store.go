@@ -87,7 +87,6 @@ type store struct {
 	noEvict bool
 	seed    maphash.Seed
 	used    atomic.Int64
-	clock   atomic.Uint32 // LRU clock in units of 100ms
 	mu      sync.RWMutex
 	sites   map[string]*site
 	expired atomic.Int64
@@ -95,12 +94,12 @@ type store struct {
 }
 
 func newStore(limit int64, noEvict bool) *store {
-	st := &store{limit: limit, noEvict: noEvict, seed: maphash.MakeSeed(), sites: make(map[string]*site)}
-	st.tick()
-	return st
+	return &store{limit: limit, noEvict: noEvict, seed: maphash.MakeSeed(), sites: make(map[string]*site)}
 }
 
-func (st *store) tick() { st.clock.Store(uint32(time.Now().UnixMilli() / 100)) }
+// lruClock is the access time in milliseconds, truncated: only differences
+// matter, and uint32 subtraction handles the wrap every 49 days.
+func lruClock() uint32 { return uint32(time.Now().UnixMilli()) }
 
 // site returns the keyspace called name, creating it on first use.
 func (st *store) site(name string, quota int64) *site {
@@ -195,6 +194,7 @@ func (st *store) evictOne(s *site) bool {
 		bestKey string
 		bestE   *entry
 	)
+	now := lruClock()
 	start := rand.IntN(NumDBs)
 	for i := 0; i < NumDBs && bestE == nil; i++ {
 		d := s.dbs[(start+i)%NumDBs].Load()
@@ -205,7 +205,7 @@ func (st *store) evictOne(s *site) bool {
 			sh := &d.shards[rand.IntN(numShards)]
 			sh.mu.Lock()
 			for k, e := range sh.m {
-				if bestE == nil || e.lru < bestE.lru {
+				if bestE == nil || now-e.lru > now-bestE.lru {
 					bestD, bestKey, bestE = d, k, e
 				}
 				break
@@ -325,13 +325,14 @@ func (d *db) lookup(sh *shard, key []byte) *entry {
 	if e == nil {
 		return nil
 	}
-	if e.exp != 0 && e.exp <= time.Now().UnixMilli() {
+	now := time.Now().UnixMilli()
+	if e.exp != 0 && e.exp <= now {
 		d.remove(sh, string(key), e)
 		d.site.expired.Add(1)
 		d.st.expired.Add(1)
 		return nil
 	}
-	e.lru = d.st.clock.Load()
+	e.lru = uint32(now)
 	return e
 }
 
@@ -351,7 +352,7 @@ func (d *db) insert(sh *shard, key string, e *entry) {
 	if sh.m == nil {
 		sh.m = make(map[string]*entry)
 	}
-	e.lru = d.st.clock.Load()
+	e.lru = lruClock()
 	sh.m[key] = e
 	if e.exp != 0 {
 		d.addTTL(sh, key, e)
@@ -432,7 +433,7 @@ func (d *db) setString(sh *shard, key []byte, val []byte, exp int64, keepTTL boo
 		if !keepTTL {
 			d.setExp(sh, key, e, exp)
 		}
-		e.lru = d.st.clock.Load()
+		e.lru = lruClock()
 		d.resize(key, e)
 		return
 	}
