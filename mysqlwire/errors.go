@@ -1,0 +1,87 @@
+package mysqlwire
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+
+	"vitess.io/vitess/go/mysql/sqlerror"
+
+	"github.com/ephpm/ephpm/sqlite"
+	"github.com/ephpm/ephpm/sqlxlate"
+)
+
+var (
+	reNoTable   = regexp.MustCompile(`no such table: (?:\w+\.)?(\S+)`)
+	reNoColumn  = regexp.MustCompile(`no such column: (\S+)`)
+	reExists    = regexp.MustCompile(`table "?([^" ]+)"? already exists`)
+	reUnique    = regexp.MustCompile(`(?:UNIQUE|PRIMARY KEY) constraint failed: (.+?)(?: \(\d+\))?$`)
+	reNotNull   = regexp.MustCompile(`NOT NULL constraint failed: (?:\w+\.)?(\S+?)(?: \(\d+\))?$`)
+	reSQLiteMsg = regexp.MustCompile(`^SQL logic error: (.*) \(1\)$`)
+)
+
+// toSQLError maps any error to the bare *sqlerror.SQLError vitess needs to
+// send a proper error packet (a wrapped one would become 1105 "unknown").
+func toSQLError(err error, database string) error {
+	var se *sqlerror.SQLError
+	if errors.As(err, &se) {
+		return se
+	}
+	var xe *sqlxlate.Error
+	if errors.As(err, &xe) {
+		state := xe.State
+		if state == "" {
+			state = sqlerror.SSUnknownSQLState
+		}
+		return sqlerror.NewSQLErrorf(sqlerror.ErrorCode(xe.Code), state, "%s", xe.Message)
+	}
+	switch {
+	case errors.Is(err, sqlite.ErrLockTimeout):
+		return sqlerror.NewSQLErrorf(sqlerror.ERLockWaitTimeout, sqlerror.SSUnknownSQLState, "Lock wait timeout exceeded; try restarting transaction")
+	case errors.Is(err, context.Canceled), errors.Is(err, sqlite.ErrClosed):
+		return sqlerror.NewSQLErrorf(sqlerror.ERQueryInterrupted, "70100", "Query execution was interrupted")
+	}
+	msg := err.Error()
+	if m := reSQLiteMsg.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+	}
+	code := sqlite.ErrorCode(err)
+	switch {
+	case code == sqlite.CodeConstraintUnique || code == sqlite.CodeConstraintPrimaryKey:
+		key := "PRIMARY"
+		if m := reUnique.FindStringSubmatch(msg); m != nil {
+			key = m[1]
+		}
+		return sqlerror.NewSQLErrorf(sqlerror.ERDupEntry, sqlerror.SSConstraintViolation, "Duplicate entry for key '%s'", key)
+	case code == sqlite.CodeConstraintNotNull:
+		col := "?"
+		if m := reNotNull.FindStringSubmatch(msg); m != nil {
+			col = m[1]
+		}
+		return sqlerror.NewSQLErrorf(sqlerror.ERBadNullError, sqlerror.SSConstraintViolation, "Column '%s' cannot be null", col)
+	case code&0xff == sqlite.CodeConstraint:
+		return sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSConstraintViolation, "%s", msg)
+	case code&0xff == sqlite.CodeBusy || code&0xff == sqlite.CodeLocked:
+		return sqlerror.NewSQLErrorf(sqlerror.ERLockWaitTimeout, sqlerror.SSUnknownSQLState, "Lock wait timeout exceeded; try restarting transaction")
+	case code&0xff == sqlite.CodeAuth || strings.Contains(msg, "not authorized"):
+		return sqlerror.NewSQLErrorf(sqlerror.ERSpecifiedAccessDenied, "42000", "Access denied; this operation is not allowed")
+	case code&0xff == sqlite.CodeReadOnly:
+		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "The database is read only")
+	case code&0xff == sqlite.CodeTooBig:
+		return sqlerror.NewSQLErrorf(sqlerror.ERDataTooLong, "22001", "Data too long")
+	}
+	if m := reNoTable.FindStringSubmatch(msg); m != nil {
+		return sqlerror.NewSQLErrorf(sqlerror.ERNoSuchTable, sqlerror.SSUnknownTable, "Table '%s.%s' doesn't exist", database, m[1])
+	}
+	if m := reNoColumn.FindStringSubmatch(msg); m != nil {
+		return sqlerror.NewSQLErrorf(sqlerror.ERBadFieldError, sqlerror.SSBadFieldError, "Unknown column '%s' in 'field list'", m[1])
+	}
+	if m := reExists.FindStringSubmatch(msg); m != nil {
+		return sqlerror.NewSQLErrorf(sqlerror.ERTableExists, "42S01", "Table '%s' already exists", m[1])
+	}
+	if strings.Contains(msg, "syntax error") || strings.Contains(msg, "incomplete input") {
+		return sqlerror.NewSQLErrorf(sqlerror.ERParseError, sqlerror.SSClientError, "You have an error in your SQL syntax: %s", msg)
+	}
+	return sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "%s", msg)
+}

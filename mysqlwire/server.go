@@ -1,0 +1,338 @@
+// Package mysqlwire is the MySQL protocol front of the site databases: PHP's
+// mysqli and pdo_mysql (and the mariadb CLI) connect to it, authenticate
+// with a site's credentials and run MySQL statements, which sqlxlate
+// translates into SQLite plans this package executes on the site's
+// sqlite.DB.
+package mysqlwire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+
+	"vitess.io/vitess/go/mysql"
+	vtlog "vitess.io/vitess/go/vt/log"
+	"vitess.io/vitess/go/vt/vtenv"
+
+	"github.com/ephpm/ephpm/sqlite"
+	"github.com/ephpm/ephpm/sqlxlate"
+)
+
+const (
+	// DefaultListen is where PHP finds the database unless configured.
+	DefaultListen = "127.0.0.1:3306"
+
+	// DefaultServerVersion is the MySQL version announced in the handshake;
+	// WordPress and mysqlnd enable utf8mb4 and modern SQL for 8.0.
+	DefaultServerVersion = "8.0.36"
+
+	// DefaultPlanCache is the number of translated plans kept in memory.
+	DefaultPlanCache = 4096
+)
+
+// Account is what a MySQL user name stands for: the password it must
+// present, the one database it may use, and how to reach that database.
+type Account struct {
+	User     string
+	Password string
+	// Database is the name clients see (USE, DATABASE(), SHOW TABLES);
+	// connecting to any other name fails with 1044.
+	Database string
+	// Open returns the site database and a release function called when
+	// the connection ends, so that the owner may close idle databases.
+	Open func(ctx context.Context) (db *sqlite.DB, release func(), err error)
+}
+
+// Directory maps a MySQL user name to its Account. Lookup returns nil, nil
+// for an unknown user. It is called once per connection attempt.
+type Directory interface {
+	Lookup(ctx context.Context, user string) (*Account, error)
+}
+
+// StaticDirectory is a fixed Directory keyed by user name.
+type StaticDirectory map[string]*Account
+
+var _ Directory = StaticDirectory(nil)
+
+// Lookup implements Directory.
+func (d StaticDirectory) Lookup(_ context.Context, user string) (*Account, error) {
+	return d[user], nil
+}
+
+// Translator turns MySQL into plans; *sqlxlate.Translator is the real one.
+type Translator interface {
+	Translate(ctx context.Context, sql string, cat sqlxlate.Catalog) (*sqlxlate.Plan, error)
+}
+
+var _ Translator = (*sqlxlate.Translator)(nil)
+
+// Config of the server.
+type Config struct {
+	// Listen is the TCP address; "" disables TCP.
+	Listen string
+	// Socket is the unix socket path; "" disables it.
+	Socket string
+	// AllowRemote permits a Listen address that is not loopback.
+	AllowRemote bool
+	// Sites resolves users to accounts. Required.
+	Sites Directory
+	// Translator defaults to sqlxlate.NewTranslator(DefaultPlanCache).
+	Translator Translator
+	// ServerVersion defaults to DefaultServerVersion.
+	ServerVersion string
+	Logger        *slog.Logger
+}
+
+// Server is the MySQL wire server. Start it once; Close stops the listeners,
+// closes every client connection and waits for their goroutines.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	env  *vtenv.Environment
+	xl   Translator
+	auth *authServer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loops and connections
+
+	mu        sync.Mutex
+	listeners []*mysql.Listener
+	conns     map[*mysql.Conn]struct{}
+	sites     map[*sqlite.DB]*siteState
+	closed    bool
+}
+
+// New checks cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	if cfg.Sites == nil {
+		return nil, errors.New("mysqlwire: Config.Sites is required")
+	}
+	if cfg.Listen == "" && cfg.Socket == "" {
+		return nil, errors.New("mysqlwire: neither Listen nor Socket is set")
+	}
+	if cfg.Listen != "" && !cfg.AllowRemote {
+		if err := checkLoopback(cfg.Listen); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ServerVersion == "" {
+		cfg.ServerVersion = DefaultServerVersion
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Translator == nil {
+		cfg.Translator = sqlxlate.NewTranslator(DefaultPlanCache)
+	}
+	// vitess logs through a process-wide logger; send it to ours.
+	vtlog.SwapLogger(cfg.Logger.With("component", "vitess"))
+	if err := sqlite.RegisterFunctions(SQLiteFunctions()); err != nil {
+		return nil, fmt.Errorf("mysqlwire: %w", err)
+	}
+	env, err := vtenv.New(vtenv.Options{MySQLServerVersion: cfg.ServerVersion})
+	if err != nil {
+		return nil, fmt.Errorf("mysqlwire: vitess environment: %w", err)
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "mysqlwire"),
+		env:   env,
+		xl:    cfg.Translator,
+		conns: map[*mysql.Conn]struct{}{},
+		sites: map[*sqlite.DB]*siteState{},
+	}
+	s.auth = &authServer{srv: s}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// checkLoopback refuses addresses that would expose the database beyond
+// this host: a wildcard or a non-loopback IP, or a name resolving to one.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("mysqlwire: listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("mysqlwire: listen %q is not a loopback address (set AllowRemote to permit it)", addr)
+	}
+	return nil
+}
+
+// Start binds the listeners and serves until Close or ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	if s.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("mysqlwire: listen %s: %w", s.cfg.Listen, err)
+		}
+		if err := s.serve(ln); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Socket != "" {
+		// A stale socket from a crashed run would make Listen fail.
+		if fi, err := os.Lstat(s.cfg.Socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(s.cfg.Socket)
+		}
+		ln, err := net.Listen("unix", s.cfg.Socket)
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("mysqlwire: listen %s: %w", s.cfg.Socket, err)
+		}
+		if err := os.Chmod(s.cfg.Socket, 0o660); err != nil {
+			ln.Close()
+			s.Close()
+			return fmt.Errorf("mysqlwire: chmod %s: %w", s.cfg.Socket, err)
+		}
+		if err := s.serve(ln); err != nil {
+			return err
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-s.ctx.Done():
+		}
+	}()
+	return nil
+}
+
+func (s *Server) serve(ln net.Listener) error {
+	l, err := mysql.NewListenerWithConfig(mysql.ListenerConfig{
+		Listener:           ln,
+		AuthServer:         s.auth,
+		Handler:            &handler{srv: s},
+		ConnReadBufferSize: 16 * 1024,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("mysqlwire: listener: %w", err)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return errors.New("mysqlwire: server closed")
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		l.Accept()
+	}()
+	return nil
+}
+
+// Addr is the bound TCP address (nil without TCP), useful with port 0.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if a := l.Addr(); a.Network() == "tcp" {
+			return a
+		}
+	}
+	return nil
+}
+
+// Close stops accepting, closes client connections (rolling back their open
+// transactions) and waits for every goroutine of the server.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	ls := s.listeners
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, l := range ls {
+		l.Close()
+	}
+	s.wg.Wait()
+	if s.cfg.Socket != "" {
+		os.Remove(s.cfg.Socket)
+	}
+	return nil
+}
+
+// siteState is shared by the connections of one database: its catalog.
+type siteState struct {
+	refs int
+	cat  *sqlxlate.SQLiteCatalog
+}
+
+func (s *Server) acquireSite(db *sqlite.DB, database string) *siteState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.sites[db]
+	if st == nil {
+		st = &siteState{cat: sqlxlate.NewCatalog(db.Reader(), database)}
+		s.sites[db] = st
+	}
+	st.refs++
+	return st
+}
+
+func (s *Server) releaseSite(db *sqlite.DB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.sites[db]; st != nil {
+		if st.refs--; st.refs <= 0 {
+			delete(s.sites, db)
+		}
+	}
+}
+
+// trackConn registers a live connection; false when the server is closing.
+func (s *Server) trackConn(c *mysql.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrackConn(c *mysql.Conn) {
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if ok {
+		s.wg.Done()
+	}
+}
+
+// SQLiteFunctions are the MySQL functions SQLite lacks (from sqlxlate), ready
+// for sqlite.Config.Functions. New registers them too, so a database opened
+// after New has them either way.
+func SQLiteFunctions() []sqlite.Function {
+	fns := sqlxlate.Functions()
+	out := make([]sqlite.Function, len(fns))
+	for i, f := range fns {
+		out[i] = sqlite.Function{Name: f.Name, NArgs: f.NArgs, Deterministic: f.Deterministic, Impl: f.Impl}
+	}
+	return out
+}

@@ -1,0 +1,34 @@
+package sqlite
+
+import (
+	"errors"
+
+	msqlite "modernc.org/sqlite"
+)
+
+// SQLite result codes callers map to their own protocol errors (the
+// extended codes keep the primary code in the low byte).
+const (
+	CodeError      = 1
+	CodeBusy       = 5
+	CodeLocked     = 6
+	CodeReadOnly   = 8
+	CodeInterrupt  = 9
+	CodeConstraint = 19
+	CodeTooBig     = 18
+	CodeAuth       = 23
+
+	CodeConstraintNotNull    = CodeConstraint | 5<<8
+	CodeConstraintPrimaryKey = CodeConstraint | 6<<8
+	CodeConstraintUnique     = CodeConstraint | 8<<8
+)
+
+// ErrorCode returns the (extended) SQLite result code carried by err, or 0
+// when err does not come from SQLite.
+func ErrorCode(err error) int {
+	var e *msqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
