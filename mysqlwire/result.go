@@ -354,11 +354,11 @@ func (s *session) describe(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 	}
 	last := len(plan.Stmts) - 1
 	for _, st := range plan.Stmts[:last] {
-		if _, err := q.ExecContext(ctx, st, argsFor(st, named)...); err != nil {
+		if _, err := execOn(ctx, q, st, named); err != nil {
 			return nil, err
 		}
 	}
-	rows, err := q.QueryContext(ctx, plan.Stmts[last], argsFor(plan.Stmts[last], named)...)
+	rows, err := queryOn(ctx, q, plan.Stmts[last], named)
 	if err != nil {
 		return nil, err
 	}

@@ -394,11 +394,11 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 	}
 	last := len(plan.Stmts) - 1
 	for _, st := range plan.Stmts[:last] {
-		if _, err := q.ExecContext(ctx, st, argsFor(st, named)...); err != nil {
+		if _, err := execOn(ctx, q, st, named); err != nil {
 			return nil, err
 		}
 	}
-	rows, err := q.QueryContext(ctx, plan.Stmts[last], argsFor(plan.Stmts[last], named)...)
+	rows, err := queryOn(ctx, q, plan.Stmts[last], named)
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +407,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 		return nil, err
 	}
 	if plan.CalcFoundRows != "" {
-		if err := q.QueryRowContext(ctx, plan.CalcFoundRows, argsFor(plan.CalcFoundRows, named)...).Scan(&s.foundRows); err != nil {
+		if err := queryRowOn(ctx, q, plan.CalcFoundRows, named).Scan(&s.foundRows); err != nil {
 			return nil, fmt.Errorf("found rows: %w", err)
 		}
 	} else {
@@ -486,7 +486,7 @@ func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlat
 	}
 	var affected, lastID int64
 	for i, st := range plan.Stmts {
-		r, err := w.ExecContext(ctx, st, argsFor(st, named)...)
+		r, err := execOn(ctx, w, st, named)
 		if err != nil {
 			return nil, err
 		}
@@ -533,7 +533,7 @@ func (s *session) set(ctx context.Context, plan *sqlxlate.Plan, args []any) erro
 			if s.w != nil {
 				src = s.w
 			}
-			if err := src.QueryRowContext(ctx, q, argsFor(q, named)...).Scan(&val); err != nil {
+			if err := queryRowOn(ctx, src, q, named).Scan(&val); err != nil {
 				return err
 			}
 		}
@@ -619,9 +619,77 @@ func (s *session) bind(plan *sqlxlate.Plan, args []any) []any {
 		named = append(named, sql.Named("v"+strconv.Itoa(i+1), v))
 	}
 	for _, p := range plan.SessionParams {
-		named = append(named, sql.Named(p, s.param(p)))
+		named = append(named, sql.Named(bindName(p), s.param(p)))
 	}
 	return named
+}
+
+// bindName makes a parameter name acceptable to database/sql, which wants
+// names that begin with a letter; rewriteParams renames them in the SQL.
+func bindName(p string) string {
+	if p != "" && !isLetter(p[0]) {
+		return "x" + p
+	}
+	return p
+}
+
+func isLetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
+
+// rewriteParams renames :name parameters that do not begin with a letter
+// (see bindName), outside string literals, identifiers and comments.
+func rewriteParams(q string) string {
+	if !strings.Contains(q, ":") {
+		return q
+	}
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch c {
+		case '\'', '"', '`', '[':
+			end := byte(c)
+			if c == '[' {
+				end = ']'
+			}
+			j := i + 1
+			for j < len(q) && q[j] != end {
+				j++
+			}
+			if j >= len(q) {
+				j = len(q) - 1
+			}
+			b.WriteString(q[i : j+1])
+			i = j
+			continue
+		case '-':
+			if i+1 < len(q) && q[i+1] == '-' {
+				j := strings.IndexByte(q[i:], '\n')
+				if j < 0 {
+					j = len(q) - i - 1
+				}
+				b.WriteString(q[i : i+j+1])
+				i += j
+				continue
+			}
+		case '/':
+			if i+1 < len(q) && q[i+1] == '*' {
+				j := strings.Index(q[i+2:], "*/")
+				end := len(q)
+				if j >= 0 {
+					end = i + 2 + j + 2
+				}
+				b.WriteString(q[i:end])
+				i = end - 1
+				continue
+			}
+		case ':':
+			if i+1 < len(q) && isIdentByte(q[i+1]) && !isLetter(q[i+1]) && (q[i+1] < '0' || q[i+1] > '9') {
+				b.WriteString(":x")
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 func (s *session) param(p string) any {
@@ -652,6 +720,28 @@ func (s *session) param(p string) any {
 		return s.uvars[name]
 	}
 	return nil
+}
+
+func stmtArgs(q string, named []any) (string, []any) {
+	if strings.Contains(q, ":_") {
+		q = rewriteParams(q)
+	}
+	return q, argsFor(q, named)
+}
+
+func execOn(ctx context.Context, on querier, q string, named []any) (sql.Result, error) {
+	q, args := stmtArgs(q, named)
+	return on.ExecContext(ctx, q, args...)
+}
+
+func queryOn(ctx context.Context, on querier, q string, named []any) (*sql.Rows, error) {
+	q, args := stmtArgs(q, named)
+	return on.QueryContext(ctx, q, args...)
+}
+
+func queryRowOn(ctx context.Context, on querier, q string, named []any) *sql.Row {
+	q, args := stmtArgs(q, named)
+	return on.QueryRowContext(ctx, q, args...)
 }
 
 // argsFor keeps the named arguments statement q uses: SQLite rejects
