@@ -455,3 +455,35 @@ func BenchmarkDoHello(b *testing.B) {
 		}
 	})
 }
+
+// TestFPMKeptConnPinsWorker documents why MaxConns must not exceed
+// pm.max_children: php-fpm keeps a worker on a kept-alive connection, so a
+// connection beyond the worker count waits in the listen backlog while
+// idle pooled connections hold every worker.
+func TestFPMKeptConnPinsWorker(t *testing.T) {
+	f := startFPM(t, 1)
+	c, d := f.client(t, fastcgi.Config{MaxConns: 2})
+	first, err := c.Do(context.Background(), f.params("sleep.php", "GET", "us=100000"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		// A second connection while the only worker is busy.
+		resp, err := c.Do(ctx, f.params("hello.php", "GET", ""), nil)
+		if err == nil {
+			readAll(t, resp)
+		}
+		done <- err
+	}()
+	waitFor := time.Now().Add(5 * time.Second)
+	for d.dials.Load() < 2 && time.Now().Before(waitFor) {
+		runtime.Gosched() // until the second request has its own connection
+	}
+	readAll(t, first) // the worker is now free but waits on the idle first conn
+	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second request: %v; php-fpm no longer pins workers to kept-alive connections?", err)
+	}
+}
