@@ -74,10 +74,9 @@ func (s *Server) buildParams(params []fastcgi.Param, r *http.Request, site *Site
 	add("SCRIPT_NAME", rt.scriptName)
 	add("SCRIPT_FILENAME", rt.file)
 	add("QUERY_STRING", rt.query)
+	// No PATH_TRANSLATED: with cgi.fix_pathinfo=0 php-fpm would run it
+	// as the script (nginx's fastcgi_params leaves it out too).
 	add("PATH_INFO", rt.pathInfo)
-	if rt.pathInfo != "" {
-		add("PATH_TRANSLATED", site.Root+rt.pathInfo)
-	}
 	add("SERVER_NAME", serverName)
 	add("SERVER_ADDR", serverAddr)
 	add("SERVER_PORT", serverPort)

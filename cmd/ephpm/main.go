@@ -1,9 +1,126 @@
+// Command ephpm is the PHP application server: the composition root
+// that wires config, the HTTP front, php-fpm and the embedded services.
 package main
+
 import (
- _ "github.com/pelletier/go-toml/v2"
- _ "github.com/prometheus/client_golang/prometheus"
- _ "github.com/andybalholm/brotli"
- _ "golang.org/x/sys/unix"
- _ "golang.org/x/net/idna"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ephpm/ephpm"
 )
-func main(){}
+
+const usage = `ephpm — PHP application server for edge hosting
+
+Usage:
+  ephpm serve [--config FILE] [--listen ADDR] [--root DIR]
+                                 serve PHP sites (no config needed: serves
+                                 the current directory on 0.0.0.0:8080)
+  ephpm config check [--config FILE]
+                                 validate the configuration and exit
+  ephpm version                  print the version
+  ephpm help                     this text
+
+Every config key can be set with EPHPM_<SECTION>__<KEY>, e.g.
+EPHPM_SERVER__LISTEN=127.0.0.1:9000 or EPHPM_PHP__WORKERS=8.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "ephpm %s\n", ephpm.Version)
+		return 0
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprintf(stderr, "usage: ephpm config check [--config FILE]\n")
+			return 2
+		}
+		return cmdConfigCheck(args[2:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "ephpm: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+type serveFlags struct {
+	config, listen, root string
+}
+
+func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.config, "config", "", "config file (ephpm.toml)")
+	fs.StringVar(&f.listen, "listen", "", "HTTP listen address (overrides [server] listen)")
+	fs.StringVar(&f.root, "root", "", "document root (overrides [server] document_root)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if f.config == "" {
+		if _, err := os.Stat("ephpm.toml"); err == nil {
+			f.config = "ephpm.toml"
+		}
+	}
+	return &f, nil
+}
+
+func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags("config check", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	if _, err := findFPM(cfg); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	name := cfg.File
+	if name == "" {
+		name = "(defaults)"
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", name)
+	return 0
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags("serve", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "ephpm: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, stdout); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "ephpm: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,2 @@
+<?php
+echo "front:" . $_SERVER['REQUEST_URI'];
