@@ -105,6 +105,42 @@ func init() {
 	add("client", -2, 0, 0, 0, 0, cmdClient)
 	add("info", -1, 0, 0, 0, 0, cmdInfo)
 	add("time", 1, flagFast, 0, 0, 0, cmdTime)
+	add("config", -2, 0, 0, 0, 0, cmdConfig)
+}
+
+// cmdConfig answers CONFIG GET for the few parameters tools read
+// (redis-benchmark asks for save and appendonly); settings come from
+// ephpm's own config, so CONFIG SET is refused.
+func cmdConfig(c *conn, args [][]byte) {
+	if !eq(args[1], "GET") {
+		c.wr.Error(sanitize("ERR CONFIG " + string(args[1]) + " is not supported by ephpm; use ephpm.toml [kv]"))
+		return
+	}
+	if len(args) < 3 {
+		c.wr.Error("ERR wrong number of arguments for 'config|get' command")
+		return
+	}
+	params := []struct{ k, v string }{
+		{"appendonly", "no"},
+		{"databases", strconv.Itoa(NumDBs)},
+		{"maxclients", strconv.Itoa(c.s.cfg.MaxConnections)},
+		{"maxmemory", strconv.FormatInt(c.s.st.limit, 10)},
+		{"maxmemory-policy", c.s.cfg.Eviction},
+		{"save", ""},
+	}
+	var out []string
+	for _, p := range params {
+		for _, pat := range args[2:] {
+			if Match([]byte(strings.ToLower(string(pat))), []byte(p.k)) {
+				out = append(out, p.k, p.v)
+				break
+			}
+		}
+	}
+	c.wr.ArrayLen(len(out))
+	for _, s := range out {
+		c.wr.BulkString(s)
+	}
 }
 
 func cmdPing(c *conn, args [][]byte) {
