@@ -90,6 +90,7 @@ type Supervisor struct {
 	deathSig syscall.Signal
 
 	restarts atomic.Int64
+	ready    atomic.Bool
 
 	mu      sync.Mutex
 	started bool
@@ -274,15 +275,12 @@ func (s *Supervisor) Pid() int {
 	return s.proc.Pid
 }
 
-// Ready reports whether the socket accepts connections right now.
-func (s *Supervisor) Ready() bool {
-	c, err := net.DialTimeout("unix", s.Socket(), 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
+// Ready reports whether php-fpm is running and its socket accepted a
+// connection since it was (re)started. It does not dial on every call: with
+// every worker pinned by a kept-alive fastcgi connection, a probe would sit
+// in the listen backlog unaccepted, and probes would pile up until the
+// backlog is full.
+func (s *Supervisor) Ready() bool { return s.ready.Load() }
 
 // Start writes the config, starts php-fpm and waits until its socket
 // accepts connections. ctx bounds only the start; php-fpm runs until Close.
@@ -363,7 +361,11 @@ func (s *Supervisor) run(first chan<- error) {
 		started := time.Now()
 		var state *os.ProcessState
 		if err == nil {
-			state, err = proc.Wait()
+			exited := make(chan struct{})
+			go func() { state, err = proc.Wait(); close(exited) }()
+			s.watchReady(proc, exited)
+			<-exited
+			s.ready.Store(false)
 			s.mu.Lock()
 			s.proc = nil
 			s.mu.Unlock()
@@ -453,12 +455,40 @@ func masterEnv() []string {
 	return env
 }
 
-// waitReady polls the socket until it accepts, php-fpm exits, or the
-// start times out.
+// watchReady polls the socket after a (re)start until it accepts, then
+// marks the supervisor ready. A master that does not listen within
+// StartTimeout is killed so that the run loop restarts it.
+func (s *Supervisor) watchReady(proc *os.Process, exited <-chan struct{}) {
+	deadline := time.NewTimer(s.cfg.StartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := net.DialTimeout("unix", s.Socket(), 200*time.Millisecond); err == nil {
+			c.Close()
+			s.ready.Store(true)
+			return
+		}
+		select {
+		case <-exited:
+			return
+		case <-s.ctx.Done():
+			return
+		case <-deadline.C:
+			s.log.Error("php-fpm is not accepting connections; killing it", "pid", proc.Pid, "timeout", s.cfg.StartTimeout, "log_tail", s.tail())
+			proc.Kill()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// waitReady waits until the run loop saw the socket accept, php-fpm
+// exits, or ctx ends.
 func (s *Supervisor) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	pid := s.Pid()
 	for {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/phpfpm"
 )
 
@@ -334,4 +336,40 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestReadyWithPinnedWorkers: a kept-alive fastcgi connection pins the only
+// worker; health checks must neither pile up in the listen backlog nor
+// report php-fpm down.
+func TestReadyWithPinnedWorkers(t *testing.T) {
+	requireFPM(t)
+	root := docroot(t, map[string]string{"info.php": infoPHP})
+	s, err := phpfpm.New(phpfpm.Config{RuntimeDir: runtimeDir(t), Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := fastcgi.NewClient(fastcgi.Config{Address: s.Socket(), MaxConns: 1})
+	defer c.Close()
+	do := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := c.Do(ctx, []fastcgi.Param{{Name: "SCRIPT_FILENAME", Value: filepath.Join(root, "info.php")}, {Name: "REQUEST_METHOD", Value: "GET"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	do() // the worker now waits on our idle connection
+	for i := range 600 {
+		if !s.Ready() {
+			t.Fatalf("Ready() false after %d checks", i)
+		}
+	}
+	do()
 }
