@@ -159,14 +159,14 @@ type Plan struct {
 
 // Session parameter names (see Plan.SessionParams).
 const (
-	ParamLastInsertID  = "_ephpm_last_insert_id"
-	ParamFoundRows     = "_ephpm_found_rows"
-	ParamRowCount      = "_ephpm_row_count"
-	ParamDatabase      = "_ephpm_database"
-	ParamUser          = "_ephpm_user"
-	ParamConnectionID  = "_ephpm_connection_id"
-	ParamVarPrefix     = "_ephpm_var_"  // + lower-case name without @@ or scope
-	ParamUserVarPrefix = "_ephpm_uvar_" // + lower-case name without @
+	ParamLastInsertID  = "ephpm_last_insert_id"
+	ParamFoundRows     = "ephpm_found_rows"
+	ParamRowCount      = "ephpm_row_count"
+	ParamDatabase      = "ephpm_database"
+	ParamUser          = "ephpm_user"
+	ParamConnectionID  = "ephpm_connection_id"
+	ParamVarPrefix     = "ephpm_var_"  // + lower-case name without @@ or scope
+	ParamUserVarPrefix = "ephpm_uvar_" // + lower-case name without @
 )
 
 // Column is MySQL result metadata for one result column.
