@@ -184,7 +184,8 @@ func (c *Client) Do(ctx context.Context, params []Param, body io.Reader) (*Respo
 		tracked = &trackedReader{r: body}
 	}
 	for attempt := 0; ; attempt++ {
-		cn, reused, err := c.get(ctx)
+		// The retry dials: after a php-fpm restart every idle conn is dead.
+		cn, reused, err := c.get(ctx, attempt > 0)
 		if err != nil {
 			<-c.sem
 			return nil, err
@@ -206,13 +207,13 @@ func (c *Client) Do(ctx context.Context, params []Param, body io.Reader) (*Respo
 }
 
 // get takes an idle connection or dials one; the caller holds a slot.
-func (c *Client) get(ctx context.Context) (*conn, bool, error) {
+func (c *Client) get(ctx context.Context, fresh bool) (*conn, bool, error) {
 	c.mu.Lock()
 	if c.done {
 		c.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	if n := len(c.idle); n > 0 {
+	if n := len(c.idle); n > 0 && !fresh {
 		cn := c.idle[n-1]
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()

@@ -328,12 +328,29 @@ func TestFPMRestartBetweenRequests(t *testing.T) {
 			t.Fatalf("body %q", body)
 		}
 	}
-	do()
+	// Two idle connections: both die with the restart, so the retry must
+	// dial rather than take the other idle one.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			resp, err := c.Do(context.Background(), f.params("sleep.php", "GET", "us=50000"), nil)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if _, idle := c.Stats(); idle != 2 {
+		t.Fatalf("%d idle connections, want 2", idle)
+	}
 	f.restart()
 	do() // the idle connection is dead: retried on a fresh one
-	if got := d.dials.Load(); got != 2 {
-		t.Errorf("%d dials, want 2", got)
+	if got := d.dials.Load(); got != 3 {
+		t.Errorf("%d dials, want 3", got)
 	}
+	do() // the other dead idle connection: retried too
+	do()
 	// A POST body that was not read yet is retried too.
 	f.restart()
 	form := "x=1"
