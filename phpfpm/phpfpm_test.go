@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -232,30 +233,7 @@ func TestParentSIGKILL(t *testing.T) {
 			if nons {
 				cmd.Env = append(cmd.Env, helperEnv+"_NONS=1")
 			}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
-			line, err := bufio.NewReader(out).ReadString('\n')
-			if err != nil || !strings.HasPrefix(line, "ready ") {
-				t.Fatalf("helper: %q %v", line, err)
-			}
-			master, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "ready ")))
-			ps := waitWorkers(t, dir, 2)
-			found := false
-			for _, p := range ps {
-				found = found || p.pid == master
-			}
-			if !found {
-				t.Fatalf("master %d not among %v", master, ps)
-			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			waitGone(t, dir, pidsOf(ps), 5*time.Second)
+			killParentAndCheck(t, cmd, dir)
 		})
 	}
 }
@@ -372,4 +350,78 @@ func TestReadyWithPinnedWorkers(t *testing.T) {
 		}
 	}
 	do()
+}
+
+// killParentAndCheck starts cmd (a helper running a supervisor on dir),
+// SIGKILLs it once php-fpm is up, and checks that php-fpm dies with it.
+func killParentAndCheck(t *testing.T, cmd *exec.Cmd, dir string) []proc {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready ") {
+		t.Fatalf("helper: %q %v", line, err)
+	}
+	master, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "ready ")))
+	ps := waitWorkers(t, dir, 2)
+	found := false
+	for _, p := range ps {
+		found = found || p.pid == master
+	}
+	if !found {
+		t.Fatalf("master %d not among %v", master, ps)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitGone(t, dir, pidsOf(ps), 5*time.Second)
+	return ps
+}
+
+// TestParentSIGKILLNonRoot runs the supervisor as an unprivileged user (no
+// PID namespace, no pool user) and kills it with SIGKILL.
+func TestParentSIGKILLNonRoot(t *testing.T) {
+	requireFPM(t)
+	if os.Geteuid() != 0 {
+		t.Skip("not root: TestParentSIGKILL already runs unprivileged")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	base, err := os.MkdirTemp("", "phpfpmnr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o777)
+	// The test binary may sit in a directory only root can read.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "phpfpm.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "run")
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	ps := killParentAndCheck(t, cmd, dir)
+	if st, err := os.Stat(filepath.Join(dir, "php-fpm.conf")); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != uid {
+			t.Errorf("config not written by the unprivileged user")
+		}
+	}
+	if len(ps) != 3 {
+		t.Errorf("processes: %v", ps)
+	}
 }
