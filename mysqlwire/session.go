@@ -204,7 +204,15 @@ func (s *session) translate(query string) (*sqlxlate.Plan, error) {
 
 // runSQL translates and runs one statement; args are the values of ?
 // placeholders for prepared statements.
-func (s *session) runSQL(query string, args []any) (*sqltypes.Result, error) {
+func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err error) {
+	// A bug in translation or execution fails the statement, not the
+	// connection (vitess would drop it) nor the server.
+	defer func() {
+		if x := recover(); x != nil {
+			s.srv.log.Error("panic in statement", "sql", query, "panic", x)
+			res, err = nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "internal error: %v", x)
+		}
+	}()
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -212,12 +220,10 @@ func (s *session) runSQL(query string, args []any) (*sqltypes.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.run(s.srv.ctx, plan, args)
+	res, err = s.run(s.srv.ctx, plan, args)
 	s.setStatus()
 	if err != nil {
-		if s.srv.log.Enabled(s.srv.ctx, -4) {
-			s.srv.log.Debug("statement failed", "sql", query, "err", err)
-		}
+		s.srv.log.Debug("statement failed", "sql", query, "err", err)
 		return nil, toSQLError(err, s.database)
 	}
 	return res, nil
@@ -445,21 +451,7 @@ func (s *session) exec(ctx context.Context, plan *sqlxlate.Plan, args []any) (*s
 		}
 		res, err = s.execStmts(ctx, s.w, plan, named)
 	} else {
-		var w *sqlite.Writer
-		w, err = s.db.AcquireWriter(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if len(plan.Stmts) > 1 {
-			if err = w.Begin(ctx); err == nil {
-				if res, err = s.execStmts(ctx, w, plan, named); err == nil {
-					err = w.Commit(ctx)
-				}
-			}
-		} else {
-			res, err = s.execStmts(ctx, w, plan, named)
-		}
-		w.Release(ctx) // rolls back if Begin succeeded and something failed
+		res, err = s.execAutocommit(ctx, plan, named)
 		if plan.SchemaChange {
 			s.inTx = false // DDL ends MySQL's transaction
 		}
@@ -477,6 +469,36 @@ func (s *session) exec(ctx context.Context, plan *sqlxlate.Plan, args []any) (*s
 	return res, nil
 }
 
+// execAutocommit runs a write outside a client transaction: its statements
+// commit together.
+func (s *session) execAutocommit(ctx context.Context, plan *sqlxlate.Plan, named []any) (*sqltypes.Result, error) {
+	w, err := s.db.AcquireWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Release(ctx) // rolls back if Begin succeeded and something failed
+	if len(plan.Stmts) == 1 {
+		return s.execStmts(ctx, w, plan, named)
+	}
+	if err := w.Begin(ctx); err != nil {
+		return nil, err
+	}
+	res, err := s.execStmts(ctx, w, plan, named)
+	if err != nil {
+		return nil, err
+	}
+	return res, w.Commit(ctx)
+}
+
+// resultCounts reads a result defensively: database/sql panics on the
+// (nil) driver result of SQL that holds no statement at all.
+func resultCounts(r sql.Result) (affected, lastID int64) {
+	defer func() { _ = recover() }()
+	affected, _ = r.RowsAffected()
+	lastID, _ = r.LastInsertId()
+	return affected, lastID
+}
+
 func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlate.Plan, named []any) (*sqltypes.Result, error) {
 	var before int64
 	if plan.DupKeyUpdate {
@@ -491,8 +513,7 @@ func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlat
 			return nil, err
 		}
 		if i == plan.Main {
-			affected, _ = r.RowsAffected()
-			lastID, _ = r.LastInsertId()
+			affected, lastID = resultCounts(r)
 		}
 	}
 	res := &sqltypes.Result{RowsAffected: uint64(max(affected, 0))}

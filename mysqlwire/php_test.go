@@ -1,0 +1,158 @@
+package mysqlwire_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// need skips the test when a Debian program is missing, unless
+// EPHPM_REQUIRE_ALL is set (CI), where a missing program fails.
+func need(t testing.TB, prog string) string {
+	t.Helper()
+	p, err := exec.LookPath(prog)
+	if err != nil {
+		if os.Getenv("EPHPM_REQUIRE_ALL") != "" {
+			t.Fatalf("%s is required: %v", prog, err)
+		}
+		t.Skipf("%s not installed", prog)
+	}
+	return p
+}
+
+func (ts *testServer) env(socket bool) []string {
+	host, port, _ := net.SplitHostPort(ts.addr)
+	env := append(os.Environ(),
+		"EPHPM_DB_HOST="+host, "EPHPM_DB_PORT="+port,
+		"EPHPM_DB_NAME="+testDB, "EPHPM_DB_USER="+testUser, "EPHPM_DB_PASSWORD="+testPassword)
+	if socket {
+		env = append(env, "EPHPM_DB_SOCKET="+ts.socket)
+	}
+	return env
+}
+
+// runPHP runs a script from testdata/php and decodes its JSON output.
+func runPHP(t *testing.T, ts *testServer, socket bool, script string, args ...string) map[string]any {
+	t.Helper()
+	php := need(t, "php")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, php, append([]string{"-d", "display_errors=stderr", "testdata/php/" + script}, args...)...)
+	cmd.Env = ts.env(socket)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("php %s: %v\nstdout: %s\nstderr: %s", script, err, stdout.String(), stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("php %s wrote to stderr: %s", script, stderr.String())
+	}
+	var out map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("php %s output is not JSON: %v\n%s", script, err, stdout.String())
+	}
+	return out
+}
+
+// js decodes a JSON literal so expectations read like the PHP output.
+func js(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("bad expectation %s: %v", s, err)
+	}
+	return v
+}
+
+func checkJSON(t *testing.T, out map[string]any, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		got, ok := out[k]
+		if !ok {
+			t.Errorf("%s: missing from PHP output", k)
+			continue
+		}
+		if !reflect.DeepEqual(got, js(t, w)) {
+			g, _ := json.Marshal(got)
+			t.Errorf("%s = %s, want %s", k, g, w)
+		}
+	}
+}
+
+func TestPHPMysqli(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		socket bool
+	}{{"tcp", false}, {"unix socket", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, withTranslator(nil))
+			out := runPHP(t, ts, tc.socket, "mysqli.php")
+			checkJSON(t, out, map[string]string{
+				"set_charset":      `true`,
+				"server_version":   `80036`,
+				"insert_id":        `1`,
+				"affected":         `1`,
+				"stmt_insert_id":   `2`,
+				"stmt_affected":    `1`,
+				"stmt_insert_id2":  `3`,
+				"escape_roundtrip": `true`,
+				// Text protocol: every value is a string, NULL is null.
+				"text_rows": `[
+					{"id":"1","name":"O'Brien \\ \"q\" \n 🎉","qty":"2","price":"9.5","created":"2024-01-02 03:04:05"},
+					{"id":"2","name":"widget","qty":"7","price":"1.25","created":null},
+					{"id":"3","name":"gadget","qty":"0","price":"0.5","created":null}]`,
+				"stmt_field_count": `5`,
+				"stmt_param_count": `1`,
+				// Binary protocol: ints and doubles are native, DATETIME a string.
+				"bind_result": `[[1,"O'Brien \\ \"q\" \n 🎉",2,9.5,"2024-01-02 03:04:05"],[2,"widget",7,1.25,null]]`,
+				"get_result": `[
+					{"id":1,"name":"O'Brien \\ \"q\" \n 🎉","qty":2,"price":9.5,"created":"2024-01-02 03:04:05"},
+					{"id":2,"name":"widget","qty":7,"price":1.25,"created":null}]`,
+				"echo":               `"echoed"`,
+				"dup":                `[1062,"23000"]`,
+				"no_table":           `[1146,"42S02"]`,
+				"in_tx_sum":          `"300"`,
+				"after_rollback_sum": `"9"`,
+				"after_commit_qty":   `"3"`,
+				"ping":               `true`,
+				"select_db":          `true`,
+				"select_other_db":    `1044`,
+				"multi":              `["1","2"]`,
+				"native":             `[2,7,1.25,"widget"]`,
+				"bad_password":       `1045`,
+			})
+		})
+	}
+}
+
+func TestPHPPDO(t *testing.T) {
+	for _, mode := range []string{"emulate", "native"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := startServer(t, withTranslator(nil))
+			out := runPHP(t, ts, false, "pdo.php", mode)
+			checkJSON(t, out, map[string]string{
+				"last_insert_id":  `"1"`,
+				"row_count":       `1`,
+				"last_insert_id2": `"2"`,
+				"update_count":    `2`,
+				// PHP 8.1+ pdo_mysql returns native ints and floats in both modes.
+				"rows": `[
+					{"id":1,"name":"alpha","qty":4,"price":2.5,"created":"2024-05-06 07:08:09"},
+					{"id":2,"name":"beta's","qty":5,"price":0.25,"created":null}]`,
+				"column_count":   `5`,
+				"named":          `"beta's"`,
+				"query":          `2`,
+				"dup":            `["23000",1062]`,
+				"no_table":       `["42S02",1146]`,
+				"in_tx":          `true`,
+				"after_rollback": `2`,
+			})
+		})
+	}
+}
