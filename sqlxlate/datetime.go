@@ -373,19 +373,19 @@ func dateFormat(t mtime, f string) string {
 		case 'T':
 			fmt.Fprintf(&b, "%02d:%02d:%02d", t.h, t.mi, t.s)
 		case 'U':
-			w, _ := calcWeek(t, 0)
+			w, _ := calcWeek(t, weekFirstWeekday)
 			fmt.Fprintf(&b, "%02d", w)
 		case 'u':
 			w, _ := calcWeek(t, weekMondayFirst)
 			fmt.Fprintf(&b, "%02d", w)
 		case 'V':
-			w, _ := calcWeek(t, weekYear)
+			w, _ := calcWeek(t, weekYear|weekFirstWeekday)
 			fmt.Fprintf(&b, "%02d", w)
 		case 'v':
 			w, _ := calcWeek(t, weekMondayFirst|weekYear)
 			fmt.Fprintf(&b, "%02d", w)
 		case 'X':
-			_, y := calcWeek(t, weekYear)
+			_, y := calcWeek(t, weekYear|weekFirstWeekday)
 			fmt.Fprintf(&b, "%04d", y)
 		case 'x':
 			_, y := calcWeek(t, weekMondayFirst|weekYear)
@@ -761,9 +761,8 @@ func fnFromDays(a []driver.Value) (driver.Value, error) {
 	if n < 366 {
 		return "0000-00-00", nil
 	}
-	// TO_DAYS('0000-01-01') is 1 and day numbers are proleptic Gregorian
-	// with year 0 a leap year, which Go's calendar also is.
-	g := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(n-1))
+	// MySQL's year 0 has 365 days, so count from 0001-01-01 = day 366.
+	g := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(n-366))
 	return g.Format(dLayout), nil
 }
 

@@ -2,6 +2,7 @@ package sqlxlate
 
 import (
 	"encoding/hex"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -75,6 +76,14 @@ func (x *xlate) format(buf *sqlparser.TrackedBuffer, node sqlparser.SQLNode) {
 		default:
 			n.Format(buf)
 		}
+	case *sqlparser.BetweenExpr:
+		if isNumericExpr(n.Left) {
+			c := *n
+			c.From, c.To = numericLiteral(n.From), numericLiteral(n.To)
+			c.Format(buf)
+			return
+		}
+		n.Format(buf)
 	case *sqlparser.CollateExpr:
 		buf.Myprintf("%v COLLATE %s", n.Expr, sqliteCollation(n.Collation))
 	case *sqlparser.IntroducerExpr:
@@ -293,7 +302,18 @@ func (x *xlate) formatSelect(buf *sqlparser.TrackedBuffer, n *sqlparser.Select) 
 			buf.Myprintf("%v", te)
 		}
 	}
-	buf.Myprintf("%v%v%v", n.Where, n.GroupBy, n.Having)
+	where, having := n.Where, n.Having
+	if having != nil && n.GroupBy == nil && !sqlparser.ContainsAggregation(n.SelectExprs) && !sqlparser.ContainsAggregation(having) {
+		// MySQL allows HAVING on a plain query (it may name select
+		// aliases, which SQLite's WHERE also resolves); SQLite does not.
+		if where == nil {
+			where = &sqlparser.Where{Type: sqlparser.WhereClause, Expr: having.Expr}
+		} else {
+			where = &sqlparser.Where{Type: sqlparser.WhereClause, Expr: &sqlparser.AndExpr{Left: where.Expr, Right: having.Expr}}
+		}
+		having = nil
+	}
+	buf.Myprintf("%v%v%v", where, n.GroupBy, having)
 	if n.Windows != nil {
 		buf.Myprintf(" %v", n.Windows)
 	}
@@ -373,8 +393,81 @@ func (x *xlate) formatComparison(buf *sqlparser.TrackedBuffer, n *sqlparser.Comp
 		if n.Modifier != 0 {
 			x.fail(notSupported("ANY/ALL comparison"))
 		}
+		// MySQL compares a number with a string numerically; SQLite ranks
+		// every number below every string unless a column's affinity
+		// converts the literal. Numeric expressions have no affinity, so
+		// numeric-looking string literals compared with them become numbers.
+		if isNumericExpr(n.Left) || isNumericExpr(n.Right) {
+			c := *n
+			c.Left, c.Right = numericLiteral(n.Left), numericLiteral(n.Right)
+			c.Format(buf)
+			return
+		}
 		n.Format(buf)
 	}
+}
+
+// numericLiteral turns a numeric-looking string literal (or a tuple of
+// them) into a number literal.
+func numericLiteral(e sqlparser.Expr) sqlparser.Expr {
+	switch v := e.(type) {
+	case *sqlparser.Literal:
+		if v.Type == sqlparser.StrVal {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v.Val), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+				if i, err := strconv.ParseInt(strings.TrimSpace(v.Val), 10, 64); err == nil {
+					return sqlparser.NewIntLiteral(strconv.FormatInt(i, 10))
+				}
+				return sqlparser.NewFloatLiteral(strconv.FormatFloat(f, 'g', -1, 64))
+			}
+		}
+	case sqlparser.ValTuple:
+		out := make(sqlparser.ValTuple, len(v))
+		for i, x := range v {
+			out[i] = numericLiteral(x)
+		}
+		return out
+	}
+	return e
+}
+
+var numericFuncs = map[string]bool{
+	"year": true, "month": true, "day": true, "dayofmonth": true, "hour": true, "minute": true,
+	"second": true, "week": true, "weekday": true, "dayofweek": true, "dayofyear": true,
+	"quarter": true, "unix_timestamp": true, "to_days": true, "datediff": true, "yearweek": true,
+	"length": true, "octet_length": true, "char_length": true, "character_length": true,
+	"abs": true, "floor": true, "ceil": true, "ceiling": true, "round": true, "truncate": true,
+	"instr": true, "field": true, "find_in_set": true, "crc32": true, "sign": true, "mod": true,
+	"pow": true, "power": true, "sqrt": true, "last_insert_id": true, "found_rows": true,
+	"row_count": true, "connection_id": true, "bit_length": true, "ascii": true, "ord": true,
+	"microsecond": true, "to_seconds": true, "time_to_sec": true, "inet_aton": true,
+}
+
+// isNumericExpr reports expressions whose value is a number in MySQL.
+func isNumericExpr(e sqlparser.Expr) bool {
+	switch v := e.(type) {
+	case *sqlparser.CastExpr:
+		return isNumericType(v.Type)
+	case *sqlparser.ConvertExpr:
+		return isNumericType(v.Type)
+	case *sqlparser.BinaryExpr:
+		return true
+	case *sqlparser.UnaryExpr:
+		return v.Operator == sqlparser.UMinusOp
+	case *sqlparser.FuncExpr:
+		return numericFuncs[v.Name.Lowered()]
+	case *sqlparser.LocateExpr, *sqlparser.ExtractFuncExpr, *sqlparser.TimestampDiffExpr,
+		*sqlparser.Count, *sqlparser.CountStar, *sqlparser.Sum, *sqlparser.Avg:
+		return true
+	}
+	return false
+}
+
+func isNumericType(t *sqlparser.ConvertType) bool {
+	switch strings.ToLower(t.Type) {
+	case "signed", "signed integer", "unsigned", "unsigned integer", "integer", "int", "decimal", "float", "double", "real":
+		return true
+	}
+	return false
 }
 
 func (x *xlate) formatCast(buf *sqlparser.TrackedBuffer, e sqlparser.Expr, t *sqlparser.ConvertType) {
@@ -416,8 +509,12 @@ func (x *xlate) formatGroupConcat(buf *sqlparser.TrackedBuffer, n *sqlparser.Gro
 		x.fail(notSupported("GROUP_CONCAT … LIMIT"))
 	}
 	sep := ","
-	if n.Separator != "" || strings.Contains(strings.ToLower(x.src), "separator") {
+	if n.Separator != "" {
+		// vitess keeps the SEPARATOR literal as written
 		sep = n.Separator
+		if len(sep) >= 2 && (sep[0] == '\'' || sep[0] == '"') && sep[len(sep)-1] == sep[0] {
+			sep = strings.ReplaceAll(sep[1:len(sep)-1], string(sep[0])+string(sep[0]), string(sep[0]))
+		}
 	}
 	buf.WriteString("group_concat(")
 	if n.Distinct {
@@ -466,7 +563,10 @@ func (x *xlate) formatCurTime(buf *sqlparser.TrackedBuffer, n *sqlparser.CurTime
 }
 
 func (x *xlate) formatInterval(buf *sqlparser.TrackedBuffer, n *sqlparser.IntervalDateExpr) {
-	unit := strings.ToLower(n.Unit.ToString())
+	unit := "day" // ADDDATE(d, n) without a unit counts days
+	if n.Unit != 0 {
+		unit = strings.ToLower(n.Unit.ToString())
+	}
 	sign := ""
 	switch n.Syntax {
 	case sqlparser.IntervalDateExprDateSub, sqlparser.IntervalDateExprSubdate, sqlparser.IntervalDateExprBinarySub:
