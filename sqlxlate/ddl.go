@@ -390,6 +390,31 @@ func indexSQL(t *Table, ix *Index, ifNotExists bool) string {
 	return b.String()
 }
 
+// onUpdateSQL emulates ON UPDATE CURRENT_TIMESTAMP with a trigger. It
+// fires only for rows an UPDATE changed (unchanged rows are filtered out
+// by the changed-rows predicate), as in MySQL; recursive triggers are off,
+// so its own UPDATE does not fire it again, and changes() ignores it.
+func onUpdateSQL(t *Table) []string {
+	var out []string
+	for _, c := range t.Columns {
+		if c.OnUpdate == "" {
+			continue
+		}
+		now := "datetime('now','localtime')"
+		if parseColType(c.Type).base == "date" {
+			now = "date('now','localtime')"
+		}
+		temp := ""
+		if t.Temporary {
+			temp = "temp "
+		}
+		col := quoteIdent(c.Name)
+		out = append(out, "create "+temp+"trigger "+quoteIdent(t.Name+"__"+c.Name+"__on_update")+" after update on "+quoteIdent(t.Name)+
+			" for each row when new."+col+" is old."+col+" begin update "+quoteIdent(t.Name)+" set "+col+" = "+now+" where rowid = new.rowid; end")
+	}
+	return out
+}
+
 func dropIndexSQL(ix Index) string {
 	if ix.SQLiteName == "" {
 		return ""
@@ -406,6 +431,7 @@ func tableSQL(t *Table, ifNotExists bool) []string {
 			out = append(out, s)
 		}
 	}
+	out = append(out, onUpdateSQL(t)...)
 	if !t.Temporary {
 		out = append(out, schemaRowSQL(t))
 	}
@@ -478,7 +504,7 @@ func (x *xlate) createTablePlan(s *sqlparser.CreateTable) (*Plan, error) {
 	}
 	stmts := tableSQL(t, s.IfNotExists)
 	if s.Temp {
-		return &Plan{Kind: KindExec, Write: true, Stmts: splitStmts(stmts)}, nil
+		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, Stmts: splitStmts(stmts)}, nil
 	}
 	return ddlPlan(splitStmts(stmts)...), nil
 }
@@ -620,7 +646,7 @@ func (x *xlate) alterTablePlan(s *sqlparser.AlterTable) (*Plan, error) {
 				if err := addColumnKey(t, cd); err != nil {
 					return nil, err
 				}
-				simple := pos == len(t.Columns)-1 && !col.AutoIncrement && (cd.Type.Options == nil || cd.Type.Options.KeyOpt == sqlparser.ColKeyNone) &&
+				simple := pos == len(t.Columns)-1 && !col.AutoIncrement && col.OnUpdate == "" && (cd.Type.Options == nil || cd.Type.Options.KeyOpt == sqlparser.ColKeyNone) &&
 					!(col.DefaultIsExpr && col.Default != nil && *col.Default == "CURRENT_TIMESTAMP")
 				if simple && !rebuild {
 					cheap = append(cheap, "alter table "+quoteIdent(t.Name)+" add column "+columnSQL(col, false))
@@ -904,6 +930,7 @@ func rebuildSQL(old, t *Table, renames map[string]string) []string {
 			stmts = append(stmts, s)
 		}
 	}
+	stmts = append(stmts, onUpdateSQL(nt)...)
 	stmts = append(stmts, schemaRowSQL(nt))
 	if nt.AutoIncrement > 1 && rowidPK(nt) != "" && nt.AutoIncrement != old.AutoIncrement {
 		stmts = append(stmts, splitStmts([]string{setAutoIncSQL(nt.Name, nt.AutoIncrement)})...)

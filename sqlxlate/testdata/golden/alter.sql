@@ -7,7 +7,7 @@ CREATE TABLE wp_links (
  PRIMARY KEY  (link_id),
  KEY link_visible (link_visible)
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci;
-INSERT INTO wp_links (link_url, link_name) VALUES ('http://a', 'A'), ('http://b', 'B'), ('http://c', NULL);
+INSERT INTO wp_links (link_url, link_name) VALUES ('http://a', 'A'), ('http://b', 'B'), ('http://c', 'C');
 DELETE FROM wp_links WHERE link_id = 3;
 -- add column at the end: cheap ALTER
 ALTER TABLE wp_links ADD COLUMN link_notes mediumtext NOT NULL;
@@ -58,3 +58,9 @@ CREATE TABLE kv (k varchar(64) NOT NULL PRIMARY KEY, v longblob, hits int unsign
 INSERT INTO kv (k, v) VALUES ('a', x'00ff'), ('b', 'text');
 SELECT k, HEX(v), hits, LENGTH(ts) FROM kv ORDER BY k;
 SHOW FULL COLUMNS FROM kv;
+UPDATE kv SET hits = hits + 1 WHERE k = 'a';
+UPDATE kv SET ts = '2000-01-01 00:00:00' WHERE k = 'b';
+SELECT k, hits, ts = '2000-01-01 00:00:00', LENGTH(ts) FROM kv ORDER BY k;
+ALTER TABLE kv ADD COLUMN extra int NOT NULL DEFAULT 3 FIRST;
+UPDATE kv SET hits = 5 WHERE k = 'b';
+SELECT k, hits, extra, ts = '2000-01-01 00:00:00' FROM kv ORDER BY k;
