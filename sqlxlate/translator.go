@@ -103,7 +103,13 @@ func (t *Translator) put(k cacheKey, p *Plan, err error) {
 	}
 }
 
-func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (*Plan, error) {
+func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p *Plan, err error) {
+	defer func() {
+		// A translator bug must fail one statement, not the connection.
+		if r := recover(); r != nil {
+			p, err = nil, &Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("internal translator error: %v", r)}
+		}
+	}()
 	trimmed := strings.TrimSpace(sql)
 	trimmed = strings.TrimRight(trimmed, "; \t\r\n")
 	if trimmed == "" {
@@ -119,7 +125,7 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (*P
 		}
 	}
 	x := &xlate{ctx: ctx, cat: cat, src: trimmed, tables: map[string]*Table{}}
-	p, err := x.statement(stmt)
+	p, err = x.statement(stmt)
 	if err != nil {
 		return nil, err
 	}
