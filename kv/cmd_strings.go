@@ -5,7 +5,6 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Redis's reply texts, byte for byte, because clients and tests match them.
@@ -24,7 +23,6 @@ const (
 
 func errExpireTime(cmd string) string { return "ERR invalid expire time in '" + cmd + "' command" }
 
-func nowMs() int64 { return time.Now().UnixMilli() }
 
 // parseInt parses like Redis's string2ll: optional '-', no '+', no leading
 // zeros, no spaces, within int64.

@@ -33,6 +33,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	// Replies are flushed exactly when the next read would block: a
 	// pipeline's replies leave together, a lone command's at once.
 	c.rd.beforeRead = c.wr.Flush
+	c.rd.afterRead = tickClock
 	if s.cfg.Auth == nil && s.cfg.Password == "" {
 		c.authed = true
 		c.user = "default"

@@ -51,6 +51,8 @@ type Reader struct {
 	// beforeRead, if set, runs before each blocking read (the server
 	// flushes its replies there).
 	beforeRead func() error
+	// afterRead, if set, runs after each read that returned bytes.
+	afterRead func()
 }
 
 // NewReader returns a Reader that rejects bulk arguments longer than maxBulk
@@ -110,6 +112,9 @@ func (p *Reader) fill() error {
 	n, err := p.rd.Read(p.buf[p.w:])
 	p.w += n
 	if n > 0 {
+		if p.afterRead != nil {
+			p.afterRead()
+		}
 		return nil
 	}
 	if err == nil {

@@ -259,6 +259,7 @@ func (s *Server) background(ctx context.Context) {
 			go s.Close()
 			return
 		case <-t.C:
+			tickClock()
 			s.st.expireCycle()
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/ephpm/ephpm/kv"
@@ -20,7 +21,20 @@ func main() {
 	mem := flag.Int64("memory-limit", 0, "memory limit in bytes (0 = none)")
 	eviction := flag.String("eviction", kv.DefaultEviction, "allkeys-lru or noeviction")
 	password := flag.String("password", "", "requirepass")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv, err := kv.New(kv.Config{Listen: *listen, Socket: *socket, MemoryLimit: *mem, Eviction: *eviction, Password: *password, Logger: log})
@@ -37,6 +51,5 @@ func main() {
 	<-ctx.Done()
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
 	}
 }
