@@ -15,7 +15,7 @@ FPM_BIN=$(command -v php-fpm8.2 || echo /usr/sbin/php-fpm8.2)
 command -v wrk >/dev/null && command -v nginx >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
 bash scripts/deps.sh >/dev/null
-mkdir -p bin && go build -trimpath -o bin/ephpm ./cmd/ephpm
+mkdir -p bin && go build -o bin/ephpm ./cmd/ephpm
 
 rm -rf "$W" && mkdir -p "$W/docroot/static" "$W/nginx/tmp" "$W/fpm" "$W/ours"
 chmod 755 "$W" "$W/docroot" "$W/docroot/static"

@@ -20,8 +20,11 @@ const (
 	// their compressed variants) kept in memory.
 	DefaultFileCacheMax = 64 << 20
 	// DefaultFileCacheEntry is the largest file kept in memory; larger
-	// files are sent with sendfile.
-	DefaultFileCacheEntry = 1 << 20
+	// files go out with sendfile, which beats copying from user space.
+	DefaultFileCacheEntry = 64 << 10
+	// DefaultCompressCacheEntry is the largest file whose compressed
+	// form is made once and kept; larger ones are compressed on the fly.
+	DefaultCompressCacheEntry = 4 << 20
 )
 
 // fileEntry is what we know about one static file at one version.
@@ -76,6 +79,8 @@ func (c *fileCache) get(path string, fi fs.FileInfo) (*fileEntry, error) {
 			return e, nil
 		}
 		e.data = data
+	}
+	if e.data != nil || (e.comp && e.size <= DefaultCompressCacheEntry) {
 		c.put(path, e)
 	}
 	return e, nil
@@ -109,21 +114,39 @@ func (c *fileCache) account(n int64) {
 	c.mu.Unlock()
 }
 
-// variant returns the compressed form of a cached entry.
-func (c *fileCache) variant(e *fileEntry, enc string) []byte {
+// variant returns the compressed form of an entry, made on first use;
+// nil when the file is too big to keep compressed or cannot be read.
+func (c *fileCache) variant(e *fileEntry, path, enc string) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if (enc == "br" && e.brDone) || (enc != "br" && e.gzDone) {
+		if enc == "br" {
+			return e.br
+		}
+		return e.gz
+	}
+	data := e.data
+	if data == nil {
+		if e.size > DefaultCompressCacheEntry {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || int64(len(b)) != e.size {
+			return nil
+		}
+		data = b
+	}
 	switch enc {
 	case "br":
 		if !e.brDone {
-			e.br, e.brDone = compressBytes(e.data, "br", 9), true
+			e.br, e.brDone = compressBytes(data, "br", 9), true
 			e.mirrors += int64(len(e.br))
 			c.account(int64(len(e.br)))
 		}
 		return e.br
 	default:
 		if !e.gzDone {
-			e.gz, e.gzDone = compressBytes(e.data, "gzip", 9), true
+			e.gz, e.gzDone = compressBytes(data, "gzip", 9), true
 			e.mirrors += int64(len(e.gz))
 			c.account(int64(len(e.gz)))
 		}
@@ -228,8 +251,7 @@ func (s *Server) serveStatic(w *respWriter, r *http.Request, site *Site, rt *rou
 		return nil
 	}
 	if enc != "" {
-		if e.data != nil {
-			body := s.files.variant(e, enc)
+		if body := s.files.variant(e, rt.file, enc); body != nil {
 			h["Content-Encoding"] = []string{enc}
 			h["Content-Length"] = []string{strconv.Itoa(len(body))}
 			w.WriteHeader(http.StatusOK)

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 mkdir -p bin
-go build -trimpath -o bin/ephpm ./cmd/ephpm
+go build -o bin/ephpm ./cmd/ephpm
 echo "ephpm: serving the demo at http://127.0.0.1:8080"
 exec ./bin/ephpm serve --config examples/demo/ephpm.toml
