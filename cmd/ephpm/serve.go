@@ -63,6 +63,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		return fmt.Errorf("runtime dir: %w", err)
 	}
 
+	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
+		startPprof(addr, log)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
