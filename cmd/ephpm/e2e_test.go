@@ -297,3 +297,29 @@ func TestSIGKILLLeavesNoPHP(t *testing.T) {
 		return ctx.Err()
 	})
 }
+
+// TestServeKV: PHP reaches the embedded KV store with phpredis, by TCP
+// and by unix socket, with the password ephpm passes it.
+func TestServeKV(t *testing.T) {
+	testutil.NeedProgram(t, "php")
+	dir, _ := filepath.Abs("testdata/site")
+	kvAddr := freePort(t)
+	p := startEphpm(t, dir, "EPHPM_KV__ENABLED=true", "EPHPM_KV__LISTEN="+kvAddr, "EPHPM_KV__PASSWORD=s3cret")
+	for i, via := range []string{"tcp", "socket", "tcp"} {
+		code, body := get(t, "http://"+p.addr+"/kv.php?via="+via)
+		if code != 200 || body != strconv.Itoa(i+1) {
+			t.Errorf("kv via %s: %d %q", via, code, body)
+		}
+	}
+	// Without the password the store refuses.
+	c, err := net.Dial("tcp", kvAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET hits\r\n")
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "-NOAUTH") {
+		t.Errorf("unauthenticated GET: %q", line)
+	}
+}

@@ -62,6 +62,14 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	} else if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return fmt.Errorf("runtime dir: %w", err)
 	}
+	// PHP (an unprivileged user when we are root) must reach the KV and
+	// MySQL sockets: traverse-only on the run dir, a readable sock dir.
+	sockDir := filepath.Join(runDir, "sock")
+	if err := os.MkdirAll(sockDir, 0o755); err != nil {
+		return fmt.Errorf("socket dir: %w", err)
+	}
+	_ = os.Chmod(runDir, 0o711)
+	_ = os.Chmod(sockDir, 0o755)
 
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
 		startPprof(addr, log)
@@ -108,6 +116,16 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 			func() float64 { return float64(sup.Restarts()) }),
 	)
 
+	var siteParams []fastcgi.Param
+	if cfg.KV.Enabled {
+		kvs, params, err := startKV(ctx, cfg, sockDir, log, reg)
+		if err != nil {
+			return err
+		}
+		defer kvs.Close()
+		siteParams = append(siteParams, params...)
+	}
+
 	site := &httpd.Site{
 		Name:         "default",
 		Root:         root,
@@ -115,6 +133,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		Fallback:     cfg.Server.Fallback,
 		CacheControl: cfg.Server.Static.CacheControl,
 		PHP:          php,
+		Params:       siteParams,
 	}
 	front, err := httpd.New(httpd.Config{
 		Sites:          httpd.SingleSite{S: site},
