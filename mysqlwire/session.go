@@ -361,7 +361,23 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// cachedReader reads through the DB's prepared statement cache.
+type cachedReader struct{ db *sqlite.DB }
+
+func (r cachedReader) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return r.db.Reader().ExecContext(ctx, q, args...)
+}
+
+func (r cachedReader) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return r.db.QueryContext(ctx, q, args...)
+}
+
+func (r cachedReader) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return r.db.Reader().QueryRowContext(ctx, q, args...)
+}
+
 var (
+	_ querier = cachedReader{}
 	_ querier = (*sqlite.Writer)(nil)
 	_ querier = (*sql.DB)(nil)
 	_ querier = (*sql.Conn)(nil)
@@ -396,7 +412,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 		defer c.Close()
 		q = c
 	default:
-		q = s.db.Reader()
+		q = cachedReader{s.db}
 	}
 	last := len(plan.Stmts) - 1
 	for _, st := range plan.Stmts[:last] {

@@ -38,6 +38,11 @@ const (
 	// checkpoints and recovery make readers wait in WAL mode.
 	DefaultBusyTimeout = 5 * time.Second
 
+	// DefaultStmtCache is how many prepared read statements a DB keeps;
+	// SQLite parsing costs as much as running a point SELECT, but each
+	// entry costs memory on every reader connection.
+	DefaultStmtCache = 64
+
 	// DefaultCheckpointPages is the WAL size (in pages) above which ephpm
 	// checkpoints after a commit; SQLite's own autocheckpoint is off so that
 	// replication sees every frame before it is checkpointed.
@@ -84,6 +89,9 @@ type DB struct {
 	wdb    *sql.DB
 	wconn  *sql.Conn
 	wsem   chan struct{} // holds one token while a Writer is out
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 
 	hooksMu sync.RWMutex
 	hooks   []CommitHook
@@ -162,6 +170,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		log:     cfg.Logger.With("db", cfg.Path),
 		wsem:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
+		stmts:   map[string]*sql.Stmt{},
 	}
 	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
 		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)",
@@ -204,6 +213,56 @@ func (db *DB) Path() string { return db.cfg.Path }
 
 // Reader is the read-only pool. Reads never wait for the writer.
 func (db *DB) Reader() *sql.DB { return db.reader }
+
+// QueryContext runs a read on the reader pool through a small cache of
+// prepared statements (SQLite re-prepares them itself after schema changes).
+func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := db.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil && err.Error() == "sql: statement is closed" {
+		// Evicted between lookup and use.
+		return db.reader.QueryContext(ctx, query, args...)
+	}
+	return rows, err
+}
+
+func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	st := db.stmts[query]
+	db.stmtMu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := db.reader.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	var evict []*sql.Stmt
+	db.stmtMu.Lock()
+	if old := db.stmts[query]; old != nil {
+		evict = append(evict, st) // lost a race: keep the cached one
+		st = old
+	} else {
+		for q, s := range db.stmts {
+			if len(db.stmts) < DefaultStmtCache {
+				break
+			}
+			evict = append(evict, s) // random eviction: map order
+			delete(db.stmts, q)
+		}
+		db.stmts[query] = st
+	}
+	db.stmtMu.Unlock()
+	for _, s := range evict {
+		// Waits for rows still open on s (other sessions read theirs
+		// to the end at once).
+		s.Close()
+	}
+	return st, nil
+}
 
 // OnCommit adds a hook run after every commit (see CommitHook).
 func (db *DB) OnCommit(h CommitHook) {
@@ -307,6 +366,12 @@ func (db *DB) Close() error {
 		}
 		t.Stop()
 		var errs []error
+		db.stmtMu.Lock()
+		for q, st := range db.stmts {
+			st.Close()
+			delete(db.stmts, q)
+		}
+		db.stmtMu.Unlock()
 		if db.reader != nil {
 			errs = append(errs, db.reader.Close())
 		}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -314,5 +315,46 @@ func TestCloseWhileWriterHeldTimesOut(t *testing.T) {
 	}
 	if _, err := db.AcquireWriter(ctx); !errors.Is(err, sqlite.ErrClosed) {
 		t.Errorf("AcquireWriter after Close: %v, want ErrClosed", err)
+	}
+}
+
+func BenchmarkPointRead(b *testing.B) {
+	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "b.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	w, _ := db.AcquireWriter(ctx)
+	for _, q := range []string{"CREATE TABLE p (id INTEGER PRIMARY KEY, title TEXT, n INTEGER)",
+		"INSERT INTO p WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000) SELECT x, 'post ' || x, x * 2 FROM c"} {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w.Release(ctx)
+	const q = "SELECT title, n FROM p WHERE id = ?"
+	for _, bc := range []struct {
+		name  string
+		query func(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	}{
+		{"cached", db.QueryContext},
+		{"uncached", db.Reader().QueryContext},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var title string
+			var n int
+			for i := 0; b.Loop(); i++ {
+				rows, err := bc.query(ctx, q, i%1000+1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !rows.Next() {
+					b.Fatal("no row")
+				}
+				rows.Scan(&title, &n)
+				rows.Close()
+			}
+		})
 	}
 }
