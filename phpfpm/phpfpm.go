@@ -302,13 +302,15 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 	first := make(chan error, 1)
 	go s.run(first)
-	if err := <-first; err != nil {
-		<-s.done
-		return err
-	}
-	if err := s.waitReady(ctx); err != nil {
+	select {
+	case err := <-first:
+		if err != nil {
+			<-s.done
+			return err
+		}
+	case <-ctx.Done():
 		s.Close()
-		return err
+		return fmt.Errorf("phpfpm: waiting for php-fpm on %s: %w\n%s", s.Socket(), ctx.Err(), s.tail())
 	}
 	s.log.Info("php-fpm started", "pid", s.Pid(), "socket", s.Socket(), "workers", s.cfg.Workers, "binary", s.bin, "pid_namespace", s.useNS)
 	return nil
@@ -351,19 +353,26 @@ func (s *Supervisor) run(first chan<- error) {
 	attempt := 0
 	for {
 		proc, err := s.spawn()
-		if first != nil {
+		if err != nil && first != nil {
 			first <- err
-			first = nil
-			if err != nil {
-				return
-			}
+			return
 		}
 		started := time.Now()
 		var state *os.ProcessState
 		if err == nil {
 			exited := make(chan struct{})
 			go func() { state, err = proc.Wait(); close(exited) }()
-			s.watchReady(proc, exited)
+			ready := s.watchReady(proc, exited)
+			if first != nil {
+				if ready {
+					first <- nil
+					first = nil
+				} else {
+					// The first start fails fast with php-fpm's own words
+					// instead of entering the restart loop.
+					proc.Kill()
+				}
+			}
 			<-exited
 			s.ready.Store(false)
 			s.mu.Lock()
@@ -372,6 +381,10 @@ func (s *Supervisor) run(first chan<- error) {
 			// Without a PID namespace the workers of a SIGKILLed master
 			// live on (and keep the socket); they share its process group.
 			syscall.Kill(-proc.Pid, syscall.SIGKILL)
+			if first != nil {
+				first <- fmt.Errorf("phpfpm: php-fpm did not start (%v):\n%s", exitString(state, err), s.tail())
+				return
+			}
 		}
 		if s.ctx.Err() != nil {
 			return
@@ -380,14 +393,8 @@ func (s *Supervisor) run(first chan<- error) {
 			backoff, attempt = DefaultMinBackoff, 0
 		}
 		attempt++
-		exit := "?"
-		if err != nil {
-			exit = err.Error()
-		} else if state != nil {
-			exit = state.String()
-		}
 		s.log.Warn("php-fpm exited unexpectedly; restarting",
-			"exit", exit, "attempt", attempt, "delay", backoff, "log_tail", s.tail())
+			"exit", exitString(state, err), "attempt", attempt, "delay", backoff, "log_tail", s.tail())
 		t := time.NewTimer(backoff)
 		select {
 		case <-s.ctx.Done():
@@ -458,7 +465,7 @@ func masterEnv() []string {
 // watchReady polls the socket after a (re)start until it accepts, then
 // marks the supervisor ready. A master that does not listen within
 // StartTimeout is killed so that the run loop restarts it.
-func (s *Supervisor) watchReady(proc *os.Process, exited <-chan struct{}) {
+func (s *Supervisor) watchReady(proc *os.Process, exited <-chan struct{}) bool {
 	deadline := time.NewTimer(s.cfg.StartTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -467,43 +474,30 @@ func (s *Supervisor) watchReady(proc *os.Process, exited <-chan struct{}) {
 		if c, err := net.DialTimeout("unix", s.Socket(), 200*time.Millisecond); err == nil {
 			c.Close()
 			s.ready.Store(true)
-			return
+			return true
 		}
 		select {
 		case <-exited:
-			return
+			return false
 		case <-s.ctx.Done():
-			return
+			return false
 		case <-deadline.C:
 			s.log.Error("php-fpm is not accepting connections; killing it", "pid", proc.Pid, "timeout", s.cfg.StartTimeout, "log_tail", s.tail())
 			proc.Kill()
-			return
+			return false
 		case <-tick.C:
 		}
 	}
 }
 
-// waitReady waits until the run loop saw the socket accept, php-fpm
-// exits, or ctx ends.
-func (s *Supervisor) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	pid := s.Pid()
-	for {
-		if s.Ready() {
-			return nil
-		}
-		if s.Pid() != pid || pid == 0 {
-			return fmt.Errorf("phpfpm: php-fpm exited during start:\n%s", s.tail())
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("phpfpm: php-fpm not accepting on %s: %w\n%s", s.Socket(), ctx.Err(), s.tail())
-		case <-tick.C:
-		}
+func exitString(state *os.ProcessState, err error) string {
+	if err != nil {
+		return err.Error()
 	}
+	if state != nil {
+		return state.String()
+	}
+	return "unknown"
 }
 
 // tail returns the end of php-fpm's stderr and error log, for errors.
