@@ -156,3 +156,34 @@ func TestPHPPDO(t *testing.T) {
 		})
 	}
 }
+
+// TestPHPWordPressQueries runs what wpdb sends during install and page
+// views through the real translator.
+func TestPHPWordPressQueries(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	out := runPHP(t, ts, false, "wpdb.php")
+	checkJSON(t, out, map[string]string{
+		"select_db":        `true`,
+		"sql_mode_after":   `"NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"`,
+		"show_tables":      `["wp_options","wp_posts"]`,
+		"columns":          `[["ID","bigint(20) unsigned","NO","PRI"],["post_author","bigint(20) unsigned","NO",""],["post_date","datetime","NO",""]]`,
+		"describe_count":   `4`,
+		"options_insert":   `[1,1]`,
+		"options_upsert":   `2`,
+		"insert_ignore":    `0`,
+		"siteurl":          `"http://changed.test"`,
+		"case_insensitive": `1`,
+		"last_post_id":     `12`,
+		"page_ids":         `["12","11","10"]`,
+		"found_rows":       `"12"`,
+		"search":           `4`,
+		"date_fn":          `{"y":"2024","m":"1","d":"2024/01/03"}`,
+		"date_add":         `"2024-02-01 00:00:00"`,
+		"update_limit":     `2`,
+		"update_same":      `0`,
+		"delete":           `2`,
+		"count":            `"10"`,
+		"unknown_column":   `[1054,"42S22"]`,
+		"errors":           `[]`,
+	})
+}
