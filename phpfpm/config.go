@@ -21,6 +21,7 @@ type fpmConf struct {
 	Owner, OGroup string // socket owner; empty when not root
 	MemoryLimit   string
 	MaxExec       time.Duration
+	StopTimeout   time.Duration // process_control_timeout; default DefaultStopTimeout
 	INI           map[string]string
 	Env           map[string]string
 }
@@ -48,7 +49,11 @@ func (c fpmConf) render() string {
 	w("log_level = notice")
 	w("daemonize = no")
 	// Let SIGQUIT (graceful stop) wait for running requests this long.
-	w("process_control_timeout = %ds", int(DefaultStopTimeout/time.Second))
+	stop := c.StopTimeout
+	if stop <= 0 {
+		stop = DefaultStopTimeout
+	}
+	w("process_control_timeout = %ds", int((stop+time.Second-1)/time.Second))
 	w("")
 	w("[ephpm %s]", c.Dir)
 	if c.User != "" {

@@ -1,6 +1,18 @@
 // Package phpfpm supervises a php-fpm master: it writes the config ephpm
 // needs, runs `php-fpm --nodaemonize` as a child, restarts it with backoff
 // when it dies, and makes sure no php-fpm process outlives ephpm.
+//
+// Lifetime: php-fpm workers do NOT die when their master is SIGKILLed; they
+// are reparented and keep the listening socket (a new master then fails
+// with "Another FPM instance seems to already listen"). So:
+//   - as root, the master starts in its own PID namespace: when it dies the
+//     kernel kills every process in it; Pdeathsig is SIGKILL;
+//   - otherwise Pdeathsig is SIGTERM, on which the master stops its workers;
+//   - in both cases the master leads its own process group, which the
+//     supervisor SIGKILLs after the master exited.
+//
+// Pdeathsig fires when the OS thread that forked the master exits, so the
+// supervisor goroutine locks its thread for its whole life.
 package phpfpm
 
 import (
@@ -151,7 +163,7 @@ func New(cfg Config) (*Supervisor, error) {
 		log: cfg.Logger.With("component", "phpfpm"),
 		conf: fpmConf{
 			Dir: dir, Workers: cfg.Workers, MemoryLimit: cfg.MemoryLimit,
-			MaxExec: cfg.MaxExecutionTime, INI: cfg.INI, Env: cfg.Env,
+			MaxExec: cfg.MaxExecutionTime, StopTimeout: cfg.StopTimeout, INI: cfg.INI, Env: cfg.Env,
 		},
 	}
 	if os.Geteuid() == 0 {
