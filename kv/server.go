@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -322,4 +323,24 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// PHPEnv returns the EPHPM_KV_* variables a site's PHP gets to reach this
+// server with the given credentials (user "" and password "" in
+// single-keyspace mode without a password). Call after Start.
+func (s *Server) PHPEnv(user, password string) []string {
+	var host, port string
+	for _, ln := range s.listeners {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			host, port = a.IP.String(), strconv.Itoa(a.Port)
+			break
+		}
+	}
+	return []string{
+		"EPHPM_KV_HOST=" + host,
+		"EPHPM_KV_PORT=" + port,
+		"EPHPM_KV_SOCKET=" + s.cfg.Socket,
+		"EPHPM_KV_USER=" + user,
+		"EPHPM_KV_PASSWORD=" + password,
+	}
 }

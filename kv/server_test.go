@@ -383,6 +383,10 @@ func TestScanCoversAllKeys(t *testing.T) {
 	if calls < 3 {
 		t.Fatalf("SCAN took %d calls: COUNT ignored", calls)
 	}
+	// Redis parses the cursor with strtoul: -1 is a valid (huge) cursor.
+	if r := c.Do("SCAN", "-1"); !strings.HasPrefix(r, "*[$0, ") {
+		t.Fatalf("SCAN -1 = %q", r)
+	}
 }
 
 type scanReply struct {

@@ -43,12 +43,17 @@ func TestWordPressDropIn(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "kv.sock")
 	srv := startKV(t, kv.Config{Listen: "127.0.0.1:0", Socket: sock, Auth: sites()})
 	host, port, _ := net.SplitHostPort(srv.Addr().String())
+	env := strings.Join(srv.PHPEnv("alice", "pa"), " ")
+	if want := "EPHPM_KV_HOST=127.0.0.1 EPHPM_KV_PORT=" + port + " EPHPM_KV_SOCKET=" + sock + " EPHPM_KV_USER=alice EPHPM_KV_PASSWORD=pa"; env != want {
+		t.Fatalf("PHPEnv = %q, want %q", env, want)
+	}
 	cases := []struct {
 		name string
 		env  []string
 	}{
 		{"tcp", []string{"EPHPM_KV_HOST=" + host, "EPHPM_KV_PORT=" + port, "EPHPM_KV_SOCKET=", "EPHPM_KV_USER=alice", "EPHPM_KV_PASSWORD=pa"}},
-		{"unix socket", []string{"EPHPM_KV_SOCKET=" + sock, "EPHPM_KV_USER=alice", "EPHPM_KV_PASSWORD=pa"}},
+		// What cmd/ephpm hands PHP: the socket wins when set.
+		{"unix socket via PHPEnv", srv.PHPEnv("alice", "pa")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
