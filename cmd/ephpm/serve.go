@@ -117,6 +117,14 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	)
 
 	var siteParams []fastcgi.Param
+	if cfg.DB.SQLite.Proxy.Enabled {
+		_, stopDB, params, err := startDB(ctx, cfg, root, sockDir, log)
+		if err != nil {
+			return err
+		}
+		defer stopDB()
+		siteParams = append(siteParams, params...)
+	}
 	if cfg.KV.Enabled {
 		kvs, params, err := startKV(ctx, cfg, sockDir, log, reg)
 		if err != nil {

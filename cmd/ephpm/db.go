@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/ephpm/ephpm/config"
+	"github.com/ephpm/ephpm/fastcgi"
+	"github.com/ephpm/ephpm/mysqlwire"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// dataDir is where databases and secrets live: [server] data_dir, else
+// /var/lib/ephpm for root, else the user's XDG data dir.
+func dataDir(cfg *config.Config) (string, error) {
+	d := cfg.Server.DataDir
+	if d == "" {
+		if os.Geteuid() == 0 {
+			d = "/var/lib/ephpm"
+		} else if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+			d = filepath.Join(x, "ephpm")
+		} else {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("data dir: %w", err)
+			}
+			d = filepath.Join(home, ".local", "share", "ephpm")
+		}
+	}
+	d, err := filepath.Abs(d)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	return d, nil
+}
+
+// secret returns the persisted secret in file, creating it on first use.
+func secret(file string) (string, error) {
+	if b, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 18)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(buf)
+	tmp := file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("write secret: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err != nil {
+		return "", fmt.Errorf("write secret: %w", err)
+	}
+	return s, nil
+}
+
+// startDB opens the single site's database behind the MySQL wire
+// protocol and returns the EPHPM_DB_* variables PHP sees.
+func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log *slog.Logger) (*mysqlwire.Server, func(), []fastcgi.Param, error) {
+	dd, err := dataDir(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p := cfg.DB.SQLite.Proxy
+	path := cfg.DB.SQLite.Path
+	if path == "" {
+		// One database per document root, outside it.
+		sum := sha256.Sum256([]byte(root))
+		path = filepath.Join(dd, "db", fmt.Sprintf("%s-%s.db", p.Database, hex.EncodeToString(sum[:4])))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, nil, fmt.Errorf("database dir: %w", err)
+	}
+	if rel, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(rel, "..") {
+		log.Warn("the database file is inside the document root (it is never served, but keep it outside)", "path", path)
+	}
+	password := p.Password
+	if password == "" {
+		if password, err = secret(filepath.Join(dd, "mysql-password")); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	var (
+		mu sync.Mutex
+		db *sqlite.DB
+	)
+	open := func(ctx context.Context) (*sqlite.DB, func(), error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if db == nil {
+			d, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: log.WithGroup("sqlite")})
+			if err != nil {
+				return nil, nil, fmt.Errorf("open %s: %w", path, err)
+			}
+			db = d
+		}
+		return db, func() {}, nil
+	}
+	sock := p.Socket
+	if sock == "" {
+		sock = filepath.Join(sockDir, "mysql.sock")
+	}
+	srv, err := mysqlwire.New(mysqlwire.Config{
+		Listen: p.MySQLListen, Socket: sock, AllowRemote: p.AllowRemote,
+		Sites: mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}},
+		Logger: log.WithGroup("mysql"),
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return nil, nil, nil, fmt.Errorf("start mysql front: %w", err)
+	}
+	_ = os.Chmod(sock, 0o666) // access is by password, as with MySQL
+	stop := func() {
+		_ = srv.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if db != nil {
+			_ = db.Close()
+		}
+	}
+	host, port := "", ""
+	if a := srv.Addr(); a != nil {
+		host, port, _ = net.SplitHostPort(a.String())
+	}
+	log.Info("database", "path", path, "mysql", p.MySQLListen, "socket", sock, "user", p.User, "database", p.Database)
+	return srv, stop, []fastcgi.Param{
+		{Name: "EPHPM_DB_HOST", Value: host},
+		{Name: "EPHPM_DB_PORT", Value: port},
+		{Name: "EPHPM_DB_SOCKET", Value: sock},
+		{Name: "EPHPM_DB_NAME", Value: p.Database},
+		{Name: "EPHPM_DB_USER", Value: p.User},
+		{Name: "EPHPM_DB_PASSWORD", Value: password},
+	}, nil
+}
