@@ -227,25 +227,25 @@ func (c *Client) get(ctx context.Context, fresh bool) (*conn, bool, error) {
 // roundTrip sends the request and reads the header block. On error the
 // caller closes cn; retry reports whether nothing was received.
 func (c *Client) roundTrip(ctx context.Context, cn *conn, params []Param, body *trackedReader) (*Response, bool, error) {
-	var stop func() bool
-	var aborted atomic.Bool
+	// One allocation holds the body state and the Response.
+	rb := &respBody{c: c, cn: cn, ctx: ctx}
 	if ctx.Done() != nil {
 		// Interrupt blocked reads/writes when ctx ends, also while the
 		// caller reads the body later.
-		stop = context.AfterFunc(ctx, func() {
-			aborted.Store(true)
+		rb.stop = context.AfterFunc(ctx, func() {
+			rb.aborted.Store(true)
 			cn.nc.SetDeadline(time.Unix(1, 0))
 		})
 	}
 	ctxErr := func(op string, err error) error {
-		if aborted.Load() || ctx.Err() != nil {
+		if rb.aborted.Load() || ctx.Err() != nil {
 			return fmt.Errorf("fastcgi: %s: %w", op, ctx.Err())
 		}
 		return fmt.Errorf("fastcgi: %s: %w", op, err)
 	}
 	fail := func(retry bool, err error) (*Response, bool, error) {
-		if stop != nil {
-			stop()
+		if rb.stop != nil {
+			rb.stop()
 		}
 		return nil, retry, err
 	}
@@ -259,7 +259,6 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, params []Param, body *
 		return fail(true, ctxErr("write request", err))
 	}
 
-	rb := &respBody{c: c, cn: cn, stop: stop, aborted: &aborted, ctx: ctx}
 	if body != nil {
 		rb.stdin = make(chan error, 1)
 		go func() { rb.stdin <- c.writeStdin(cn.nc, body) }()
@@ -280,7 +279,8 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, params []Param, body *
 		}
 		return fail(retry, err)
 	}
-	return &Response{Status: status, Header: hdr, Body: rb, Stderr: rb.stderrString}, false, nil
+	rb.resp = Response{Status: status, Header: hdr, Body: rb, Stderr: rb.stderrString}
+	return &rb.resp, false, nil
 }
 
 // errConnWrite marks a failed write of STDIN to the connection (as opposed
@@ -337,7 +337,8 @@ type respBody struct {
 	cn      *conn
 	ctx     context.Context
 	stop    func() bool
-	aborted *atomic.Bool
+	aborted atomic.Bool
+	resp    Response
 
 	pending []byte // body bytes read together with the headers
 	ended   bool   // END_REQUEST seen and valid

@@ -40,12 +40,20 @@ func headerEnd(b []byte, from int) int {
 // Status header (removed from the map); 302 if there is a Location and no
 // Status; otherwise 200.
 func parseHeaders(block []byte) (int, http.Header, error) {
-	h := make(http.Header, 8)
+	// Keys and values are substrings of one string, and all values share
+	// one backing array: a handful of allocations per response.
+	all := string(block)
+	lines := bytes.Count(block, []byte{'\n'}) + 1
+	h := make(http.Header, lines)
+	vals := make([]string, 0, lines)
 	status := 0
+	off := 0 // offset of block[0] in all
 	for len(block) > 0 {
 		var line []byte
+		lineOff := off
 		if i := bytes.IndexByte(block, '\n'); i >= 0 {
 			line, block = block[:i], block[i+1:]
+			off += i + 1
 		} else {
 			line, block = block, nil
 		}
@@ -63,7 +71,9 @@ func parseHeaders(block []byte) (int, http.Header, error) {
 				return 0, nil, protoErr("invalid header name %q", clip(name))
 			}
 		}
-		value := bytes.TrimSpace(line[colon+1:])
+		value := bytes.TrimLeft(line[colon+1:], " \t")
+		valOff := lineOff + len(line) - len(value)
+		value = bytes.TrimRight(value, " \t")
 		for _, c := range value {
 			// No CR, NUL or other controls: they would let a script split
 			// the HTTP response (tab is allowed).
@@ -71,7 +81,7 @@ func parseHeaders(block []byte) (int, http.Header, error) {
 				return 0, nil, protoErr("invalid byte %#x in header %q", c, clip(name))
 			}
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		key := textproto.CanonicalMIMEHeaderKey(all[lineOff : lineOff+colon])
 		if key == "Status" {
 			st, ok := parseStatus(value)
 			if !ok {
@@ -80,7 +90,13 @@ func parseHeaders(block []byte) (int, http.Header, error) {
 			status = st
 			continue
 		}
-		h[key] = append(h[key], string(value))
+		v := all[valOff : valOff+len(value)]
+		if prev, ok := h[key]; ok {
+			h[key] = append(prev, v)
+		} else {
+			vals = append(vals, v)
+			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
 	}
 	if status == 0 {
 		status = http.StatusOK
