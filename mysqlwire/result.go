@@ -29,9 +29,14 @@ type cell struct {
 	kind byte // 'i' int, 'f' float, 's' text, 'b' binary, 't' time, 'n' null
 }
 
-// collect reads all rows (types must be known before the first row is
-// sent) and builds the MySQL result.
-func (s *session) collect(plan *sqlxlate.Plan, rows *sql.Rows) (*sqltypes.Result, error) {
+// describeRows is how many rows a prepare-time describe reads to infer the
+// types of expression columns.
+const describeRows = 16
+
+// collect reads the rows (all of them, or at most limit when limit > 0:
+// types must be known before the first row is sent) and builds the MySQL
+// result.
+func (s *session) collect(plan *sqlxlate.Plan, rows *sql.Rows, limit int) (*sqltypes.Result, error) {
 	defer rows.Close()
 	cts, err := rows.ColumnTypes()
 	if err != nil {
@@ -48,7 +53,7 @@ func (s *session) collect(plan *sqlxlate.Plan, rows *sql.Rows) (*sqltypes.Result
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	for rows.Next() {
+	for (limit <= 0 || len(cells) < limit) && rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
 		}
@@ -363,7 +368,7 @@ func (s *session) describe(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 		return nil, err
 	}
 	saved := s.foundRows
-	res, err := s.collect(plan, rows)
+	res, err := s.collect(plan, rows, describeRows)
 	s.foundRows = saved
 	if err != nil {
 		return nil, err

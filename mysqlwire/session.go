@@ -424,7 +424,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.collect(plan, rows)
+	res, err := s.collect(plan, rows, 0)
 	if err != nil {
 		return nil, err
 	}
