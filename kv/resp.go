@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -272,64 +271,96 @@ func (p *Reader) parseInline() ([][]byte, error) {
 	return args, nil
 }
 
-// Writer encodes RESP2 replies into a buffered writer.
+// Writer encodes RESP2 replies into a buffer. With a destination, the
+// buffer is written out when it passes its size and on Flush; without one
+// (event-loop mode) it only grows, and the owner drains Bytes.
 type Writer struct {
-	bw      *bufio.Writer
-	scratch []byte
+	dst   io.Writer
+	buf   []byte
+	limit int
+	err   error
 }
 
-// NewWriter wraps w with a buffer of the given size.
+// NewWriter returns a Writer that flushes to w once size bytes are
+// buffered; w may be nil.
 func NewWriter(w io.Writer, size int) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, size), scratch: make([]byte, 0, 32)}
+	return &Writer{dst: w, buf: make([]byte, 0, size), limit: size}
 }
 
-// Flush sends buffered replies.
-func (w *Writer) Flush() error { return w.bw.Flush() }
+// Flush sends buffered replies to the destination.
+func (w *Writer) Flush() error {
+	if w.dst == nil || len(w.buf) == 0 || w.err != nil {
+		return w.err
+	}
+	_, w.err = w.dst.Write(w.buf)
+	w.buf = w.buf[:0]
+	return w.err
+}
+
+// Bytes returns the buffered replies (event-loop mode).
+func (w *Writer) Bytes() []byte { return w.buf }
+
+// Reset drops the buffered replies, shrinking a buffer that grew for a
+// big reply so an idle connection does not pin it.
+func (w *Writer) Reset() {
+	if cap(w.buf) > 4*w.limit {
+		w.buf = make([]byte, 0, w.limit)
+	}
+	w.buf = w.buf[:0]
+}
+
+func (w *Writer) grew() {
+	if w.dst != nil && len(w.buf) >= w.limit {
+		w.Flush()
+	}
+}
 
 // Simple writes a status reply ("+OK").
 func (w *Writer) Simple(s string) {
-	w.bw.WriteByte('+')
-	w.bw.WriteString(s)
-	w.bw.WriteString("\r\n")
+	w.buf = append(w.buf, '+')
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '\r', '\n')
+	w.grew()
 }
 
 // Error writes an error reply; msg starts with its code ("ERR ...").
 func (w *Writer) Error(msg string) {
-	w.bw.WriteByte('-')
-	w.bw.WriteString(msg)
-	w.bw.WriteString("\r\n")
+	w.buf = append(w.buf, '-')
+	w.buf = append(w.buf, msg...)
+	w.buf = append(w.buf, '\r', '\n')
+	w.grew()
 }
 
 // Int writes an integer reply.
-func (w *Writer) Int(n int64) { w.prefixed(':', n) }
+func (w *Writer) Int(n int64) { w.prefixed(':', n); w.grew() }
 
 // ArrayLen starts an array of n elements.
-func (w *Writer) ArrayLen(n int) { w.prefixed('*', int64(n)) }
+func (w *Writer) ArrayLen(n int) { w.prefixed('*', int64(n)); w.grew() }
 
 // Null writes a null bulk string.
-func (w *Writer) Null() { w.bw.WriteString("$-1\r\n") }
+func (w *Writer) Null() { w.buf = append(w.buf, "$-1\r\n"...); w.grew() }
 
 // NullArray writes a null array.
-func (w *Writer) NullArray() { w.bw.WriteString("*-1\r\n") }
+func (w *Writer) NullArray() { w.buf = append(w.buf, "*-1\r\n"...); w.grew() }
 
 // Bulk writes a bulk string.
 func (w *Writer) Bulk(b []byte) {
 	w.prefixed('$', int64(len(b)))
-	w.bw.Write(b)
-	w.bw.WriteString("\r\n")
+	w.buf = append(w.buf, b...)
+	w.buf = append(w.buf, '\r', '\n')
+	w.grew()
 }
 
 // BulkString writes a bulk string.
 func (w *Writer) BulkString(s string) {
 	w.prefixed('$', int64(len(s)))
-	w.bw.WriteString(s)
-	w.bw.WriteString("\r\n")
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '\r', '\n')
+	w.grew()
 }
 
 func (w *Writer) prefixed(c byte, n int64) {
-	b := append(w.scratch[:0], c)
-	b = strconv.AppendInt(b, n, 10)
-	b = append(b, '\r', '\n')
-	w.bw.Write(b)
-	w.scratch = b
+	w.buf = append(w.buf, c)
+	w.buf = strconv.AppendInt(w.buf, n, 10)
+	w.buf = append(w.buf, '\r', '\n')
 }
