@@ -58,6 +58,7 @@ type Server struct {
 	Fallback       string   `toml:"fallback"`
 	TrustedProxies []string `toml:"trusted_proxies"`
 	AccessLog      bool     `toml:"access_log"`
+	LogLevel       string   `toml:"log_level"`
 	DataDir        string   `toml:"data_dir"`
 	RuntimeDir     string   `toml:"runtime_dir"`
 	Static         Static   `toml:"static"`
@@ -150,6 +151,7 @@ func New() *Config {
 			IndexFiles: append([]string(nil), DefaultIndexFiles...),
 			Fallback:   DefaultFallback,
 			AccessLog:  true,
+			LogLevel:   "info",
 			Response:   Response{Compression: true, CompressionMinSize: DefaultCompressMinSize},
 			Request:    Request{MaxBodySize: DefaultMaxBodySize, MaxHeaderSize: DefaultMaxHeaderSize},
 			Timeouts:   Timeouts{Request: Duration(DefaultRequestTimeout), Shutdown: Duration(DefaultShutdownTimeout)},
@@ -339,6 +341,11 @@ func (c *Config) Validate() error {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			bad("server.trusted_proxies", "%q is neither an IP address nor a CIDR range", p)
 		}
+	}
+	switch c.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("server.log_level", "must be debug, info, warn or error, got %q", c.Server.LogLevel)
 	}
 	if c.Server.Request.MaxBodySize <= 0 {
 		bad("server.request.max_body_size", "must be positive")

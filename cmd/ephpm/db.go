@@ -124,7 +124,7 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 	}
 	srv, err := mysqlwire.New(mysqlwire.Config{
 		Listen: p.MySQLListen, Socket: sock, AllowRemote: p.AllowRemote,
-		Sites: mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}},
+		Sites:  mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}},
 		Logger: log.WithGroup("mysql"),
 	})
 	if err != nil {

@@ -47,7 +47,9 @@ func findFPM(cfg *config.Config) (string, error) {
 func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	logw := newLogWriter(stdout)
 	defer logw.Close()
-	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Server.LogLevel))
+	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
 
 	root, err := cfg.Root()
 	if err != nil {
