@@ -278,3 +278,32 @@ func BenchmarkPointSelect(b *testing.B) {
 		})
 	}
 }
+
+// TestMariaDBInteractive drives the interactive client through a pty (as
+// `ephpm db shell` users would): its startup queries, `status` and a
+// query must work.
+func TestMariaDBInteractive(t *testing.T) {
+	cli := need(t, "mariadb")
+	scriptCmd := need(t, "script")
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	mustExec(t, db, "CREATE TABLE t1 (id INT PRIMARY KEY, name VARCHAR(10))")
+	host, port, _ := net.SplitHostPort(ts.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	line := fmt.Sprintf("%s --no-defaults -h %s -P %s -u %s -p'%s' %s", cli, host, port, testUser, testPassword, testDB)
+	cmd := exec.CommandContext(ctx, scriptCmd, "-qc", line, "/dev/null")
+	cmd.Stdin = strings.NewReader("status\nselect 40+2 AS answer;\nshow tables;\nquit\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadb: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Current database:\twordpress", "Current user:\t\twp@localhost", "| answer |", "|     42 |", "| Tables_in_wordpress |", "| t1 "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "ERROR") {
+		t.Errorf("errors in session:\n%s", out)
+	}
+}
