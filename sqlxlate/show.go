@@ -111,41 +111,53 @@ func sqlValue(v any) string {
 	return quoteString(fmt.Sprint(v))
 }
 
-// likeMatch is MySQL LIKE (case-insensitive, % _ and \ escapes).
+// likeMatch is MySQL LIKE (case-insensitive, % _ and \ escapes), in
+// linear space and quadratic worst-case time (no backtracking blow-up).
 func likeMatch(pattern, s string) bool {
-	p := []rune(strings.ToLower(pattern))
-	r := []rune(strings.ToLower(s))
-	var m func(i, j int) bool
-	m = func(i, j int) bool {
-		for i < len(p) {
-			switch c := p[i]; {
-			case c == '%':
-				for k := j; k <= len(r); k++ {
-					if m(i+1, k) {
-						return true
-					}
-				}
-				return false
-			case c == '_':
-				if j >= len(r) {
-					return false
-				}
-			case c == '\\' && i+1 < len(p):
-				i++
-				if j >= len(r) || r[j] != p[i] {
-					return false
-				}
-			default:
-				if j >= len(r) || r[j] != c {
-					return false
-				}
-			}
-			i++
-			j++
-		}
-		return j == len(r)
+	type tok struct {
+		r   rune
+		any bool // _
+		all bool // %
 	}
-	return m(0, 0)
+	var p []tok
+	pr := []rune(strings.ToLower(pattern))
+	for i := 0; i < len(pr); i++ {
+		switch {
+		case pr[i] == '\\' && i+1 < len(pr):
+			i++
+			p = append(p, tok{r: pr[i]})
+		case pr[i] == '%':
+			p = append(p, tok{all: true})
+		case pr[i] == '_':
+			p = append(p, tok{any: true})
+		default:
+			p = append(p, tok{r: pr[i]})
+		}
+	}
+	r := []rune(strings.ToLower(s))
+	// cur[j]: pattern prefix of length j matches the text read so far
+	cur := make([]bool, len(p)+1)
+	next := make([]bool, len(p)+1)
+	cur[0] = true
+	for j := 1; j <= len(p) && p[j-1].all; j++ {
+		cur[j] = true
+	}
+	for _, c := range r {
+		for j := range next {
+			next[j] = false
+		}
+		for j := 1; j <= len(p); j++ {
+			t := p[j-1]
+			switch {
+			case t.all:
+				next[j] = next[j-1] || cur[j]
+			case t.any || t.r == c:
+				next[j] = cur[j-1]
+			}
+		}
+		cur, next = next, cur
+	}
+	return cur[len(p)]
 }
 
 func (x *xlate) showPlan(s *sqlparser.Show) (*Plan, error) {
