@@ -488,6 +488,19 @@ func (rb *respBody) Read(p []byte) (int, error) {
 	}
 }
 
+// Buffered reports how many response bytes can be read without waiting
+// on php-fpm. The HTTP front flushes to its client when it is 0, so that
+// flush() in PHP reaches the browser at once.
+func (rb *respBody) Buffered() int {
+	if len(rb.pending) > 0 {
+		return len(rb.pending)
+	}
+	if rb.ended || rb.err != nil || rb.closed {
+		return 0
+	}
+	return rb.cn.rr.r.Buffered()
+}
+
 func (rb *respBody) fail(err error) error {
 	if rb.stdin != nil {
 		select {

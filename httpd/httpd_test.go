@@ -512,3 +512,22 @@ func TestFPMKilled(t *testing.T) {
 func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
+
+// TestStreamingFlush: output PHP flushes reaches the client at once,
+// not when the script ends.
+func TestStreamingFlush(t *testing.T) {
+	e := start(t, nil)
+	start := time.Now()
+	resp, err := e.client.Get(e.url + "/stream.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("first line: %q %v", line, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("first chunk took %v: output was buffered until the script ended", d)
+	}
+}
