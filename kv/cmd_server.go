@@ -347,7 +347,7 @@ func cmdClient(c *conn, args [][]byte) {
 }
 
 func (c *conn) clientLine() string {
-	return fmt.Sprintf("id=%d addr=%s name=%s db=%d user=%s\n", c.id, c.nc.RemoteAddr(), c.name, c.dbi, c.user)
+	return fmt.Sprintf("id=%d addr=%s name=%s db=%d user=%s\n", c.id, c.raddr, c.name, c.dbi, c.user)
 }
 
 func cmdTime(c *conn, args [][]byte) {

@@ -11,7 +11,9 @@ import (
 // parses, executes and replies in order, so pipelining needs no extra work.
 type conn struct {
 	s      *Server
-	nc     net.Conn
+	nc     net.Conn // goroutine mode
+	raddr  string
+	loopConn
 	rd     *Reader
 	wr     *Writer
 	id     int64
@@ -26,13 +28,22 @@ type conn struct {
 	keybuf []byte // scratch for multi-key commands
 }
 
+// newConn prepares a connection served by its own goroutine.
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), upper: make([]byte, 0, 32)}
-	c.rd = NewReader(nc, s.cfg.MaxBulkLen, s.cfg.MaxQueryBuffer)
-	c.wr = NewWriter(nc, writeBufferSize)
+	c := s.initConn(nc, nc, nc.RemoteAddr().String())
+	c.nc = nc
 	// Replies are flushed exactly when the next read would block: a
 	// pipeline's replies leave together, a lone command's at once.
 	c.rd.beforeRead = c.wr.Flush
+	return c
+}
+
+// initConn sets up what both serving modes share; w may be nil (event
+// loop: replies accumulate until the loop writes them).
+func (s *Server) initConn(r io.Reader, w io.Writer, raddr string) *conn {
+	c := &conn{s: s, raddr: raddr, id: s.nextID.Add(1), upper: make([]byte, 0, 32)}
+	c.rd = NewReader(r, s.cfg.MaxBulkLen, s.cfg.MaxQueryBuffer)
+	c.wr = NewWriter(w, writeBufferSize)
 	c.rd.afterRead = tickClock
 	if s.cfg.Auth == nil && s.cfg.Password == "" {
 		c.authed = true

@@ -85,6 +85,17 @@ func (p *Reader) ReadCommand() ([][]byte, error) {
 	}
 }
 
+// next parses the next buffered command, skipping empty ones; errIncomplete
+// means more bytes must be read first.
+func (p *Reader) next() ([][]byte, error) {
+	for {
+		args, err := p.parse()
+		if err != nil || len(args) > 0 {
+			return args, err
+		}
+	}
+}
+
 // fill reads more bytes, compacting or growing the buffer first.
 func (p *Reader) fill() error {
 	if p.r > 0 && (p.r == p.w || p.w == len(p.buf)) {

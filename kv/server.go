@@ -92,6 +92,8 @@ type Server struct {
 	running   bool
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	loops     []*loop     // event loops; nil = a goroutine per connection
+	stopping  atomic.Bool // tells the loops to close their connections
 
 	nextID     atomic.Int64
 	nconns     atomic.Int64
@@ -195,6 +197,11 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		lns = append(lns, ln)
 	}
+	if !forceGoroutines {
+		if err := s.startLoops(); err != nil {
+			s.log.Info("kv event loop unavailable, serving a goroutine per connection", "err", err)
+		}
+	}
 	s.listeners = lns
 	s.running = true
 	s.started = time.Now()
@@ -227,6 +234,10 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.stopping.Store(true)
+	for _, l := range s.loops {
+		l.wake()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -294,13 +305,24 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			nc.Close()
 			continue
 		}
-		c := s.newConn(nc)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			nc.Close()
 			return
 		}
+		if len(s.loops) > 0 {
+			// Under s.mu, so Close cannot stop the loops half-way.
+			s.nconns.Add(1)
+			if err := s.handOff(nc); err != nil {
+				s.nconns.Add(-1)
+				s.log.Warn("kv hand-off to event loop", "err", err)
+				nc.Close()
+			}
+			s.mu.Unlock()
+			continue
+		}
+		c := s.newConn(nc)
 		s.conns[c] = struct{}{}
 		s.nconns.Add(1)
 		s.wg.Add(1)
@@ -315,6 +337,9 @@ func (s *Server) dropConn(c *conn) {
 	s.mu.Unlock()
 	s.nconns.Add(-1)
 }
+
+// forceGoroutines disables the event loop (tests of the fallback path).
+var forceGoroutines bool
 
 // isLoopbackHost reports whether host names the local machine.
 func isLoopbackHost(host string) bool {
