@@ -960,6 +960,9 @@ func fnStrToDate(a []driver.Value) (driver.Value, error) {
 	pm := -1
 	si := 0
 	num := func(max int) (int, bool) {
+		for si < len(s) && s[si] == ' ' {
+			si++
+		}
 		j := si
 		for j < len(s) && j-si < max && s[j] >= '0' && s[j] <= '9' {
 			j++
@@ -972,6 +975,12 @@ func fnStrToDate(a []driver.Value) (driver.Value, error) {
 		return n, true
 	}
 	for i := 0; i < len(f); i++ {
+		if f[i] == ' ' {
+			for si < len(s) && s[si] == ' ' {
+				si++
+			}
+			continue
+		}
 		if f[i] != '%' || i+1 == len(f) {
 			if si >= len(s) || s[si] != f[i] {
 				return nil, nil

@@ -256,7 +256,9 @@ func (x *xlate) tableName(n sqlparser.TableName) string {
 // isHidden reports names clients must never reach.
 func isHidden(name string) bool {
 	l := strings.ToLower(name)
-	return strings.HasPrefix(l, "_ephpm_") || strings.HasPrefix(l, "sqlite_")
+	// pragma_* and dbstat are SQLite's eponymous virtual tables: they would
+	// expose the file path and internals.
+	return strings.HasPrefix(l, "_ephpm_") || strings.HasPrefix(l, "sqlite_") || strings.HasPrefix(l, "pragma_") || l == "dbstat"
 }
 
 func (x *xlate) formatAliasedTable(buf *sqlparser.TrackedBuffer, n *sqlparser.AliasedTableExpr) {

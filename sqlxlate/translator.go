@@ -115,7 +115,14 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 	if trimmed == "" {
 		return nil, &Error{Code: 1065, State: "42000", Message: "Query was empty"}
 	}
-	stmt, bv, err := t.parser.Parse2(trimmed)
+	var stmt sqlparser.Statement
+	var bv sqlparser.BindVars
+	if isDDL(trimmed) {
+		// Parse2 accepts half-parsed DDL (and logs about it); MySQL would not.
+		stmt, err = t.parser.ParseStrictDDL(trimmed)
+	} else {
+		stmt, bv, err = t.parser.Parse2(trimmed)
+	}
 	if err != nil {
 		return nil, parseError(err, trimmed)
 	}
@@ -135,6 +142,26 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 	p.Params = len(bv)
 	p.SessionParams = append(p.SessionParams, x.params...)
 	return p, nil
+}
+
+// isDDL reports statements that start with a DDL keyword.
+func isDDL(sql string) bool {
+	for strings.HasPrefix(sql, "/*") {
+		end := strings.Index(sql, "*/")
+		if end < 0 {
+			return false
+		}
+		sql = strings.TrimSpace(sql[end+2:])
+	}
+	word := sql
+	if i := strings.IndexAny(sql, " \t\r\n("); i >= 0 {
+		word = sql[:i]
+	}
+	switch strings.ToLower(word) {
+	case "create", "alter", "drop", "rename", "truncate":
+		return true
+	}
+	return false
 }
 
 func parseError(err error, sql string) *Error {

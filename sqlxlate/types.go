@@ -38,22 +38,23 @@ func FieldType(decltype string) (typ querypb.Type, flags uint32, length uint32) 
 	d := strings.ToUpper(strings.TrimSpace(decltype))
 	n := -1
 	if i := strings.IndexByte(d, '('); i >= 0 {
+		rest := ""
 		if j := strings.IndexByte(d[i:], ')'); j > 0 {
 			inner := d[i+1 : i+j]
 			if k := strings.IndexByte(inner, ','); k >= 0 {
 				inner = inner[:k]
 			}
 			n, _ = strconv.Atoi(strings.TrimSpace(inner))
+			rest = d[i+j+1:]
 		}
-		d = strings.TrimSpace(d[:i] + d[i+strings.IndexByte(d[i:], ')')+1:])
+		d = strings.TrimSpace(d[:i] + " " + rest)
 	}
 	words := strings.Fields(d)
 	base := ""
-	if len(words) > 0 {
-		base = words[0]
-	}
-	for _, w := range words[1:] {
-		if w == "UNSIGNED" {
+	for i, w := range words {
+		if i == 0 {
+			base = w
+		} else if w == "UNSIGNED" {
 			flags |= flagUnsigned
 		}
 	}
