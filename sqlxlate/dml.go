@@ -182,6 +182,10 @@ func tokenStart(sql string, end, typ int) int {
 					break
 				}
 			}
+			// X'..', b'..', N'..', _utf8mb4'..'
+			for i > 0 && isWordByte(sql[i-1]) && sql[i-1] != '.' {
+				i--
+			}
 		case isWordByte(c):
 			for i > 0 && isWordByte(sql[i-1]) {
 				i--
@@ -343,13 +347,18 @@ func (x *xlate) updatePlan(n *sqlparser.Update) (*Plan, error) {
 
 // setList prints SET assignments and the predicate "some column changes",
 // which makes SQLite's changes() count changed rows like MySQL.
-func (x *xlate) setList(exprs sqlparser.UpdateExprs) (sets, changed string) {
+func (x *xlate) setList(exprs sqlparser.UpdateExprs, qualifier ...string) (sets, changed string) {
 	var s, c []string
 	for _, ue := range exprs {
 		col := quoteIdent(ue.Name.Name.String())
 		val := x.print(ue.Expr)
 		s = append(s, col+" = "+val)
-		c = append(c, col+" is not ("+val+") collate binary")
+		ref := col
+		if len(qualifier) > 0 {
+			// UPDATE … FROM: the other tables may have the same column
+			ref = quoteIdent(qualifier[0]) + "." + col
+		}
+		c = append(c, ref+" is not ("+val+") collate binary")
 	}
 	return strings.Join(s, ", "), strings.Join(c, " or ")
 }
@@ -432,7 +441,13 @@ func (x *xlate) multiUpdate(n *sqlparser.Update) (*Plan, error) {
 		b.WriteString("or ignore ")
 	}
 	b.WriteString(x.print(tgt) + " set ")
-	sets, changed := x.setList(n.Exprs)
+	qual := tgt.As.String()
+	if qual == "" {
+		if tn, ok := tgt.Expr.(sqlparser.TableName); ok {
+			qual = tn.Name.String()
+		}
+	}
+	sets, changed := x.setList(n.Exprs, qual)
 	b.WriteString(sets)
 	if len(others) > 0 {
 		b.WriteString(" from " + strings.Join(others, ", "))

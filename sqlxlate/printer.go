@@ -484,7 +484,9 @@ func (x *xlate) formatCast(buf *sqlparser.TrackedBuffer, e sqlparser.Expr, t *sq
 			buf.Myprintf("CAST(%v AS TEXT)", e)
 		}
 	case "binary":
-		buf.Myprintf("CAST(%v AS BLOB)", e)
+		// BINARY x / CAST(x AS BINARY) is mostly used for case-sensitive
+		// comparison; a SQLite blob would never equal a text value.
+		buf.Myprintf("(%v COLLATE BINARY)", e)
 	case "decimal", "float", "double", "real":
 		if t.Scale != nil {
 			buf.Myprintf("round(CAST(%v AS REAL), %s)", e, strconv.Itoa(*t.Scale))
