@@ -155,6 +155,10 @@ type Plan struct {
 	// both. WIRE may compare last_insert_rowid before/after to approximate:
 	// if the row was updated (rowid did not advance), report 2.
 	DupKeyUpdate bool
+	// TempTable: CREATE/DROP TEMPORARY TABLE. Temporary tables live in one
+	// SQLite connection, so the session must keep using the connection
+	// that ran this plan.
+	TempTable bool
 }
 
 // Session parameter names (see Plan.SessionParams).

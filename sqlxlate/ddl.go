@@ -504,7 +504,7 @@ func (x *xlate) createTablePlan(s *sqlparser.CreateTable) (*Plan, error) {
 	}
 	stmts := tableSQL(t, s.IfNotExists)
 	if s.Temp {
-		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, Stmts: splitStmts(stmts)}, nil
+		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, TempTable: true, Stmts: splitStmts(stmts)}, nil
 	}
 	return ddlPlan(splitStmts(stmts)...), nil
 }
@@ -525,6 +525,13 @@ func splitStmts(in []string) []string {
 
 func (x *xlate) dropTablePlan(s *sqlparser.DropTable) (*Plan, error) {
 	var stmts []string
+	if s.Temp {
+		// no catalog row to remove: plain statements, no bootstrap
+		for _, tn := range s.FromTables {
+			stmts = append(stmts, "drop table if exists temp."+quoteIdent(tn.Name.String()))
+		}
+		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, TempTable: true, Stmts: stmts}, nil
+	}
 	for _, tn := range s.FromTables {
 		name := tn.Name.String()
 		if isHidden(name) {
