@@ -246,3 +246,20 @@ UPDATE `wp_posts` SET `post_title` = 'Second Post (edited)', `post_modified` = '
 DELETE FROM `wp_postmeta` WHERE `meta_id` IN( 1,2 );
 DELETE FROM `wp_posts` WHERE `ID` = 2;
 SELECT ID, post_title FROM wp_posts ORDER BY ID;
+-- upgrade.php / dbDelta on an installed site
+DESC wp_termmeta;
+SHOW INDEXES FROM wp_termmeta;
+SHOW INDEX FROM wp_termmeta WHERE Column_name = 'meta_key';
+SHOW TABLES LIKE 'wp\_termmeta';
+SHOW TABLE STATUS WHERE Name = 'wp_posts';
+SHOW COLUMNS FROM wp_posts LIKE 'post_category';
+ALTER TABLE wp_usermeta DROP INDEX meta_key, ADD INDEX meta_key(meta_key(191));
+ALTER TABLE wp_options MODIFY option_name VARCHAR(191);
+ALTER TABLE `wp_comments` ADD INDEX ( `comment_author_email` );
+SHOW INDEX FROM wp_comments WHERE Key_name = 'comment_author_email';
+DELETE FROM wp_options WHERE option_name REGEXP '^[0-9]+_new_email$';
+SELECT option_name, option_value FROM wp_options ORDER BY option_id LIMIT 0, 3;
+UPDATE wp_posts SET post_date_gmt = DATE_ADD(post_date, INTERVAL '-1:30' HOUR_MINUTE) WHERE ID = 1;
+UPDATE wp_posts SET post_modified_gmt = DATE_ADD(post_modified, INTERVAL '1:30' HOUR_MINUTE) WHERE post_modified != '0000-00-00 00:00:00';
+SELECT ID, post_date_gmt, post_modified_gmt FROM wp_posts ORDER BY ID;
+SELECT option_value FROM wp_options WHERE option_name = 'blogname';
