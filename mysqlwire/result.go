@@ -342,14 +342,26 @@ func (s *session) describe(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 	if plan.Write || len(plan.Stmts) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
-	defer cancel()
-	named := s.bind(plan, nil)
+	if s.hasTemp && s.w == nil {
+		w, err := s.db.AcquireWriter(s.srv.ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer w.Release(s.srv.ctx)
+		return s.describeOn(w, plan)
+	}
 	var q querier = s.db.Reader()
 	if s.w != nil {
 		q = s.w
 	}
-	if len(plan.Stmts) > 1 && s.w == nil {
+	return s.describeOn(q, plan)
+}
+
+func (s *session) describeOn(q querier, plan *sqlxlate.Plan) ([]*querypb.Field, error) {
+	ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
+	defer cancel()
+	named := s.bind(plan, nil)
+	if _, isPool := q.(*sql.DB); isPool && len(plan.Stmts) > 1 {
 		c, err := s.db.Reader().Conn(ctx)
 		if err != nil {
 			return nil, err

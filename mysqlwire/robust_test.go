@@ -175,26 +175,36 @@ func TestMariaDBCLI(t *testing.T) {
 }
 
 // FuzzQuery sends arbitrary statements, as text and as prepared statements
-// with an arbitrary parameter, through a live connection: the server must
-// answer each with a result or a MySQL error and keep serving.
-func FuzzQuery(f *testing.F) {
+// with an arbitrary parameter, through a live connection and the real
+// translator: the server must answer each with a result or a MySQL error,
+// keep serving and never leave the writer held.
+func FuzzQuery(f *testing.F) { fuzzQuery(f, withTranslator(nil)) }
+
+// FuzzQueryRaw is FuzzQuery with SQL passed to SQLite untranslated, so the
+// wire's own defences (authorizer, error mapping, binding) see raw input.
+func FuzzQueryRaw(f *testing.F) { fuzzQuery(f) }
+
+func fuzzQuery(f *testing.F, opts ...option) {
 	for _, seed := range []string{
 		"SELECT 1", "SELECT ?", "INSERT INTO f (a) VALUES (?)", "UPDATE f SET a = ? WHERE a > 0",
 		"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT x", "ROLLBACK TO SAVEPOINT x", "SET autocommit=0",
 		"SET @x = ?", "select @x", "use wordpress", "use other", "ATTACH 'x' AS y", "PRAGMA writable_schema=1",
 		"SELECT load_extension('x')", "SELECT :_ephpm_x", "SELECT '?' || ?", "SELECT x'00ff', 1e308, -0.0, 9223372036854775807",
-		"CREATE TABLE g (a INTEGER)", "DROP TABLE f", "SELECT * FROM f; SELECT 2", "\x00\xff", "",
+		"CREATE TABLE g (a INT)", "DROP TABLE f", "SELECT * FROM f; SELECT 2", "\x00\xff", "",
+		"SELECT SQL_CALC_FOUND_ROWS * FROM f LIMIT 1", "SELECT FOUND_ROWS()", "SHOW TABLES", "SHOW FULL COLUMNS FROM f",
+		"INSERT INTO f (a) VALUES (1) ON DUPLICATE KEY UPDATE a = VALUES(a)", "SET NAMES utf8mb4",
+		"SELECT DATE_ADD(NOW(), INTERVAL ? DAY)", "SELECT @@version, @@session.sql_mode",
 	} {
 		f.Add(seed, "param")
 	}
-	ts := startServer(f)
+	ts := startServer(f, opts...)
 	db, err := sql.Open("mysql", ts.dsn("multiStatements=true"))
 	if err != nil {
 		f.Fatal(err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(2)
-	mustExec(f, db, "CREATE TABLE f (a INTEGER, b TEXT)")
+	mustExec(f, db, "CREATE TABLE f (a INT, b TEXT)")
 	f.Fuzz(func(t *testing.T, query, param string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -550,3 +550,50 @@ func mustExec(t testing.TB, db *sql.DB, q string, args ...any) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+func TestTemporaryTables(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE TEMPORARY TABLE tmp_ids (id INT)", "INSERT INTO tmp_ids VALUES (1), (2)"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM tmp_ids").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("own temp table: %d rows, %v; want 2", n, err)
+	}
+	// Prepared statements see it too.
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM tmp_ids WHERE id > ?", 1).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("prepared on temp table: %d rows, %v; want 1", n, err)
+	}
+	conn.Close()
+	db.Close()
+	// Once the session is gone its temp table is too: it lived on the
+	// shared writer connection, where the next session would see it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w, err := ts.db.AcquireWriter(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		err = w.QueryRowContext(ctx, "SELECT count(*) FROM temp.sqlite_master WHERE name = 'tmp_ids'").Scan(&left)
+		w.Release(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("temp table outlived its session")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

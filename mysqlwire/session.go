@@ -44,6 +44,9 @@ type session struct {
 	w          *sqlite.Writer // held from a transaction's first write to its end
 	savepoints []string
 	schemaTx   bool // the open transaction changed the schema
+	// hasTemp: the session created temporary tables; they live on the
+	// writer connection, so its statements run there from then on.
+	hasTemp bool
 
 	vars         map[string]string
 	uvars        map[string]any
@@ -73,6 +76,9 @@ func (h *handler) ConnectionReady(c *mysql.Conn) {
 func (h *handler) ConnectionClosed(c *mysql.Conn) {
 	s := sess(c)
 	s.endTx(context.Background(), false)
+	if s.hasTemp {
+		s.dropTemps(context.Background())
+	}
 	if s.release != nil {
 		h.srv.releaseSite(s.db)
 		s.release()
@@ -397,7 +403,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 			return nil, err
 		}
 		q = s.w
-	case plan.Write:
+	case plan.Write || s.hasTemp:
 		w, err := s.db.AcquireWriter(ctx)
 		if err != nil {
 			return nil, err
@@ -478,6 +484,9 @@ func (s *session) exec(ctx context.Context, plan *sqlxlate.Plan, args []any) (*s
 	if err != nil {
 		return nil, err
 	}
+	if !s.hasTemp && len(plan.Stmts) > 0 && createsTemp(plan.Stmts[0]) {
+		s.hasTemp = true
+	}
 	s.rowCount = int64(res.RowsAffected)
 	if res.InsertID != 0 {
 		s.lastInsertID = res.InsertID
@@ -546,6 +555,40 @@ func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlat
 		}
 	}
 	return res, nil
+}
+
+func createsTemp(q string) bool {
+	q = strings.ToLower(strings.TrimSpace(q))
+	return strings.HasPrefix(q, "create temp")
+}
+
+// dropTemps removes the session's temporary tables from the shared writer
+// connection so that the next session does not see them.
+func (s *session) dropTemps(ctx context.Context) {
+	w, err := s.db.AcquireWriter(ctx)
+	if err != nil {
+		s.srv.log.Warn("cannot drop temporary tables", "err", err)
+		return
+	}
+	defer w.Release(ctx)
+	rows, err := w.QueryContext(ctx, "SELECT name FROM temp.sqlite_master WHERE type = 'table'")
+	if err != nil {
+		s.srv.log.Warn("cannot list temporary tables", "err", err)
+		return
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if rows.Scan(&n) == nil {
+			names = append(names, n)
+		}
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := w.ExecContext(ctx, "DROP TABLE IF EXISTS temp."+quoteIdent(n)); err != nil {
+			s.srv.log.Warn("cannot drop temporary table", "table", n, "err", err)
+		}
+	}
 }
 
 // isInsert reports whether the SQLite statement inserts rows, so that its
