@@ -23,7 +23,6 @@ const (
 
 func errExpireTime(cmd string) string { return "ERR invalid expire time in '" + cmd + "' command" }
 
-
 // parseInt parses like Redis's string2ll: optional '-', no '+', no leading
 // zeros, no spaces, within int64.
 func parseInt(b []byte) (int64, bool) {

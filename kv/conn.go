@@ -10,9 +10,9 @@ import (
 // conn is one client connection; it is served by a single goroutine that
 // parses, executes and replies in order, so pipelining needs no extra work.
 type conn struct {
-	s      *Server
-	nc     net.Conn // goroutine mode
-	raddr  string
+	s     *Server
+	nc    net.Conn // goroutine mode
+	raddr string
 	loopConn
 	rd     *Reader
 	wr     *Writer

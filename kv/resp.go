@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 )
 
 // ProtocolError is a malformed request. The server replies with Redis's
@@ -57,7 +58,7 @@ type Reader struct {
 // NewReader returns a Reader that rejects bulk arguments longer than maxBulk
 // and commands whose buffered size would exceed maxQuery bytes.
 func NewReader(rd io.Reader, maxBulk, maxQuery int) *Reader {
-	return &Reader{rd: rd, buf: make([]byte, readChunk), maxBulk: maxBulk, maxQuery: maxQuery, nargs: -1}
+	return &Reader{rd: rd, maxBulk: maxBulk, maxQuery: maxQuery, nargs: -1}
 }
 
 // Buffered reports whether unparsed bytes remain; the server flushes its
@@ -98,6 +99,9 @@ func (p *Reader) next() ([][]byte, error) {
 
 // fill reads more bytes, compacting or growing the buffer first.
 func (p *Reader) fill() error {
+	if p.buf == nil {
+		p.buf = getChunk()
+	}
 	if p.r > 0 && (p.r == p.w || p.w == len(p.buf)) {
 		n := copy(p.buf, p.buf[p.r:p.w])
 		p.r, p.w = 0, n
@@ -139,10 +143,11 @@ func (p *Reader) fill() error {
 // parse tries to parse one command from buf[r:w].
 func (p *Reader) parse() ([][]byte, error) {
 	if p.r == p.w {
-		// Nothing buffered: shrink a buffer that grew for one big command
-		// so an idle connection does not pin it.
-		if len(p.buf) > 4*readChunk {
-			p.buf = make([]byte, readChunk)
+		// Nothing buffered: give the buffer back, so an idle connection
+		// holds none and one big command does not pin a big one.
+		if p.buf != nil {
+			putChunk(p.buf)
+			p.buf = nil
 		}
 		p.r, p.w = 0, 0
 		return nil, errIncomplete
@@ -282,6 +287,19 @@ func (p *Reader) parseInline() ([][]byte, error) {
 	return args, nil
 }
 
+// chunks recycles read and reply buffers between connections: with
+// thousands of mostly idle clients (PHP workers' persistent connections)
+// only the busy ones hold buffers.
+var chunks = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+func getChunk() []byte { return chunks.Get().(*[readChunk]byte)[:] }
+
+func putChunk(b []byte) {
+	if cap(b) == readChunk {
+		chunks.Put((*[readChunk]byte)(b[:readChunk]))
+	}
+}
+
 // Writer encodes RESP2 replies into a buffer. With a destination, the
 // buffer is written out when it passes its size and on Flush; without one
 // (event-loop mode) it only grows, and the owner drains Bytes.
@@ -295,7 +313,7 @@ type Writer struct {
 // NewWriter returns a Writer that flushes to w once size bytes are
 // buffered; w may be nil.
 func NewWriter(w io.Writer, size int) *Writer {
-	return &Writer{dst: w, buf: make([]byte, 0, size), limit: size}
+	return &Writer{dst: w, limit: size}
 }
 
 // Flush sends buffered replies to the destination.
@@ -311,13 +329,19 @@ func (w *Writer) Flush() error {
 // Bytes returns the buffered replies (event-loop mode).
 func (w *Writer) Bytes() []byte { return w.buf }
 
-// Reset drops the buffered replies, shrinking a buffer that grew for a
-// big reply so an idle connection does not pin it.
+// Reset drops the buffered replies and gives the buffer back.
 func (w *Writer) Reset() {
-	if cap(w.buf) > 4*w.limit {
-		w.buf = make([]byte, 0, w.limit)
+	if w.buf != nil {
+		putChunk(w.buf)
+		w.buf = nil
 	}
-	w.buf = w.buf[:0]
+}
+
+// start makes sure there is a buffer to append to.
+func (w *Writer) start() {
+	if w.buf == nil {
+		w.buf = getChunk()[:0]
+	}
 }
 
 func (w *Writer) grew() {
@@ -328,6 +352,7 @@ func (w *Writer) grew() {
 
 // Simple writes a status reply ("+OK").
 func (w *Writer) Simple(s string) {
+	w.start()
 	w.buf = append(w.buf, '+')
 	w.buf = append(w.buf, s...)
 	w.buf = append(w.buf, '\r', '\n')
@@ -336,6 +361,7 @@ func (w *Writer) Simple(s string) {
 
 // Error writes an error reply; msg starts with its code ("ERR ...").
 func (w *Writer) Error(msg string) {
+	w.start()
 	w.buf = append(w.buf, '-')
 	w.buf = append(w.buf, msg...)
 	w.buf = append(w.buf, '\r', '\n')
@@ -349,13 +375,14 @@ func (w *Writer) Int(n int64) { w.prefixed(':', n); w.grew() }
 func (w *Writer) ArrayLen(n int) { w.prefixed('*', int64(n)); w.grew() }
 
 // Null writes a null bulk string.
-func (w *Writer) Null() { w.buf = append(w.buf, "$-1\r\n"...); w.grew() }
+func (w *Writer) Null() { w.start(); w.buf = append(w.buf, "$-1\r\n"...); w.grew() }
 
 // NullArray writes a null array.
-func (w *Writer) NullArray() { w.buf = append(w.buf, "*-1\r\n"...); w.grew() }
+func (w *Writer) NullArray() { w.start(); w.buf = append(w.buf, "*-1\r\n"...); w.grew() }
 
 // Bulk writes a bulk string.
 func (w *Writer) Bulk(b []byte) {
+	w.start()
 	w.prefixed('$', int64(len(b)))
 	w.buf = append(w.buf, b...)
 	w.buf = append(w.buf, '\r', '\n')
@@ -364,6 +391,7 @@ func (w *Writer) Bulk(b []byte) {
 
 // BulkString writes a bulk string.
 func (w *Writer) BulkString(s string) {
+	w.start()
 	w.prefixed('$', int64(len(s)))
 	w.buf = append(w.buf, s...)
 	w.buf = append(w.buf, '\r', '\n')
@@ -371,6 +399,7 @@ func (w *Writer) BulkString(s string) {
 }
 
 func (w *Writer) prefixed(c byte, n int64) {
+	w.start()
 	w.buf = append(w.buf, c)
 	w.buf = strconv.AppendInt(w.buf, n, 10)
 	w.buf = append(w.buf, '\r', '\n')
