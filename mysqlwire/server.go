@@ -47,6 +47,17 @@ type Account struct {
 	Open func(ctx context.Context) (db *sqlite.DB, release func(), err error)
 }
 
+// PoolAccount is an Account whose database is the file at path, opened
+// through pool (shared with other users of the site, closed when idle).
+func PoolAccount(user, password, database string, pool *sqlite.Pool, path string) *Account {
+	return &Account{
+		User: user, Password: password, Database: database,
+		Open: func(ctx context.Context) (*sqlite.DB, func(), error) {
+			return pool.Acquire(ctx, path)
+		},
+	}
+}
+
 // Directory maps a MySQL user name to its Account. Lookup returns nil, nil
 // for an unknown user. It is called once per connection attempt.
 type Directory interface {

@@ -597,3 +597,56 @@ func TestTemporaryTables(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPoolAccountOpensLazilyAndReleases(t *testing.T) {
+	pool := sqlite.NewPool(sqlite.PoolConfig{IdleClose: 50 * time.Millisecond})
+	defer pool.Close()
+	dir := t.TempDir()
+	srv, err := mysqlwire.New(mysqlwire.Config{
+		Listen: "127.0.0.1:0",
+		Sites: mysqlwire.StaticDirectory{
+			"alice": mysqlwire.PoolAccount("alice", "pa", "alice_db", pool, filepath.Join(dir, "alice.db")),
+			"bob":   mysqlwire.PoolAccount("bob", "pb", "bob_db", pool, filepath.Join(dir, "bob.db")),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if pool.Len() != 0 {
+		t.Fatalf("%d databases open before any connection", pool.Len())
+	}
+	open := func(user, pass, db string) *sql.DB {
+		d, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s", user, pass, srv.Addr(), db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	alice := open("alice", "pa", "alice_db")
+	mustExec(t, alice, "CREATE TABLE secrets (v VARCHAR(10))")
+	mustExec(t, alice, "INSERT INTO secrets VALUES ('alice')")
+	bob := open("bob", "pb", "bob_db")
+	// Bob cannot see Alice's tables, nor switch to her database.
+	if _, err := bob.Exec("SELECT * FROM secrets"); mysqlCode(err) != 1146 {
+		t.Errorf("bob reading alice's table: %v, want 1146", err)
+	}
+	if _, err := bob.Exec("USE alice_db"); mysqlCode(err) != 1044 {
+		t.Errorf("bob USE alice_db: %v, want 1044", err)
+	}
+	if got := pool.Len(); got != 2 {
+		t.Errorf("%d databases open, want 2", got)
+	}
+	alice.Close()
+	bob.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for pool.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("databases not closed after their connections ended: %d open", pool.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
