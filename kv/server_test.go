@@ -632,3 +632,42 @@ func TestInfoCounters(t *testing.T) {
 		t.Errorf("INFO memory = %q", r)
 	}
 }
+
+// TestIdleConnectionsHoldNoBuffers: PHP workers keep persistent
+// connections open; an idle one must not pin read or reply buffers.
+func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
+	srv := startKV(t, kv.Config{})
+	const n = 400
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	buf := make([]byte, 7)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "PING\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+PONG\r\n" {
+			t.Fatalf("PING %d: %q %v", i, buf, err)
+		}
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	// Client and server sides both live in this process; 32 KB of buffers
+	// per connection would be 12.8 MB.
+	if per := (int64(after.HeapInuse) - int64(before.HeapInuse)) / n; per > 8<<10 {
+		t.Fatalf("%d bytes of heap per idle connection", per)
+	}
+}
