@@ -97,12 +97,39 @@ func buildResult(fields []*querypb.Field, cells [][]cell) *sqltypes.Result {
 			if c.null {
 				out[i] = sqltypes.NULL
 			} else {
-				out[i] = sqltypes.MakeTrusted(fields[i].Type, c.b)
+				b := c.b
+				if fields[i].Type == sqltypes.Decimal && (c.kind == 'f' || c.kind == 'i') {
+					b = fixedScale(b, fields[i].Decimals)
+				}
+				out[i] = sqltypes.MakeTrusted(fields[i].Type, b)
 			}
 		}
 		res.Rows[r] = out
 	}
 	return res
+}
+
+// declScale is the scale of a DECIMAL(p,s) declaration.
+func declScale(decl string) uint32 {
+	_, rest, ok := strings.Cut(decl, ",")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimRight(strings.Fields(rest + " ")[0], ")")))
+	if err != nil || n < 0 || n > 30 {
+		return 0
+	}
+	return uint32(n)
+}
+
+// fixedScale prints a number SQLite stored for a DECIMAL column the way
+// MySQL does: with exactly scale decimals ("9.50", not "9.5").
+func fixedScale(b []byte, scale uint32) []byte {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return b
+	}
+	return strconv.AppendFloat(nil, f, 'f', int(scale), 64)
 }
 
 func downgrade(f *querypb.Field, cells [][]cell, i int) {
@@ -268,6 +295,9 @@ func (s *session) inferField(name, decl string, cells [][]cell, i int) *querypb.
 	if decl != "" {
 		typ, flags, length := sqlxlate.FieldType(decl)
 		f.Type, f.ColumnLength = typ, length
+		if typ == sqltypes.Decimal {
+			f.Decimals = declScale(decl)
+		}
 		f.Charset = defaultCharset(typ)
 		f.Flags = flags | mysql.FlagsForColumn(typ, collations.ID(f.Charset))
 		if typ == sqltypes.Float64 || typ == sqltypes.Float32 {

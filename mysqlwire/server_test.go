@@ -650,3 +650,26 @@ func TestPoolAccountOpensLazilyAndReleases(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestDecimalScale(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "interpolateParams=true")
+	mustExec(t, db, "CREATE TABLE prices (id INT PRIMARY KEY, price DECIMAL(10,2), rate DECIMAL(5,0))")
+	mustExec(t, db, "INSERT INTO prices VALUES (1, 9.5, 3), (2, 10, 7), (3, NULL, NULL)")
+	rows, err := db.Query("SELECT price, rate FROM prices ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var p, r sql.NullString
+		if err := rows.Scan(&p, &r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.String+"/"+r.String)
+	}
+	if want := "9.50/3,10.00/7,/"; strings.Join(got, ",") != want {
+		t.Errorf("decimals = %s, want %s", strings.Join(got, ","), want)
+	}
+}
