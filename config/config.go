@@ -106,6 +106,21 @@ type PHP struct {
 	MaxExecutionTime Duration          `toml:"max_execution_time"`
 	IniOverrides     map[string]string `toml:"ini_overrides"`
 	User             string            `toml:"user"`
+	// Isolation is "shared" (one pool, per-request open_basedir) or
+	// "pool" (each site its own php-fpm, started on demand).
+	Isolation string `toml:"isolation"`
+	// DisableFunctions applies to every site when sites_dir is set.
+	DisableFunctions []string `toml:"disable_functions"`
+}
+
+// DefaultDisableFunctions are off for multi-tenant PHP: process control
+// and raw sockets.
+var DefaultDisableFunctions = []string{
+	"exec", "shell_exec", "system", "passthru", "proc_open", "popen", "proc_nice", "proc_terminate",
+	"proc_get_status", "proc_close", "pcntl_exec", "pcntl_fork", "pcntl_signal", "pcntl_alarm",
+	"pcntl_waitpid", "pcntl_wait", "pcntl_signal_dispatch", "pcntl_sigprocmask", "posix_kill",
+	"posix_setuid", "posix_setgid", "posix_seteuid", "posix_setegid", "posix_setpgid", "posix_setsid",
+	"posix_mkfifo", "socket_create", "socket_create_listen", "socket_create_pair", "dl", "putenv",
 }
 
 // DB is [db].
@@ -160,6 +175,8 @@ func New() *Config {
 			Workers:          runtime.NumCPU() * 2,
 			MemoryLimit:      128 << 20,
 			MaxExecutionTime: Duration(DefaultMaxExecution),
+			Isolation:        "shared",
+			DisableFunctions: append([]string(nil), DefaultDisableFunctions...),
 		},
 		DB: DB{SQLite: SQLite{Proxy: Proxy{
 			Enabled: true, MySQLListen: "127.0.0.1:3306",
@@ -361,6 +378,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PHP.MemoryLimit < 2<<20 {
 		bad("php.memory_limit", "must be at least 2M")
+	}
+	if c.PHP.Isolation != "shared" && c.PHP.Isolation != "pool" {
+		bad("php.isolation", "must be \"shared\" or \"pool\", got %q", c.PHP.Isolation)
 	}
 	for k := range c.PHP.IniOverrides {
 		if k == "" || strings.ContainsAny(k, "[]=\n\x00 ") {

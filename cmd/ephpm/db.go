@@ -78,10 +78,10 @@ func secret(file string) (string, error) {
 
 // startDB opens the single site's database behind the MySQL wire
 // protocol and returns the EPHPM_DB_* variables PHP sees.
-func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log *slog.Logger) (*mysqlwire.Server, func(), []fastcgi.Param, error) {
+func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log *slog.Logger) (func(), []fastcgi.Param, error) {
 	dd, err := dataDir(cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	p := cfg.DB.SQLite.Proxy
 	path := cfg.DB.SQLite.Path
@@ -91,7 +91,7 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 		path = filepath.Join(dd, "db", fmt.Sprintf("%s-%s.db", p.Database, hex.EncodeToString(sum[:4])))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, nil, nil, fmt.Errorf("database dir: %w", err)
+		return nil, nil, fmt.Errorf("database dir: %w", err)
 	}
 	if rel, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(rel, "..") {
 		log.Warn("the database file is inside the document root (it is never served, but keep it outside)", "path", path)
@@ -99,7 +99,7 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 	password := p.Password
 	if password == "" {
 		if password, err = secret(filepath.Join(dd, "mysql-password")); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
 	var (
@@ -122,18 +122,11 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 	if sock == "" {
 		sock = filepath.Join(sockDir, "mysql.sock")
 	}
-	srv, err := mysqlwire.New(mysqlwire.Config{
-		Listen: p.MySQLListen, Socket: sock, AllowRemote: p.AllowRemote,
-		Sites:  mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}},
-		Logger: log.WithGroup("mysql"),
-	})
+	srv, host, port, err := startMySQL(ctx, cfg, sock,
+		mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}}, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	if err := srv.Start(ctx); err != nil {
-		return nil, nil, nil, fmt.Errorf("start mysql front: %w", err)
-	}
-	_ = os.Chmod(sock, 0o666) // access is by password, as with MySQL
 	stop := func() {
 		_ = srv.Close()
 		mu.Lock()
@@ -142,12 +135,8 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 			_ = db.Close()
 		}
 	}
-	host, port := "", ""
-	if a := srv.Addr(); a != nil {
-		host, port, _ = net.SplitHostPort(a.String())
-	}
 	log.Info("database", "path", path, "mysql", p.MySQLListen, "socket", sock, "user", p.User, "database", p.Database)
-	return srv, stop, []fastcgi.Param{
+	return stop, []fastcgi.Param{
 		{Name: "EPHPM_DB_HOST", Value: host},
 		{Name: "EPHPM_DB_PORT", Value: port},
 		{Name: "EPHPM_DB_SOCKET", Value: sock},
@@ -155,4 +144,25 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 		{Name: "EPHPM_DB_USER", Value: p.User},
 		{Name: "EPHPM_DB_PASSWORD", Value: password},
 	}, nil
+}
+
+// startMySQL starts the MySQL front over a directory of accounts.
+func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlwire.Directory, log *slog.Logger) (*mysqlwire.Server, string, string, error) {
+	p := cfg.DB.SQLite.Proxy
+	srv, err := mysqlwire.New(mysqlwire.Config{
+		Listen: p.MySQLListen, Socket: sock, AllowRemote: p.AllowRemote,
+		Sites: dir, Logger: log.WithGroup("mysql"),
+	})
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return nil, "", "", fmt.Errorf("start mysql front: %w", err)
+	}
+	_ = os.Chmod(sock, 0o666) // access is by password, as with MySQL
+	host, port := "", ""
+	if a := srv.Addr(); a != nil {
+		host, port, _ = net.SplitHostPort(a.String())
+	}
+	return srv, host, port, nil
 }

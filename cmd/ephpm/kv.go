@@ -17,7 +17,7 @@ import (
 
 // startKV starts the KV store and returns the EPHPM_KV_* variables PHP
 // sees.
-func startKV(ctx context.Context, cfg *config.Config, sockDir string, log *slog.Logger, reg prometheus.Registerer) (*kv.Server, []fastcgi.Param, error) {
+func startKV(ctx context.Context, cfg *config.Config, sockDir string, auth func(user, pass string) (string, int64, bool), log *slog.Logger, reg prometheus.Registerer) (*kv.Server, []fastcgi.Param, error) {
 	sock := cfg.KV.Socket
 	if sock == "" {
 		sock = filepath.Join(sockDir, "kv.sock")
@@ -30,6 +30,7 @@ func startKV(ctx context.Context, cfg *config.Config, sockDir string, log *slog.
 		Eviction:       cfg.KV.Eviction,
 		MaxConnections: cfg.KV.MaxConnections,
 		Password:       cfg.KV.Password,
+		Auth:           auth,
 		Logger:         log.WithGroup("kv"),
 		Registerer:     reg,
 	})

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +20,7 @@ import (
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
 	"github.com/ephpm/ephpm/phpfpm"
+	"github.com/ephpm/ephpm/sites"
 )
 
 func loadConfig(f *serveFlags) (*config.Config, error) {
@@ -43,6 +47,31 @@ func findFPM(cfg *config.Config) (string, error) {
 	return phpfpm.Find(cfg.PHP.FPMBinary)
 }
 
+// node is one running ephpm: what serve wires together.
+type node struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	runDir  string
+	sockDir string
+	closers []func()
+
+	php     *fastcgi.Client
+	sup     *phpfpm.Supervisor
+	dbAddr  [3]string // host, port, socket of the MySQL front
+	kvAddr  [3]string // host, port, socket of the KV store
+	sites   *sites.Registry
+	phpUser [2]int // uid, gid of PHP when we are root
+}
+
+func (n *node) defer_(f func()) { n.closers = append(n.closers, f) }
+
+func (n *node) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+}
+
 // serve runs the node until ctx ends, then drains and stops everything.
 func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	logw := newLogWriter(stdout)
@@ -51,102 +80,37 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	_ = level.UnmarshalText([]byte(cfg.Server.LogLevel))
 	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
 
-	root, err := cfg.Root()
-	if err != nil {
+	n := &node{cfg: cfg, log: log}
+	defer n.close()
+	if err := n.dirs(); err != nil {
 		return err
 	}
-	runDir := cfg.Server.RuntimeDir
-	if runDir == "" {
-		if runDir, err = os.MkdirTemp("", "ephpm-run-"); err != nil {
-			return fmt.Errorf("runtime dir: %w", err)
-		}
-		defer os.RemoveAll(runDir)
-	} else if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return fmt.Errorf("runtime dir: %w", err)
-	}
-	// PHP (an unprivileged user when we are root) must reach the KV and
-	// MySQL sockets: traverse-only on the run dir, a readable sock dir.
-	sockDir := filepath.Join(runDir, "sock")
-	if err := os.MkdirAll(sockDir, 0o755); err != nil {
-		return fmt.Errorf("socket dir: %w", err)
-	}
-	_ = os.Chmod(runDir, 0o711)
-	_ = os.Chmod(sockDir, 0o755)
-
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
 		startPprof(addr, log)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	// PHP's own body limits follow max_body_size unless overridden.
-	ini := map[string]string{
-		"post_max_size":       cfg.Server.Request.MaxBodySize.PHPString(),
-		"upload_max_filesize": cfg.Server.Request.MaxBodySize.PHPString(),
-	}
-	for k, v := range cfg.PHP.IniOverrides {
-		ini[k] = v
-	}
-	sup, err := phpfpm.New(phpfpm.Config{
-		Binary:           cfg.PHP.FPMBinary,
-		RuntimeDir:       filepath.Join(runDir, "php-fpm"),
-		Workers:          cfg.PHP.Workers,
-		User:             cfg.PHP.User,
-		MemoryLimit:      cfg.PHP.MemoryLimit.PHPString(),
-		MaxExecutionTime: cfg.PHP.MaxExecutionTime.D(),
-		INI:              ini,
-		Logger:           log.WithGroup("phpfpm"),
-	})
-	if err != nil {
+	n.reg = prometheus.NewRegistry()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.startPHP(ctx); err != nil {
 		return err
 	}
-	if err := sup.Start(ctx); err != nil {
-		return fmt.Errorf("start php-fpm: %w", err)
-	}
-	defer sup.Close()
 
-	php := fastcgi.NewClient(fastcgi.Config{Network: "unix", Address: sup.Socket(), MaxConns: cfg.PHP.Workers, MaxIdle: cfg.PHP.Workers})
-	defer php.Close()
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_pool_busy", Help: "FastCGI connections in use."},
-			func() float64 { b, _ := php.Stats(); return float64(b) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_pool_idle", Help: "Idle kept-alive FastCGI connections."},
-			func() float64 { _, i := php.Stats(); return float64(i) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_workers", Help: "php-fpm worker processes (pm=static)."},
-			func() float64 { return float64(cfg.PHP.Workers) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ephpm_phpfpm_restarts_total", Help: "php-fpm restarts after it died."},
-			func() float64 { return float64(sup.Restarts()) }),
-	)
-
-	var siteParams []fastcgi.Param
-	if cfg.DB.SQLite.Proxy.Enabled {
-		_, stopDB, params, err := startDB(ctx, cfg, root, sockDir, log)
+	var resolver httpd.SiteResolver
+	if cfg.Server.SitesDir != "" {
+		r, err := n.startSites(ctx)
 		if err != nil {
 			return err
 		}
-		defer stopDB()
-		siteParams = append(siteParams, params...)
-	}
-	if cfg.KV.Enabled {
-		kvs, params, err := startKV(ctx, cfg, sockDir, log, reg)
+		resolver = r
+	} else {
+		site, err := n.singleSite(ctx)
 		if err != nil {
 			return err
 		}
-		defer kvs.Close()
-		siteParams = append(siteParams, params...)
+		resolver = httpd.SingleSite{S: site}
 	}
 
-	site := &httpd.Site{
-		Name:         "default",
-		Root:         root,
-		IndexFiles:   cfg.Server.IndexFiles,
-		Fallback:     cfg.Server.Fallback,
-		CacheControl: cfg.Server.Static.CacheControl,
-		PHP:          php,
-		Params:       siteParams,
-	}
 	front, err := httpd.New(httpd.Config{
-		Sites:          httpd.SingleSite{S: site},
+		Sites:          resolver,
 		TrustedProxies: cfg.Server.TrustedProxies,
 		MaxBodySize:    int64(cfg.Server.Request.MaxBodySize),
 		MaxHeaderSize:  int(cfg.Server.Request.MaxHeaderSize),
@@ -155,10 +119,10 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		CompressMin:    int64(cfg.Server.Response.CompressionMinSize),
 		AccessLog:      cfg.Server.AccessLog,
 		MetricsPublic:  cfg.Server.Metrics.Public,
-		Ready:          sup.Ready,
-		Registry:       reg,
+		Ready:          n.sup.Ready,
+		Registry:       n.reg,
 		Logger:         log.WithGroup("http"),
-		TmpDir:         runDir,
+		TmpDir:         n.runDir,
 	})
 	if err != nil {
 		return err
@@ -167,7 +131,8 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("serving", "version", ephpm.Version, "http", ln.Addr().String(), "root", root, "php_workers", cfg.PHP.Workers)
+	log.Info("serving", "version", ephpm.Version, "http", ln.Addr().String(), "sites_dir", cfg.Server.SitesDir,
+		"document_root", cfg.Server.DocumentRoot, "php_workers", cfg.PHP.Workers)
 	errc := make(chan error, 1)
 	go func() { errc <- front.Serve(ln) }()
 	select {
@@ -184,4 +149,125 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	<-errc
 	log.Info("stopped")
 	return nil
+}
+
+// dirs makes the runtime dir and the socket dir PHP can reach.
+func (n *node) dirs() error {
+	runDir := n.cfg.Server.RuntimeDir
+	if runDir == "" {
+		d, err := os.MkdirTemp("", "ephpm-run-")
+		if err != nil {
+			return fmt.Errorf("runtime dir: %w", err)
+		}
+		runDir = d
+		n.defer_(func() { os.RemoveAll(d) })
+	} else if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return fmt.Errorf("runtime dir: %w", err)
+	}
+	// PHP (an unprivileged user when we are root) must reach the KV and
+	// MySQL sockets: traverse-only on the run dir, a readable sock dir.
+	sockDir := filepath.Join(runDir, "sock")
+	if err := os.MkdirAll(sockDir, 0o755); err != nil {
+		return fmt.Errorf("socket dir: %w", err)
+	}
+	_ = os.Chmod(runDir, 0o711)
+	_ = os.Chmod(sockDir, 0o755)
+	n.runDir, n.sockDir = runDir, sockDir
+	if os.Geteuid() == 0 {
+		name := n.cfg.PHP.User
+		if name == "" {
+			name = "www-data"
+		}
+		if u, err := user.Lookup(name); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			n.phpUser = [2]int{uid, gid}
+		}
+	}
+	return nil
+}
+
+// startPHP starts the shared php-fpm pool and its FastCGI client.
+func (n *node) startPHP(ctx context.Context) error {
+	cfg := n.cfg
+	// PHP's own body limits follow max_body_size unless overridden.
+	ini := map[string]string{
+		"post_max_size":       cfg.Server.Request.MaxBodySize.PHPString(),
+		"upload_max_filesize": cfg.Server.Request.MaxBodySize.PHPString(),
+	}
+	if cfg.Server.SitesDir != "" && len(cfg.PHP.DisableFunctions) > 0 {
+		ini["disable_functions"] = strings.Join(cfg.PHP.DisableFunctions, ",")
+	}
+	for k, v := range cfg.PHP.IniOverrides {
+		ini[k] = v
+	}
+	sup, err := phpfpm.New(phpfpm.Config{
+		Binary:           cfg.PHP.FPMBinary,
+		RuntimeDir:       filepath.Join(n.runDir, "php-fpm"),
+		Workers:          cfg.PHP.Workers,
+		User:             cfg.PHP.User,
+		MemoryLimit:      cfg.PHP.MemoryLimit.PHPString(),
+		MaxExecutionTime: cfg.PHP.MaxExecutionTime.D(),
+		INI:              ini,
+		Logger:           n.log.WithGroup("phpfpm"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := sup.Start(ctx); err != nil {
+		return fmt.Errorf("start php-fpm: %w", err)
+	}
+	n.defer_(func() { sup.Close() })
+	// One client per pool, at most one connection per worker: php-fpm
+	// ties a worker to each kept-alive connection.
+	php := fastcgi.NewClient(fastcgi.Config{Network: "unix", Address: sup.Socket(), MaxConns: cfg.PHP.Workers, MaxIdle: cfg.PHP.Workers})
+	n.defer_(func() { php.Close() })
+	n.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_pool_busy", Help: "FastCGI connections in use."},
+			func() float64 { b, _ := php.Stats(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_pool_idle", Help: "Idle kept-alive FastCGI connections."},
+			func() float64 { _, i := php.Stats(); return float64(i) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_workers", Help: "php-fpm worker processes (pm=static)."},
+			func() float64 { return float64(cfg.PHP.Workers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ephpm_phpfpm_restarts_total", Help: "php-fpm restarts after it died."},
+			func() float64 { return float64(sup.Restarts()) }),
+	)
+	n.sup, n.php = sup, php
+	return nil
+}
+
+// singleSite serves document_root as the one site, with its database
+// and cache.
+func (n *node) singleSite(ctx context.Context) (*httpd.Site, error) {
+	cfg := n.cfg
+	root, err := cfg.Root()
+	if err != nil {
+		return nil, err
+	}
+	var params []fastcgi.Param
+	if cfg.DB.SQLite.Proxy.Enabled {
+		stop, p, err := startDB(ctx, cfg, root, n.sockDir, n.log)
+		if err != nil {
+			return nil, err
+		}
+		n.defer_(stop)
+		params = append(params, p...)
+	}
+	if cfg.KV.Enabled {
+		kvs, p, err := startKV(ctx, cfg, n.sockDir, nil, n.log, n.reg)
+		if err != nil {
+			return nil, err
+		}
+		n.defer_(func() { kvs.Close() })
+		params = append(params, p...)
+	}
+	return &httpd.Site{
+		Name:         "default",
+		Root:         root,
+		IndexFiles:   cfg.Server.IndexFiles,
+		Fallback:     cfg.Server.Fallback,
+		CacheControl: cfg.Server.Static.CacheControl,
+		PHP:          n.php,
+		Params:       params,
+	}, nil
 }

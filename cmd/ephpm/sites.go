@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/ephpm/ephpm/fastcgi"
+	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/sites"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// startSites serves every directory of sites_dir as a site, each with
+// its own database, MySQL account and KV keyspace.
+func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
+	cfg := n.cfg
+	r, err := n.newRegistry()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	n.defer_(func() { r.Close() })
+	n.sites = r
+	if cfg.DB.SQLite.Proxy.Enabled {
+		pool := sqlite.NewPool(sqlite.PoolConfig{Template: sqlite.Config{Logger: n.log.WithGroup("sqlite")}})
+		n.defer_(func() { pool.Close() })
+		sock := cfg.DB.SQLite.Proxy.Socket
+		if sock == "" {
+			sock = filepath.Join(n.sockDir, "mysql.sock")
+		}
+		srv, host, port, err := startMySQL(ctx, cfg, sock, &sites.Directory{R: r, Pool: pool}, n.log)
+		if err != nil {
+			return nil, err
+		}
+		n.defer_(func() { srv.Close() })
+		n.dbAddr = [3]string{host, port, sock}
+	}
+	if cfg.KV.Enabled {
+		kvs, p, err := startKV(ctx, cfg, n.sockDir, r.KVAuth, n.log, n.reg)
+		if err != nil {
+			return nil, err
+		}
+		n.defer_(func() { kvs.Close() })
+		n.kvAddr = [3]string{p[0].Value, p[1].Value, p[2].Value}
+	}
+	return r, nil
+}
+
+// newRegistry builds the site registry (also used by `ephpm sites`).
+func (n *node) newRegistry() (*sites.Registry, error) {
+	cfg := n.cfg
+	dir, err := filepath.Abs(cfg.Server.SitesDir)
+	if err != nil {
+		return nil, err
+	}
+	dd, err := dataDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := secret(filepath.Join(dd, "node-secret"))
+	if err != nil {
+		return nil, err
+	}
+	dbDir := cfg.DB.SQLite.Dir
+	if dbDir == "" {
+		dbDir = filepath.Join(dd, "sites")
+	}
+	var def *httpd.Site
+	if cfg.Server.DocumentRoot != "" {
+		root, err := cfg.Root()
+		if err != nil {
+			return nil, err
+		}
+		def = &httpd.Site{Name: "default", Root: root, IndexFiles: cfg.Server.IndexFiles,
+			Fallback: cfg.Server.Fallback, CacheControl: cfg.Server.Static.CacheControl, PHP: n.php}
+	}
+	return sites.New(sites.Config{
+		Global:   cfg,
+		Dir:      dir,
+		Default:  def,
+		StateDir: filepath.Join(dd, "state"),
+		DBDir:    dbDir,
+		Secret:   []byte(sec),
+		PHPUser:  n.phpUser[0],
+		PHPGroup: n.phpUser[1],
+		Logger:   n.log.WithGroup("sites"),
+		PHP: func(s *sites.Site) (httpd.PHP, error) {
+			if s.Conf.DisableFunctions != nil {
+				return nil, fmt.Errorf("site %s: [php] disable_functions needs a pool of its own ([php] isolation = \"pool\")", s.Name)
+			}
+			return n.php, nil
+		},
+		Params: func(s *sites.Site) []fastcgi.Param {
+			var p []fastcgi.Param
+			if cfg.DB.SQLite.Proxy.Enabled {
+				p = append(p,
+					fastcgi.Param{Name: "EPHPM_DB_HOST", Value: n.dbAddr[0]},
+					fastcgi.Param{Name: "EPHPM_DB_PORT", Value: n.dbAddr[1]},
+					fastcgi.Param{Name: "EPHPM_DB_SOCKET", Value: n.dbAddr[2]},
+					fastcgi.Param{Name: "EPHPM_DB_NAME", Value: s.DBName},
+					fastcgi.Param{Name: "EPHPM_DB_USER", Value: s.DBUser},
+					fastcgi.Param{Name: "EPHPM_DB_PASSWORD", Value: s.DBPassword})
+			}
+			if cfg.KV.Enabled {
+				p = append(p,
+					fastcgi.Param{Name: "EPHPM_KV_HOST", Value: n.kvAddr[0]},
+					fastcgi.Param{Name: "EPHPM_KV_PORT", Value: n.kvAddr[1]},
+					fastcgi.Param{Name: "EPHPM_KV_SOCKET", Value: n.kvAddr[2]},
+					fastcgi.Param{Name: "EPHPM_KV_USER", Value: s.Name},
+					fastcgi.Param{Name: "EPHPM_KV_PASSWORD", Value: s.KVPassword})
+			}
+			return p
+		},
+	})
+}

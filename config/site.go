@@ -1,0 +1,173 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// SiteFile is a site's site.toml: overrides of the global settings for
+// that site only. Anything not set falls through to ephpm.toml.
+type SiteFile struct {
+	PHP    SitePHP    `toml:"php"`
+	Server SiteServer `toml:"server"`
+	DB     SiteDB     `toml:"db"`
+}
+
+// SitePHP is [php] in site.toml.
+type SitePHP struct {
+	MemoryLimit      Size              `toml:"memory_limit"`
+	MaxExecutionTime Duration          `toml:"max_execution_time"`
+	IniOverrides     map[string]string `toml:"ini_overrides"`
+	// DisableFunctions replaces the multi-tenant default list; it needs
+	// a pool of the site's own (php-fpm applies it per pool).
+	DisableFunctions []string `toml:"disable_functions"`
+	// RunAs is the Unix user of the site's own pool (isolation = "pool", as root).
+	RunAs string `toml:"run_as"`
+}
+
+// SiteServer is [server] in site.toml.
+type SiteServer struct {
+	IndexFiles []string `toml:"index_files"`
+	Fallback   string   `toml:"fallback"`
+	Aliases    []string `toml:"aliases"`
+	Static     Static   `toml:"static"`
+}
+
+// SiteDB is [db] in site.toml.
+type SiteDB struct {
+	SQLite SiteSQLite `toml:"sqlite"`
+}
+
+// SiteSQLite is [db.sqlite] in site.toml.
+type SiteSQLite struct {
+	Path        string      `toml:"path"`
+	Replication Replication `toml:"replication"`
+}
+
+// Replication is [db.sqlite.replication]: the site's role.
+type Replication struct {
+	Role           string `toml:"role"` // "primary" | "replica" | "" (local)
+	PrimaryGRPCURL string `toml:"primary_grpc_url"`
+}
+
+// Site is one site's effective settings: globals with site.toml on top.
+type Site struct {
+	Name             string
+	IndexFiles       []string
+	Fallback         string
+	Aliases          []string
+	CacheControl     string
+	MemoryLimit      Size
+	MaxExecutionTime Duration
+	IniOverrides     map[string]string
+	DisableFunctions []string // nil: the node's multi-tenant default
+	RunAs            string
+	DBPath           string // "" = the default under [db.sqlite] dir
+	Replication      Replication
+}
+
+// LoadSite merges path (a site.toml, may not exist) over the globals.
+// Errors name the site, file, line and key.
+func (c *Config) LoadSite(name, path string) (*Site, error) {
+	s := &Site{
+		Name:             name,
+		IndexFiles:       c.Server.IndexFiles,
+		Fallback:         c.Server.Fallback,
+		CacheControl:     c.Server.Static.CacheControl,
+		MemoryLimit:      c.PHP.MemoryLimit,
+		MaxExecutionTime: c.PHP.MaxExecutionTime,
+		IniOverrides:     c.PHP.IniOverrides,
+	}
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", name, err)
+	}
+	var f SiteFile
+	if err := DecodeStrict(path, data, &f); err != nil {
+		return nil, fmt.Errorf("site %s: %w", name, err)
+	}
+	lines := KeyLines(data)
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		where := path
+		if l, ok := lines[key]; ok {
+			where = fmt.Sprintf("%s:%d", path, l)
+		}
+		errs = append(errs, fmt.Sprintf("site %s: %s: %s: %s", name, where, key, fmt.Sprintf(format, args...)))
+	}
+	if f.PHP.MemoryLimit != 0 {
+		if f.PHP.MemoryLimit < 2<<20 {
+			bad("php.memory_limit", "must be at least 2M")
+		}
+		s.MemoryLimit = f.PHP.MemoryLimit
+	}
+	if f.PHP.MaxExecutionTime != 0 {
+		s.MaxExecutionTime = f.PHP.MaxExecutionTime
+	}
+	if len(f.PHP.IniOverrides) > 0 {
+		merged := map[string]string{}
+		for k, v := range c.PHP.IniOverrides {
+			merged[k] = v
+		}
+		for k, v := range f.PHP.IniOverrides {
+			if k == "" || strings.ContainsAny(k, "[]=\n\x00 ") || strings.ContainsAny(v, "\n\x00") {
+				bad("php.ini_overrides", "invalid directive %q", k)
+			}
+			switch k {
+			case "open_basedir", "disable_functions", "session.save_path", "upload_tmp_dir", "sys_temp_dir":
+				bad("php.ini_overrides", "%s is set by ephpm for isolation", k)
+			}
+			merged[k] = v
+		}
+		s.IniOverrides = merged
+	}
+	if f.PHP.DisableFunctions != nil {
+		s.DisableFunctions = f.PHP.DisableFunctions
+	}
+	s.RunAs = f.PHP.RunAs
+	if f.Server.IndexFiles != nil {
+		s.IndexFiles = f.Server.IndexFiles
+	}
+	if _, ok := lines["server.fallback"]; ok {
+		s.Fallback = f.Server.Fallback
+		if fb := s.Fallback; fb != "" && fb != "off" && !strings.HasPrefix(fb, "/") {
+			bad("server.fallback", "must start with / or be \"off\"")
+		}
+	}
+	for _, a := range f.Server.Aliases {
+		if _, err := NormalizeHost(a); err != nil {
+			bad("server.aliases", "%v", err)
+		}
+	}
+	s.Aliases = f.Server.Aliases
+	if _, ok := lines["server.static.cache_control"]; ok {
+		s.CacheControl = f.Server.Static.CacheControl
+	}
+	s.DBPath = f.DB.SQLite.Path
+	r := f.DB.SQLite.Replication
+	switch r.Role {
+	case "", "primary":
+		if r.PrimaryGRPCURL != "" && r.Role == "primary" {
+			bad("db.sqlite.replication.primary_grpc_url", "only a replica names its primary")
+		}
+	case "replica":
+		if r.PrimaryGRPCURL != "" {
+			u, err := url.Parse(r.PrimaryGRPCURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("db.sqlite.replication.primary_grpc_url", "want http(s)://host:port, got %q", r.PrimaryGRPCURL)
+			}
+		}
+	default:
+		bad("db.sqlite.replication.role", "must be \"primary\" or \"replica\", got %q", r.Role)
+	}
+	s.Replication = r
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return s, nil
+}

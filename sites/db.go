@@ -1,0 +1,44 @@
+package sites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ephpm/ephpm/mysqlwire"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+var _ mysqlwire.Directory = (*Directory)(nil)
+
+// Directory gives each site its own MySQL account over its own database.
+type Directory struct {
+	R    *Registry
+	Pool *sqlite.Pool
+}
+
+// Lookup implements mysqlwire.Directory: the user name is the site name.
+func (d *Directory) Lookup(_ context.Context, user string) (*mysqlwire.Account, error) {
+	s, err := d.R.Get(user)
+	if errors.Is(err, ErrNoSite) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.Err != nil {
+		return nil, nil
+	}
+	path := s.DBPath
+	return &mysqlwire.Account{
+		User: s.DBUser, Password: s.DBPassword, Database: s.DBName,
+		Open: func(ctx context.Context) (*sqlite.DB, func(), error) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, nil, fmt.Errorf("database dir: %w", err)
+			}
+			return d.Pool.Acquire(ctx, path)
+		},
+	}, nil
+}
