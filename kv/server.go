@@ -69,6 +69,8 @@ type Config struct {
 	Password string
 	// Auth enables multi-site mode: it maps a site's credentials to its
 	// keyspace name and quota in bytes (0 = none). Clients must AUTH first.
+	// It is called on every AUTH from the event loop, so it must be quick
+	// (a map lookup, not a password hash).
 	Auth func(user, pass string) (keyspace string, quota int64, ok bool)
 	// MaxBulkLen and MaxQueryBuffer bound what a client may send.
 	MaxBulkLen     int
@@ -367,5 +369,24 @@ func (s *Server) PHPEnv(user, password string) []string {
 		"EPHPM_KV_SOCKET=" + s.cfg.Socket,
 		"EPHPM_KV_USER=" + user,
 		"EPHPM_KV_PASSWORD=" + password,
+	}
+}
+
+// DropKeyspace deletes a site's keyspace and frees its memory, for a site
+// that was removed. Connections still authenticated as it keep a detached,
+// empty keyspace until they re-AUTH or close.
+func (s *Server) DropKeyspace(name string) {
+	st := s.st
+	st.mu.Lock()
+	site := st.sites[name]
+	delete(st.sites, name)
+	st.mu.Unlock()
+	if site == nil {
+		return
+	}
+	for i := range site.dbs {
+		if d := site.dbs[i].Load(); d != nil {
+			d.flush()
+		}
 	}
 }

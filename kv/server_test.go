@@ -318,6 +318,16 @@ func TestSiteIsolation(t *testing.T) {
 			t.Fatalf("%s = %q, want %q", s.cmd, r, s.want)
 		}
 	}
+	// A removed site's keys are gone and its memory freed.
+	if r := bob.Do("SET", "shared", "bob2"); r != "+OK" {
+		t.Fatal(r)
+	}
+	srv.DropKeyspace("bob.example")
+	fresh := dial(t, addr)
+	fresh.Do("AUTH", "bob", "pb")
+	if r := fresh.Do("GET", "shared"); r != "$nil" {
+		t.Fatalf("after DropKeyspace: %q", r)
+	}
 	// Re-authenticating switches keyspace.
 	if r := alice.Do("AUTH", "bob", "pb"); r != "+OK" {
 		t.Fatal(r)
