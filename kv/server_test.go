@@ -319,7 +319,11 @@ func TestSiteIsolation(t *testing.T) {
 		}
 	}
 	// A removed site's keys are gone and its memory freed.
+	bob.Do("SELECT", "0")
 	if r := bob.Do("SET", "shared", "bob2"); r != "+OK" {
+		t.Fatal(r)
+	}
+	if r := dial(t, addr).Do("AUTH", "bob", "pb"); r != "+OK" {
 		t.Fatal(r)
 	}
 	srv.DropKeyspace("bob.example")
@@ -327,6 +331,9 @@ func TestSiteIsolation(t *testing.T) {
 	fresh.Do("AUTH", "bob", "pb")
 	if r := fresh.Do("GET", "shared"); r != "$nil" {
 		t.Fatalf("after DropKeyspace: %q", r)
+	}
+	if r := fresh.Do("INFO", "memory"); infoInt(t, strings.TrimPrefix(r, "$"), "used_memory") != 0 {
+		t.Fatalf("dropped keyspace memory: %q", r)
 	}
 	// Re-authenticating switches keyspace.
 	if r := alice.Do("AUTH", "bob", "pb"); r != "+OK" {
