@@ -18,9 +18,9 @@ func (x *xlate) selectPlan(ts sqlparser.TableStatement) (*Plan, error) {
 			first.SQLCalcFoundRows = false
 		}
 		if first.Lock != sqlparser.NoLock {
-			// SELECT … FOR UPDATE: run on the writer so the session's
-			// transaction holds the (database-wide) write lock.
-			p.Write = false
+			// SELECT … FOR UPDATE / LOCK IN SHARE MODE: run on the writer
+			// (and the primary) so a read-modify-write is serialised.
+			p.Write = true
 		}
 	}
 	main := x.print(ts)
@@ -250,6 +250,7 @@ func (x *xlate) insertPlan(n *sqlparser.Insert) (*Plan, error) {
 		}
 		b.WriteString(")")
 	}
+	autoIncZero(x, tn, n)
 	switch rows := n.Rows.(type) {
 	case sqlparser.Values:
 		if len(rows) == 1 && len(rows[0]) == 0 {
@@ -548,4 +549,53 @@ func (x *xlate) deletePlan(n *sqlparser.Delete) (*Plan, error) {
 	}
 	p.Stmts = []string{x.withCTE("delete from " + x.tableName(sqlparser.NewTableName(table)) + " where rowid in (" + strings.Join(selects, " union ") + ")")}
 	return p, nil
+}
+
+// autoIncZero makes 0 in the AUTO_INCREMENT column mean "generate", as in
+// MySQL (without NO_AUTO_VALUE_ON_ZERO); SQLite would store a row with id 0.
+func autoIncZero(x *xlate, tn sqlparser.TableName, n *sqlparser.Insert) {
+	rows, ok := n.Rows.(sqlparser.Values)
+	if !ok {
+		return
+	}
+	t, err := x.table(tn.Name.String())
+	if err != nil || t == nil {
+		return // temporary or unknown table: nothing to adjust
+	}
+	rowid := rowidPK(t)
+	if rowid == "" {
+		return
+	}
+	k := -1
+	if len(n.Columns) > 0 {
+		for i, c := range n.Columns {
+			if strings.EqualFold(c.String(), rowid) {
+				k = i
+			}
+		}
+	} else {
+		k = t.column(rowid)
+	}
+	if k < 0 {
+		return
+	}
+	for _, r := range rows {
+		if k >= len(r) {
+			continue
+		}
+		switch v := r[k].(type) {
+		case *sqlparser.NullVal:
+			continue
+		case *sqlparser.Literal:
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v.Val), 64); (v.Type == sqlparser.IntVal || v.Type == sqlparser.StrVal) && err == nil {
+				if f == 0 {
+					r[k] = &sqlparser.NullVal{}
+				}
+				continue
+			}
+		}
+		// a bound value may arrive as the string '0'
+		r[k] = &sqlparser.FuncExpr{Name: sqlparser.NewIdentifierCI("nullif"), Exprs: []sqlparser.Expr{
+			&sqlparser.CastExpr{Expr: r[k], Type: &sqlparser.ConvertType{Type: "signed"}}, sqlparser.NewIntLiteral("0")}}
+	}
 }

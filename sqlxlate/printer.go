@@ -174,7 +174,20 @@ func (x *xlate) format(buf *sqlparser.TrackedBuffer, node sqlparser.SQLNode) {
 		}
 		buf.Myprintf("mysql_regexp_replace(%v, %v, %v)", n.Expr, n.Pattern, n.Repl)
 	case *sqlparser.Limit:
-		// MySQL: LIMIT offset, count; SQLite accepts the same order.
+		// MySQL: LIMIT offset, count; SQLite accepts the same order. The
+		// "all rows" idiom LIMIT n, 18446744073709551615 overflows SQLite's
+		// integers: a negative count means no limit there.
+		if n == nil {
+			return
+		}
+		if lit, ok := n.Rowcount.(*sqlparser.Literal); ok && lit.Type == sqlparser.IntVal {
+			if _, err := strconv.ParseInt(lit.Val, 10, 64); err != nil {
+				c := *n
+				c.Rowcount = sqlparser.NewIntLiteral("-1")
+				c.Format(buf)
+				return
+			}
+		}
 		n.Format(buf)
 	case *sqlparser.Order:
 		n.Format(buf)

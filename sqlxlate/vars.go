@@ -163,6 +163,21 @@ func (x *xlate) setPlan(s *sqlparser.Set) (*Plan, error) {
 			v.Value = normalizeBool(v.Value)
 		}
 		p.Sets = append(p.Sets, v)
+		// SET NAMES / CHARACTER SET set the connection's charset variables
+		if cs, ok := v.Value.(string); ok && v.Expr == "" && (v.Name == "names" || v.Name == "charset") {
+			cs = strings.ToLower(cs)
+			if cs == "default" {
+				cs = "utf8mb4"
+			}
+			p.Sets = append(p.Sets,
+				SetVar{Scope: "session", Name: "character_set_client", Value: cs},
+				SetVar{Scope: "session", Name: "character_set_results", Value: cs})
+			if v.Name == "names" {
+				p.Sets = append(p.Sets,
+					SetVar{Scope: "session", Name: "character_set_connection", Value: cs},
+					SetVar{Scope: "session", Name: "collation_connection", Value: defaultCollation(cs)})
+			}
+		}
 	}
 	if len(p.Sets) == 0 {
 		return &Plan{Kind: KindNoop}, nil

@@ -50,3 +50,11 @@ SELECT 1 FROM DUAL;
 SELECT 'a' 'b' AS joined;
 SELECT 1; 
 SELECT * FROM m WHERE id = 1 LOCK IN SHARE MODE;
+SELECT id FROM m ORDER BY id LIMIT 2, 18446744073709551615;
+INSERT INTO m (id, a) VALUES (0, 'zero id');
+-- args: [0, "param zero id"]
+INSERT INTO m (id, a) VALUES (?, ?);
+INSERT INTO m VALUES ('0', 'zero id 2', NULL, NULL);
+SELECT id, a FROM m WHERE a LIKE '%zero id%' ORDER BY id;
+SET NAMES 'latin1';
+SELECT @@character_set_client, @@collation_connection, @@character_set_results;
