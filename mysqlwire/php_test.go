@@ -207,13 +207,13 @@ func TestWordPressInstallCLI(t *testing.T) {
 	ts := startServer(t, withTranslator(nil))
 	out := runPHP(t, ts, false, "../wordpress/install.php")
 	checkJSON(t, out, map[string]string{
-		"installed":        `true`,
-		"admin_id":         `1`,
-		"blogname":         `"Ephpm Test"`,
-		"term":             `"ok"`,
-		"post_ids_ok":      `12`,
-		"comment":          `true`,
-		"comment_count":    `1`,
+		"installed":     `true`,
+		"admin_id":      `1`,
+		"blogname":      `"Ephpm Test"`,
+		"term":          `"ok"`,
+		"post_ids_ok":   `12`,
+		"comment":       `true`,
+		"comment_count": `1`,
 		// The install's "Hello world!" post is dated now: newest.
 		"front_titles":     `["Hello world!","Ephpm post 12","Ephpm post 11","Ephpm post 10","Ephpm post 9"]`,
 		"found_posts":      `13`,
