@@ -19,10 +19,6 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Start(ctx); err != nil {
-		return nil, err
-	}
-	n.defer_(func() { r.Close() })
 	n.sites = r
 	if cfg.DB.SQLite.Proxy.Enabled {
 		pool := sqlite.NewPool(sqlite.PoolConfig{Template: sqlite.Config{Logger: n.log.WithGroup("sqlite")}})
@@ -46,6 +42,11 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		n.defer_(func() { kvs.Close() })
 		n.kvAddr = [3]string{p[0].Value, p[1].Value, p[2].Value}
 	}
+	// Only now: a site's variables name the MySQL and KV addresses.
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	n.defer_(func() { r.Close() })
 	return r, nil
 }
 
