@@ -39,6 +39,8 @@ func toSQLError(err error, database string) error {
 	switch {
 	case errors.Is(err, sqlite.ErrLockTimeout):
 		return sqlerror.NewSQLErrorf(sqlerror.ERLockWaitTimeout, sqlerror.SSUnknownSQLState, "Lock wait timeout exceeded; try restarting transaction")
+	case errors.Is(err, context.DeadlineExceeded) || sqlite.ErrorCode(err)&0xff == sqlite.CodeInterrupt:
+		return sqlerror.NewSQLErrorf(sqlerror.ErrorCode(3024), sqlerror.SSUnknownSQLState, "Query execution was interrupted, maximum statement execution time exceeded")
 	case errors.Is(err, context.Canceled), errors.Is(err, sqlite.ErrClosed):
 		return sqlerror.NewSQLErrorf(sqlerror.ERQueryInterrupted, "70100", "Query execution was interrupted")
 	}

@@ -1,7 +1,6 @@
 package mysqlwire
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"strconv"
@@ -388,8 +387,7 @@ func (s *session) describe(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 }
 
 func (s *session) describeOn(q querier, plan *sqlxlate.Plan) ([]*querypb.Field, error) {
-	ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
-	defer cancel()
+	ctx := s.srv.stmtCtx
 	named := s.bind(plan, nil)
 	if _, isPool := q.(*sql.DB); isPool && len(plan.Stmts) > 1 {
 		c, err := s.db.Reader().Conn(ctx)

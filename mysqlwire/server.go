@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"vitess.io/vitess/go/mysql"
 	vtlog "vitess.io/vitess/go/vt/log"
@@ -95,6 +96,10 @@ type Config struct {
 	Translator Translator
 	// ServerVersion defaults to DefaultServerVersion.
 	ServerVersion string
+	// StatementTimeout bounds each statement (like max_execution_time);
+	// 0, the default, means none. Statements without a deadline run
+	// faster: the SQLite driver then needs no watcher goroutine.
+	StatementTimeout time.Duration
 	Logger        *slog.Logger
 }
 
@@ -109,6 +114,9 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// stmtCtx runs statements: not cancelled by Close (which closes the
+	// connections and waits for running statements instead).
+	stmtCtx context.Context
 	wg     sync.WaitGroup // accept loops and connections
 
 	mu        sync.Mutex
@@ -159,6 +167,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.auth = &authServer{srv: s}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.stmtCtx = context.WithoutCancel(s.ctx)
 	return s, nil
 }
 

@@ -39,6 +39,10 @@ func withTranslator(tr mysqlwire.Translator) option {
 	return func(c *mysqlwire.Config, _ *sqlite.Config) { c.Translator = tr }
 }
 
+func withStatementTimeout(d time.Duration) option {
+	return func(c *mysqlwire.Config, _ *sqlite.Config) { c.StatementTimeout = d }
+}
+
 func withLockTimeout(d time.Duration) option {
 	return func(_ *mysqlwire.Config, c *sqlite.Config) { c.LockTimeout = d }
 }
@@ -671,5 +675,22 @@ func TestDecimalScale(t *testing.T) {
 	}
 	if want := "9.50/3,10.00/7,/"; strings.Join(got, ",") != want {
 		t.Errorf("decimals = %s, want %s", strings.Join(got, ","), want)
+	}
+}
+
+func TestStatementTimeout(t *testing.T) {
+	ts := startServer(t, withStatementTimeout(200*time.Millisecond))
+	db := ts.open(t, "")
+	start := time.Now()
+	_, err := db.Exec("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c")
+	if mysqlCode(err) != 3024 {
+		t.Fatalf("runaway query: %v, want 3024", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("runaway query stopped after %v", el)
+	}
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Errorf("after timeout: %v", err)
 	}
 }

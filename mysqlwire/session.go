@@ -226,7 +226,13 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 	if err != nil {
 		return nil, err
 	}
-	res, err = s.run(s.srv.ctx, plan, args)
+	ctx := s.srv.stmtCtx
+	if s.srv.cfg.StatementTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(s.srv.ctx, s.srv.cfg.StatementTimeout)
+		defer cancel()
+	}
+	res, err = s.run(ctx, plan, args)
 	s.setStatus()
 	if err != nil {
 		s.srv.log.Debug("statement failed", "sql", query, "err", err)
@@ -327,7 +333,7 @@ func (s *session) ensureWriter(ctx context.Context) error {
 	if s.w != nil {
 		return nil
 	}
-	w, err := s.db.AcquireWriter(ctx)
+	w, err := s.db.AcquireWriter(s.srv.ctx) // the wait ends with the server
 	if err != nil {
 		return err
 	}
@@ -404,7 +410,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 		}
 		q = s.w
 	case plan.Write || s.hasTemp:
-		w, err := s.db.AcquireWriter(ctx)
+		w, err := s.db.AcquireWriter(s.srv.ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -497,7 +503,7 @@ func (s *session) exec(ctx context.Context, plan *sqlxlate.Plan, args []any) (*s
 // execAutocommit runs a write outside a client transaction: its statements
 // commit together.
 func (s *session) execAutocommit(ctx context.Context, plan *sqlxlate.Plan, named []any) (*sqltypes.Result, error) {
-	w, err := s.db.AcquireWriter(ctx)
+	w, err := s.db.AcquireWriter(s.srv.ctx)
 	if err != nil {
 		return nil, err
 	}
