@@ -100,7 +100,7 @@ type Config struct {
 	// 0, the default, means none. Statements without a deadline run
 	// faster: the SQLite driver then needs no watcher goroutine.
 	StatementTimeout time.Duration
-	Logger        *slog.Logger
+	Logger           *slog.Logger
 }
 
 // Server is the MySQL wire server. Start it once; Close stops the listeners,
@@ -117,7 +117,7 @@ type Server struct {
 	// stmtCtx runs statements: not cancelled by Close (which closes the
 	// connections and waits for running statements instead).
 	stmtCtx context.Context
-	wg     sync.WaitGroup // accept loops and connections
+	wg      sync.WaitGroup // accept loops and connections
 
 	mu        sync.Mutex
 	listeners []*mysql.Listener
