@@ -23,6 +23,14 @@ Usage:
                                  the current directory on 0.0.0.0:8080)
   ephpm config check [--config FILE]
                                  validate the configuration and exit
+  ephpm sites list [--config FILE]
+                                 list the sites of sites_dir (name, root,
+                                 database, role, status)
+  ephpm sites check [--config FILE]
+                                 validate every site.toml
+  ephpm db shell [--site NAME] [--config FILE]
+                                 SQL prompt (mariadb client) on a site's
+                                 database, through the running node
   ephpm version                  print the version
   ephpm help                     this text
 
@@ -48,6 +56,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
+	case "sites":
+		return cmdSites(args[1:], stdout, stderr)
+	case "db":
+		if len(args) < 2 || args[1] != "shell" {
+			fmt.Fprintf(stderr, "usage: ephpm db shell [--site NAME] [--config FILE]\n")
+			return 2
+		}
+		return cmdDBShell(args[2:], stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprintf(stderr, "usage: ephpm config check [--config FILE]\n")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"path/filepath"
 
 	"github.com/ephpm/ephpm/fastcgi"
@@ -50,8 +52,19 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	return r, nil
 }
 
-// newRegistry builds the site registry (also used by `ephpm sites`).
+// newRegistry builds the site registry of the running node.
 func (n *node) newRegistry() (*sites.Registry, error) {
+	return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) {
+		if s.Conf.DisableFunctions != nil {
+			return nil, fmt.Errorf("site %s: [php] disable_functions needs a pool of its own ([php] isolation = \"pool\")", s.Name)
+		}
+		return n.php, nil
+	})
+}
+
+// newRegistryWith builds a registry with a given runtime picker (the
+// offline CLI commands pass one that starts nothing).
+func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites.Registry, error) {
 	cfg := n.cfg
 	dir, err := filepath.Abs(cfg.Server.SitesDir)
 	if err != nil {
@@ -88,12 +101,7 @@ func (n *node) newRegistry() (*sites.Registry, error) {
 		PHPUser:  n.phpUser[0],
 		PHPGroup: n.phpUser[1],
 		Logger:   n.log.WithGroup("sites"),
-		PHP: func(s *sites.Site) (httpd.PHP, error) {
-			if s.Conf.DisableFunctions != nil {
-				return nil, fmt.Errorf("site %s: [php] disable_functions needs a pool of its own ([php] isolation = \"pool\")", s.Name)
-			}
-			return n.php, nil
-		},
+		PHP:      php,
 		Params: func(s *sites.Site) []fastcgi.Param {
 			var p []fastcgi.Param
 			if cfg.DB.SQLite.Proxy.Enabled {
@@ -116,4 +124,17 @@ func (n *node) newRegistry() (*sites.Registry, error) {
 			return p
 		},
 	})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func splitAddr(a string) (string, string, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", "", fmt.Errorf("mysql_listen %q: %w", a, err)
+	}
+	if h == "" || h == "0.0.0.0" {
+		h = "127.0.0.1"
+	}
+	return h, p, nil
 }

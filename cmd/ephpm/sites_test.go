@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -273,5 +274,36 @@ func TestSitesIsolationKV(t *testing.T) {
 	}
 	if keys, _ := b["kv_keys"].([]any); len(keys) != 1 {
 		t.Errorf("bob sees keys %v", b["kv_keys"])
+	}
+}
+
+func TestSitesCLI(t *testing.T) {
+	testutil.NeedProgram(t, "mariadb", "mysql")
+	p, sitesDir := startSitesNode(t)
+	writeSite(t, sitesDir, "broken.test", "[db.sqlite.replication]\nrole = \"leader\"\n")
+	cli := func(stdin string, args ...string) (int, string) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = p.cmd.Env
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return code, string(out)
+	}
+	code, out := cli("", "sites", "list")
+	if code != 0 || !strings.Contains(out, "alice.test") || !strings.Contains(out, "bob.test") || !strings.Contains(out, "alice.test.db") {
+		t.Errorf("sites list: %d\n%s", code, out)
+	}
+	code, out = cli("", "sites", "check")
+	if code != 1 || !strings.Contains(out, "broken.test") || !strings.Contains(out, "site.toml:2: db.sqlite.replication.role") {
+		t.Errorf("sites check: %d\n%s", code, out)
+	}
+	// The shell reaches the site's own database through the running node.
+	probe(t, p.addr, "alice.test", "db=x")
+	code, out = cli("SELECT body FROM notes;\n", "db", "shell", "--site", "alice.test")
+	if code != 0 || !strings.Contains(out, "alice.test") {
+		t.Errorf("db shell: %d\n%s", code, out)
 	}
 }
