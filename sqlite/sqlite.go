@@ -92,6 +92,7 @@ type DB struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
+	seen   map[string]bool // run once, not cached yet
 
 	hooksMu sync.RWMutex
 	hooks   []CommitHook
@@ -171,6 +172,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		wsem:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		stmts:   map[string]*sql.Stmt{},
+		seen:    map[string]bool{},
 	}
 	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
 		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)",
@@ -221,6 +223,9 @@ func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql
 	if err != nil {
 		return nil, err
 	}
+	if st == nil {
+		return db.reader.QueryContext(ctx, query, args...)
+	}
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil && err.Error() == "sql: statement is closed" {
 		// Evicted between lookup and use.
@@ -232,6 +237,16 @@ func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql
 func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	db.stmtMu.Lock()
 	st := db.stmts[query]
+	if st == nil && !db.seen[query] {
+		// Admit a statement on its second use: SQL with inlined literals
+		// is often run once, and caching it would prepare it twice.
+		if len(db.seen) >= 4*DefaultStmtCache {
+			clear(db.seen)
+		}
+		db.seen[query] = true
+		db.stmtMu.Unlock()
+		return nil, nil
+	}
 	db.stmtMu.Unlock()
 	if st != nil {
 		return st, nil

@@ -358,3 +358,31 @@ func BenchmarkPointRead(b *testing.B) {
 		})
 	}
 }
+
+func TestQueryCacheSeesSchemaChanges(t *testing.T) {
+	db := open(t, sqlite.Config{})
+	ctx := context.Background()
+	exec(t, db, "CREATE TABLE t (a INTEGER)")
+	exec(t, db, "INSERT INTO t VALUES (1)")
+	cols := func() ([]string, error) {
+		rows, err := db.QueryContext(ctx, "SELECT * FROM t")
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		return rows.Columns()
+	}
+	for i := 0; i < 3; i++ { // the second run caches the statement
+		if c, err := cols(); err != nil || len(c) != 1 {
+			t.Fatalf("run %d: %v, %v", i, c, err)
+		}
+	}
+	exec(t, db, "ALTER TABLE t ADD COLUMN b TEXT")
+	if c, err := cols(); err != nil || strings.Join(c, ",") != "a,b" {
+		t.Errorf("after ALTER: columns %v, %v; want a,b", c, err)
+	}
+	exec(t, db, "DROP TABLE t")
+	if _, err := cols(); err == nil || !strings.Contains(err.Error(), "no such table") {
+		t.Errorf("after DROP: %v, want no such table", err)
+	}
+}
