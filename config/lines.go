@@ -44,12 +44,16 @@ func keyValues(data []byte) []keyValue {
 			}
 		case unstable.KeyValue:
 			var key []string
+			line := 0
 			for it := e.Key(); it.Next(); {
+				if line == 0 {
+					line = p.Shape(it.Node().Raw).Start.Line
+				}
 				key = append(key, string(it.Node().Data))
 			}
 			out = append(out, keyValue{
 				table: strings.Join(table, "."), name: strings.Join(key, "."),
-				line: p.Shape(e.Value().Raw).Start.Line, raw: p.Raw(e.Value().Raw),
+				line: line, raw: p.Raw(e.Value().Raw),
 			})
 		}
 	}

@@ -1,0 +1,105 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ephpm/ephpm/config"
+)
+
+func TestNormalizeHost(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice-blog.com", "alice-blog.com"},
+		{"Alice-Blog.COM", "alice-blog.com"},
+		{"alice-blog.com:8080", "alice-blog.com"},
+		{"alice-blog.com.", "alice-blog.com"},
+		{"alice-blog.com.:443", "alice-blog.com"},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
+		{"localhost", "localhost"},
+		{"127.0.0.1:8080", "127.0.0.1"},
+	} {
+		got, err := config.NormalizeHost(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeHost(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "..", "../etc", "%2e%2e", "a/b", "a\\b", "a\x00b", "-a.com", "a-.com", "a..b",
+		"[::1]:80", "a.com:80x", "a_b.com", strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 130) + "com", " a.com"} {
+		if got, err := config.NormalizeHost(in); err == nil {
+			t.Errorf("NormalizeHost(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+func FuzzNormalizeHost(f *testing.F) {
+	for _, s := range []string{"alice.com", "ALICE.com:80", "bücher.de.", "../x", "a/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := config.NormalizeHost(in)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(got, "/\\\x00:") || strings.Contains(got, "..") || got == "" || got != strings.ToLower(got) {
+			t.Fatalf("NormalizeHost(%q) = %q: not a safe directory name", in, got)
+		}
+		if again, err := config.NormalizeHost(got); err != nil || again != got {
+			t.Fatalf("not idempotent: %q -> %q -> %q, %v", in, got, again, err)
+		}
+	})
+}
+
+func TestLoadSite(t *testing.T) {
+	g := config.New()
+	g.PHP.IniOverrides = map[string]string{"display_errors": "Off"}
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "site.toml")
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	s, err := g.LoadSite("a.com", filepath.Join(dir, "missing.toml"))
+	if err != nil || s.MemoryLimit != g.PHP.MemoryLimit || s.Fallback != g.Server.Fallback {
+		t.Fatalf("no site.toml: %+v %v", s, err)
+	}
+	s, err = g.LoadSite("a.com", write(`
+[php]
+memory_limit = "256M"
+ini_overrides = { "max_input_vars" = "5000" }
+[server]
+index_files = ["index.html"]
+fallback = "off"
+aliases = ["www.a.com"]
+[server.static]
+cache_control = "no-store"
+[db.sqlite.replication]
+role = "replica"
+primary_grpc_url = "http://frankfurt:5001"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MemoryLimit.PHPString() != "256M" || s.IniOverrides["max_input_vars"] != "5000" || s.IniOverrides["display_errors"] != "Off" ||
+		s.IndexFiles[0] != "index.html" || s.Fallback != "off" || s.Aliases[0] != "www.a.com" || s.CacheControl != "no-store" ||
+		s.Replication.Role != "replica" || s.Replication.PrimaryGRPCURL != "http://frankfurt:5001" {
+		t.Errorf("merged: %+v", s)
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown key", "[php]\nmemroy = 1\n", "site a.com: " + filepath.Join(dir, "site.toml") + ":2: php.memroy: unknown key"},
+		{"bad role", "[db.sqlite.replication]\n\nrole = \"boss\"\n", "site.toml:3: db.sqlite.replication.role"},
+		{"bad url", "[db.sqlite.replication]\nrole = \"replica\"\nprimary_grpc_url = \"frankfurt\"\n", "site.toml:3: db.sqlite.replication.primary_grpc_url"},
+		{"bad alias", "[server]\naliases = [\"a/b\"]\n", "site.toml:2: server.aliases"},
+		{"isolation key", "[php]\nini_overrides = { open_basedir = \"/\" }\n", "open_basedir is set by ephpm"},
+		{"bad size", "[php]\nmemory_limit = \"lots\"\n", "site.toml:2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := g.LoadSite("a.com", write(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
