@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"syscall"
 
@@ -18,9 +17,6 @@ import (
 // Compared with a goroutine per connection it saves, per request, the read
 // that returns EAGAIN and the park/unpark through the Go scheduler, which
 // were a quarter of the CPU under redis-benchmark.
-
-// maxLoops caps the loops; each holds an OS thread in epoll_wait.
-const maxLoops = 8
 
 // loopConn is the event-loop state of a conn.
 type loopConn struct {
@@ -60,10 +56,10 @@ func (r fdReader) Read(p []byte) (int, error) {
 	}
 }
 
-// startLoops creates one loop per usable CPU.
+// startLoops creates cfg.Loops loops; each holds an OS thread in
+// epoll_wait.
 func (s *Server) startLoops() error {
-	n := min(runtime.GOMAXPROCS(0), maxLoops)
-	for i := 0; i < n; i++ {
+	for i := 0; i < s.cfg.Loops; i++ {
 		l, err := newLoop(s)
 		if err != nil {
 			for _, o := range s.loops {

@@ -688,3 +688,52 @@ func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
 		t.Fatalf("%d bytes of heap per idle connection", per)
 	}
 }
+
+// TestConcurrentClientsAcrossLoops: clients spread over several event
+// loops update one counter and their own keys; nothing is lost.
+func TestConcurrentClientsAcrossLoops(t *testing.T) {
+	srv := startKV(t, kv.Config{Loops: 3})
+	const clients, n = 8, 500
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		go func(i int) {
+			nc, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(30 * time.Second))
+			var buf bytes.Buffer
+			for j := 0; j < n; j++ {
+				buf.Write(encode("INCR", "counter"))
+				buf.Write(encode("HINCRBY", "h", "f", "2"))
+				buf.Write(encode("SET", fmt.Sprintf("c%d:%d", i, j), strconv.Itoa(j)))
+			}
+			go nc.Write(buf.Bytes())
+			br := bufio.NewReader(nc)
+			for j := 0; j < 3*n; j++ {
+				if r, err := readReply(br); err != nil || strings.HasPrefix(r, "-") {
+					errs <- fmt.Errorf("client %d reply %d: %q %v", i, j, r, err)
+					return
+				}
+			}
+			errs <- nil
+		}(i)
+	}
+	for i := 0; i < clients; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, srv.Addr().String())
+	if r := c.Do("GET", "counter"); r != "$"+strconv.Itoa(clients*n) {
+		t.Fatalf("counter = %q, want %d", r, clients*n)
+	}
+	if r := c.Do("HGET", "h", "f"); r != "$"+strconv.Itoa(2*clients*n) {
+		t.Fatalf("hash counter = %q", r)
+	}
+	if r := c.Do("DBSIZE"); r != ":"+strconv.Itoa(clients*n+2) {
+		t.Fatalf("DBSIZE = %q", r)
+	}
+}

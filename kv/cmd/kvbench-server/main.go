@@ -21,6 +21,7 @@ func main() {
 	mem := flag.Int64("memory-limit", 0, "memory limit in bytes (0 = none)")
 	eviction := flag.String("eviction", kv.DefaultEviction, "allkeys-lru or noeviction")
 	password := flag.String("password", "", "requirepass")
+	loops := flag.Int("loops", 0, "event loops (0 = kv.DefaultLoops())")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until exit")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -37,7 +38,7 @@ func main() {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	srv, err := kv.New(kv.Config{Listen: *listen, Socket: *socket, MemoryLimit: *mem, Eviction: *eviction, Password: *password, Logger: log})
+	srv, err := kv.New(kv.Config{Listen: *listen, Socket: *socket, MemoryLimit: *mem, Eviction: *eviction, Password: *password, Loops: *loops, Logger: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
