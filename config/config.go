@@ -130,8 +130,10 @@ type DB struct {
 
 // SQLite is [db.sqlite].
 type SQLite struct {
-	Path  string `toml:"path"`
-	Dir   string `toml:"dir"`
+	Path string `toml:"path"`
+	Dir  string `toml:"dir"`
+	// IdleClose closes a site's database after it is unused this long.
+	IdleClose Duration `toml:"idle_close"`
 	Proxy Proxy  `toml:"proxy"`
 }
 
@@ -178,7 +180,7 @@ func New() *Config {
 			Isolation:        "shared",
 			DisableFunctions: append([]string(nil), DefaultDisableFunctions...),
 		},
-		DB: DB{SQLite: SQLite{Proxy: Proxy{
+		DB: DB{SQLite: SQLite{IdleClose: Duration(2 * time.Minute), Proxy: Proxy{
 			Enabled: true, MySQLListen: "127.0.0.1:3306",
 			Database: "ephpm", User: "ephpm",
 		}}},

@@ -7,6 +7,8 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
 	"github.com/ephpm/ephpm/sites"
@@ -23,7 +25,12 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	}
 	n.sites = r
 	if cfg.DB.SQLite.Proxy.Enabled {
-		pool := sqlite.NewPool(sqlite.PoolConfig{Template: sqlite.Config{Logger: n.log.WithGroup("sqlite")}})
+		pool := sqlite.NewPool(sqlite.PoolConfig{
+			Template:  sqlite.Config{Logger: n.log.WithGroup("sqlite")},
+			IdleClose: cfg.DB.SQLite.IdleClose.D(),
+		})
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
+			func() float64 { return float64(pool.Len()) }))
 		n.defer_(func() { pool.Close() })
 		sock := cfg.DB.SQLite.Proxy.Socket
 		if sock == "" {
