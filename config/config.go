@@ -134,7 +134,7 @@ type SQLite struct {
 	Dir  string `toml:"dir"`
 	// IdleClose closes a site's database after it is unused this long.
 	IdleClose Duration `toml:"idle_close"`
-	Proxy Proxy  `toml:"proxy"`
+	Proxy     Proxy    `toml:"proxy"`
 }
 
 // Proxy is [db.sqlite.proxy]: the MySQL wire front.
