@@ -31,6 +31,10 @@ const (
 	// WordPress and mysqlnd enable utf8mb4 and modern SQL for 8.0.
 	DefaultServerVersion = "8.0.36"
 
+	// DefaultSocketMode lets the owner and group (php-fpm's pool user)
+	// connect through the unix socket.
+	DefaultSocketMode os.FileMode = 0o660
+
 	// DefaultPlanCache is the number of translated plans kept in memory.
 	DefaultPlanCache = 4096
 )
@@ -88,6 +92,9 @@ type Config struct {
 	Listen string
 	// Socket is the unix socket path; "" disables it.
 	Socket string
+	// SocketMode is the socket's permission bits (DefaultSocketMode): PHP
+	// workers must be the owner or in the group to connect.
+	SocketMode os.FileMode
 	// AllowRemote permits a Listen address that is not loopback.
 	AllowRemote bool
 	// Sites resolves users to accounts. Required.
@@ -141,6 +148,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ServerVersion == "" {
 		cfg.ServerVersion = DefaultServerVersion
+	}
+	if cfg.SocketMode == 0 {
+		cfg.SocketMode = DefaultSocketMode
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -209,7 +219,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.Close()
 			return fmt.Errorf("mysqlwire: listen %s: %w", s.cfg.Socket, err)
 		}
-		if err := os.Chmod(s.cfg.Socket, 0o660); err != nil {
+		if err := os.Chmod(s.cfg.Socket, s.cfg.SocketMode); err != nil {
 			ln.Close()
 			s.Close()
 			return fmt.Errorf("mysqlwire: chmod %s: %w", s.cfg.Socket, err)
