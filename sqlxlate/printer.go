@@ -412,6 +412,12 @@ func (x *xlate) formatComparison(buf *sqlparser.TrackedBuffer, n *sqlparser.Comp
 		// every number below every string unless a column's affinity
 		// converts the literal. Numeric expressions have no affinity, so
 		// numeric-looking string literals compared with them become numbers.
+		if x.textCols[colOf(n.Left)] || x.textCols[colOf(n.Right)] {
+			c := *n
+			c.Left, c.Right = x.realCast(n.Left), x.realCast(n.Right)
+			c.Format(buf)
+			return
+		}
 		if isNumericExpr(n.Left) || isNumericExpr(n.Right) {
 			c := *n
 			c.Left, c.Right = numericLiteral(n.Left), numericLiteral(n.Right)
@@ -420,6 +426,19 @@ func (x *xlate) formatComparison(buf *sqlparser.TrackedBuffer, n *sqlparser.Comp
 		}
 		n.Format(buf)
 	}
+}
+
+func colOf(e sqlparser.Expr) *sqlparser.ColName {
+	c, _ := e.(*sqlparser.ColName)
+	return c
+}
+
+// realCast wraps a marked text column in CAST(… AS REAL).
+func (x *xlate) realCast(e sqlparser.Expr) sqlparser.Expr {
+	if c := colOf(e); c != nil && x.textCols[c] {
+		return &sqlparser.CastExpr{Expr: c, Type: &sqlparser.ConvertType{Type: "double"}}
+	}
+	return e
 }
 
 // numericLiteral turns a numeric-looking string literal (or a tuple of

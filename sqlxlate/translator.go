@@ -132,6 +132,9 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 		}
 	}
 	x := &xlate{ctx: ctx, cat: cat, src: trimmed, tables: map[string]*Table{}}
+	if err := x.findTextColumns(stmt); err != nil {
+		return nil, err
+	}
 	p, err = x.statement(stmt)
 	if err != nil {
 		return nil, err
@@ -198,6 +201,9 @@ type xlate struct {
 	// INSERT … AS alias whose columns mean excluded.*.
 	upsert   bool
 	rowAlias string
+	// textCols are column references of text type compared with numbers,
+	// which MySQL compares numerically (see findTextColumns).
+	textCols map[*sqlparser.ColName]bool
 }
 
 func (x *xlate) fail(e error) {

@@ -58,3 +58,12 @@ INSERT INTO m VALUES ('0', 'zero id 2', NULL, NULL);
 SELECT id, a FROM m WHERE a LIKE '%zero id%' ORDER BY id;
 SET NAMES 'latin1';
 SELECT @@character_set_client, @@collation_connection, @@character_set_results;
+-- text columns compared with numbers compare numerically, as in MySQL
+CREATE TABLE nums (k varchar(10) NOT NULL, v longtext, n int);
+INSERT INTO nums VALUES ('a', '9', 9), ('b', '10', 10), ('c', '100abc', 100), ('d', 'x', 0);
+SELECT k FROM nums WHERE v > 50 ORDER BY k;
+SELECT k FROM nums WHERE v < 20 ORDER BY k;
+SELECT k FROM nums WHERE v = 0 ORDER BY k;
+SELECT k FROM nums WHERE nums.v IN (9, 100) ORDER BY k;
+SELECT k FROM nums AS t WHERE t.v >= 10 AND t.n > 5 ORDER BY k;
+SELECT k FROM nums WHERE v > '50' ORDER BY k;
