@@ -8,6 +8,7 @@ import (
 
 	"vitess.io/vitess/go/mysql/sqlerror"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlite"
 	"github.com/ephpm/ephpm/sqlxlate"
 )
@@ -37,6 +38,9 @@ func toSQLError(err error, database string) error {
 		return sqlerror.NewSQLErrorf(sqlerror.ErrorCode(xe.Code), state, "%s", xe.Message)
 	}
 	switch {
+	case errors.Is(err, ephpm.ErrNotPrimary):
+		// What a MySQL replica says; write forwarding will intercept this.
+		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "The MySQL server is running with the --read-only option so it cannot execute this statement")
 	case errors.Is(err, sqlite.ErrLockTimeout):
 		return sqlerror.NewSQLErrorf(sqlerror.ERLockWaitTimeout, sqlerror.SSUnknownSQLState, "Lock wait timeout exceeded; try restarting transaction")
 	case errors.Is(err, context.DeadlineExceeded) || sqlite.ErrorCode(err)&0xff == sqlite.CodeInterrupt:

@@ -694,3 +694,21 @@ func TestStatementTimeout(t *testing.T) {
 		t.Errorf("after timeout: %v", err)
 	}
 }
+
+func TestReadOnlyDatabase1290(t *testing.T) {
+	ts := startServer(t)
+	db := ts.open(t, "")
+	mustExec(t, db, "CREATE TABLE r (a INTEGER)")
+	mustExec(t, db, "INSERT INTO r VALUES (1)")
+	ts.db.SetReadOnly(true)
+	if _, err := db.Exec("INSERT INTO r VALUES (2)"); mysqlCode(err) != 1290 {
+		t.Errorf("write on a replica: %v, want 1290", err)
+	}
+	if _, err := db.Exec("BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM r").Scan(&n); err != nil || n != 1 {
+		t.Errorf("read on a replica: %d, %v", n, err)
+	}
+}

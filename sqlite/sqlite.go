@@ -18,6 +18,8 @@ import (
 	"time"
 
 	msqlite "modernc.org/sqlite"
+
+	"github.com/ephpm/ephpm"
 )
 
 const (
@@ -78,6 +80,7 @@ type Config struct {
 	BusyTimeout     time.Duration // SQLite busy_timeout (DefaultBusyTimeout)
 	CheckpointPages int           // checkpoint threshold (DefaultCheckpointPages); < 0 disables automatic checkpoints
 	Functions       []Function    // registered on every connection
+	ReadOnly        bool          // replica: AcquireWriter fails with ephpm.ErrNotPrimary
 	Logger          *slog.Logger
 }
 
@@ -97,6 +100,7 @@ type DB struct {
 	hooksMu sync.RWMutex
 	hooks   []CommitHook
 
+	readOnly  atomic.Bool // replica: clients may not write
 	committed atomic.Bool // set by SQLite's commit hook on the writer
 	internal  atomic.Bool // the writer runs an ephpm statement the authorizer must allow
 
@@ -174,6 +178,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		stmts:   map[string]*sql.Stmt{},
 		seen:    map[string]bool{},
 	}
+	db.readOnly.Store(cfg.ReadOnly)
 	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
 		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)",
 		cfg.Path, cfg.BusyTimeout.Milliseconds(), PageSize)
@@ -286,10 +291,30 @@ func (db *DB) OnCommit(h CommitHook) {
 	db.hooksMu.Unlock()
 }
 
+// SetReadOnly switches client writes off (replica) or on (primary); a
+// Writer already out is not affected.
+func (db *DB) SetReadOnly(ro bool) { db.readOnly.Store(ro) }
+
+// ReadOnly reports whether client writes are refused.
+func (db *DB) ReadOnly() bool { return db.readOnly.Load() }
+
 // AcquireWriter waits (at most the lock timeout) for the single writer and
 // returns it; the caller must Release it. Concurrent writers are thereby
-// serialised rather than failed with SQLITE_BUSY.
+// serialised rather than failed with SQLITE_BUSY. On a read-only (replica)
+// database it fails with ephpm.ErrNotPrimary.
 func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
+	select {
+	case <-db.closing:
+		return nil, ErrClosed
+	default:
+	}
+	if db.readOnly.Load() {
+		return nil, ephpm.ErrNotPrimary
+	}
+	return db.acquire(ctx)
+}
+
+func (db *DB) acquire(ctx context.Context) (*Writer, error) {
 	select {
 	case <-db.closing:
 		return nil, ErrClosed
@@ -317,7 +342,7 @@ func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
 // Checkpoint runs a WAL checkpoint with mode PASSIVE, FULL, RESTART or
 // TRUNCATE, holding the writer; it returns SQLite's (busy, log, checkpointed).
 func (db *DB) Checkpoint(ctx context.Context, mode string) (busy, log, done int, err error) {
-	w, err := db.AcquireWriter(ctx)
+	w, err := db.acquire(ctx) // replicas checkpoint too
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
@@ -384,5 +385,22 @@ func TestQueryCacheSeesSchemaChanges(t *testing.T) {
 	exec(t, db, "DROP TABLE t")
 	if _, err := cols(); err == nil || !strings.Contains(err.Error(), "no such table") {
 		t.Errorf("after DROP: %v, want no such table", err)
+	}
+}
+
+func TestReadOnlyRefusesWriters(t *testing.T) {
+	db := open(t, sqlite.Config{ReadOnly: true})
+	ctx := context.Background()
+	if _, err := db.AcquireWriter(ctx); !errors.Is(err, ephpm.ErrNotPrimary) {
+		t.Fatalf("AcquireWriter on a replica: %v, want ErrNotPrimary", err)
+	}
+	if _, _, _, err := db.Checkpoint(ctx, "PASSIVE"); err != nil {
+		t.Errorf("checkpoint on a replica: %v", err)
+	}
+	db.SetReadOnly(false)
+	exec(t, db, "CREATE TABLE t (a INTEGER)")
+	db.SetReadOnly(true)
+	if _, err := db.AcquireWriter(ctx); !errors.Is(err, ephpm.ErrNotPrimary) {
+		t.Errorf("after SetReadOnly(true): %v", err)
 	}
 }
