@@ -19,6 +19,7 @@ func TestGoroutineMode(t *testing.T) {
 		"max conns":     TestMaxConnections,
 		"close":         TestCloseEndsConnectionsAndContext,
 		"isolation":     TestSiteIsolation,
+		"concurrent":    TestConcurrentClientsAcrossLoops,
 	} {
 		t.Run(name, fn)
 	}
