@@ -50,10 +50,12 @@ func (a *authServer) UserEntryWithHash(_ *mysql.Conn, salt []byte, user string, 
 	}
 	// Empty passwords are never accepted: credentials are required.
 	if acct == nil || acct.Password == "" || len(authResponse) == 0 {
+		a.srv.stats.authFailures.Add(1)
 		return nil, denied
 	}
 	want := mysql.ScrambleMysqlNativePassword(salt, []byte(acct.Password))
 	if subtle.ConstantTimeCompare(want, authResponse) != 1 {
+		a.srv.stats.authFailures.Add(1)
 		return nil, denied
 	}
 	return &accountData{acct: acct}, nil

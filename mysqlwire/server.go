@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"vitess.io/vitess/go/mysql"
 	vtlog "vitess.io/vitess/go/vt/log"
 	"vitess.io/vitess/go/vt/vtenv"
@@ -108,16 +109,19 @@ type Config struct {
 	// faster: the SQLite driver then needs no watcher goroutine.
 	StatementTimeout time.Duration
 	Logger           *slog.Logger
+	// Metrics, if set, receives the ephpm_mysql_* collectors.
+	Metrics prometheus.Registerer
 }
 
 // Server is the MySQL wire server. Start it once; Close stops the listeners,
 // closes every client connection and waits for their goroutines.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	env  *vtenv.Environment
-	xl   Translator
-	auth *authServer
+	cfg   Config
+	log   *slog.Logger
+	env   *vtenv.Environment
+	xl    Translator
+	auth  *authServer
+	stats counters
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -176,6 +180,11 @@ func New(cfg Config) (*Server, error) {
 		sites: map[*sqlite.DB]*siteState{},
 	}
 	s.auth = &authServer{srv: s}
+	if cfg.Metrics != nil {
+		if err := s.registerMetrics(cfg.Metrics); err != nil {
+			return nil, fmt.Errorf("mysqlwire: metrics: %w", err)
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.stmtCtx = context.WithoutCancel(s.ctx)
 	return s, nil
@@ -342,6 +351,8 @@ func (s *Server) trackConn(c *mysql.Conn) bool {
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
+	s.stats.connsTotal.Add(1)
+	s.stats.conns.Add(1)
 	return true
 }
 
@@ -351,6 +362,7 @@ func (s *Server) untrackConn(c *mysql.Conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	if ok {
+		s.stats.conns.Add(-1)
 		s.wg.Done()
 	}
 }

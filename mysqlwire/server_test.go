@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/sqlite"
@@ -41,6 +42,10 @@ func withTranslator(tr mysqlwire.Translator) option {
 
 func withStatementTimeout(d time.Duration) option {
 	return func(c *mysqlwire.Config, _ *sqlite.Config) { c.StatementTimeout = d }
+}
+
+func withMetrics(r prometheus.Registerer) option {
+	return func(c *mysqlwire.Config, _ *sqlite.Config) { c.Metrics = r }
 }
 
 func withLockTimeout(d time.Duration) option {
@@ -710,5 +715,38 @@ func TestReadOnlyDatabase1290(t *testing.T) {
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM r").Scan(&n); err != nil || n != 1 {
 		t.Errorf("read on a replica: %d, %v", n, err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, withMetrics(reg))
+	db := ts.open(t, "")
+	db.SetMaxOpenConns(1)
+	mustExec(t, db, "CREATE TABLE mt (a INTEGER)")
+	db.Exec("SELECT * FROM nope")
+	bad, _ := sql.Open("mysql", fmt.Sprintf("%s:wrong@tcp(%s)/%s", testUser, ts.addr, testDB))
+	bad.Ping()
+	bad.Close()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for name, min := range map[string]float64{
+		"ephpm_mysql_statements_total":    2,
+		"ephpm_mysql_errors_total":        1,
+		"ephpm_mysql_auth_failures_total": 1,
+		"ephpm_mysql_connections_total":   2,
+		"ephpm_mysql_connections":         1,
+	} {
+		if got[name] < min {
+			t.Errorf("%s = %v, want >= %v", name, got[name], min)
+		}
 	}
 }

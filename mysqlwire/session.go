@@ -232,10 +232,15 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 		ctx, cancel = context.WithTimeout(s.srv.ctx, s.srv.cfg.StatementTimeout)
 		defer cancel()
 	}
+	s.srv.stats.statements.Add(1)
 	res, err = s.run(ctx, plan, args)
 	s.setStatus()
 	if err != nil {
 		s.srv.log.Debug("statement failed", "sql", query, "err", err)
+		s.srv.stats.errors.Add(1)
+		if errors.Is(err, sqlite.ErrLockTimeout) {
+			s.srv.stats.lockTimeouts.Add(1)
+		}
 		return nil, toSQLError(err, s.database)
 	}
 	return res, nil
