@@ -86,6 +86,9 @@ type Registry struct {
 	mu      sync.RWMutex
 	sites   map[string]*Site
 	aliases map[string]string // alias -> site name
+	// scanned remembers each site.toml's aliases by its size and mtime,
+	// so a scan re-reads only the files that changed.
+	scanned map[string]scanEntry
 	// loading serializes the first load of a site.
 	loadMu sync.Mutex
 
@@ -139,7 +142,14 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// scan reads the aliases of every site.toml.
+type scanEntry struct {
+	mod     time.Time
+	size    int64
+	aliases []string
+}
+
+// scan reads the aliases of every site.toml (only those that changed
+// since the last scan). It loads no site: idle sites stay unloaded.
 func (r *Registry) scan() {
 	ents, err := os.ReadDir(r.cfg.Dir)
 	if err != nil {
@@ -147,21 +157,33 @@ func (r *Registry) scan() {
 		return
 	}
 	idx := map[string]string{}
+	seen := make(map[string]scanEntry, len(r.scanned))
 	for _, e := range ents {
 		name := e.Name()
-		if n, err := config.NormalizeHost(name); err != nil || n != name {
+		if !e.IsDir() {
 			continue
 		}
-		s, err := r.Get(name)
-		if err != nil || s.Conf == nil {
+		st, err := os.Stat(filepath.Join(r.cfg.Dir, name, SiteFile))
+		if err != nil {
 			continue
 		}
-		for _, a := range s.Conf.Aliases {
+		se, ok := r.scanned[name]
+		if !ok || !se.mod.Equal(st.ModTime()) || se.size != st.Size() {
+			se = scanEntry{mod: st.ModTime(), size: st.Size()}
+			if n, err := config.NormalizeHost(name); err == nil && n == name {
+				if c, err := r.cfg.Global.LoadSite(name, filepath.Join(r.cfg.Dir, name, SiteFile)); err == nil {
+					se.aliases = c.Aliases
+				}
+			}
+		}
+		seen[name] = se
+		for _, a := range se.aliases {
 			if a, err := config.NormalizeHost(a); err == nil && a != name {
 				idx[a] = name
 			}
 		}
 	}
+	r.scanned = seen
 	r.mu.Lock()
 	r.aliases = idx
 	r.mu.Unlock()
@@ -230,7 +252,7 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 		delete(r.sites, name)
 		r.mu.Unlock()
 		if old != nil {
-			r.log.Info("site removed", "site", name)
+			r.log.Debug("site removed", "site", name)
 		}
 		return nil, ErrNoSite
 	}
@@ -258,7 +280,7 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 		s.Err = err
 		r.log.Error("site cannot be served", "site", name, "err", err)
 	} else if old == nil {
-		r.log.Info("site loaded", "site", name)
+		r.log.Debug("site loaded", "site", name)
 	}
 	r.mu.Lock()
 	r.sites[name] = s
