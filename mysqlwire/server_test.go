@@ -750,3 +750,32 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestLargeValues(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	for _, tc := range []struct {
+		name, params string
+		size         int
+	}{
+		{"text 2MB", "interpolateParams=true", 2 << 20},
+		// Over 16 MB: the client splits the packet in several.
+		{"prepared 17MB", "", 17 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := ts.open(t, tc.params+"&maxAllowedPacket=0")
+			mustExec(t, db, "CREATE TABLE IF NOT EXISTS big (id INT PRIMARY KEY, body LONGTEXT)")
+			mustExec(t, db, "DELETE FROM big")
+			body := strings.Repeat("0123456789abcdef", tc.size/16)
+			if _, err := db.Exec("INSERT INTO big VALUES (1, ?)", body); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := db.QueryRow("SELECT body FROM big WHERE id = ?", 1).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != body {
+				t.Errorf("got %d bytes back, want %d", len(got), len(body))
+			}
+		})
+	}
+}
