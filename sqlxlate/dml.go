@@ -257,12 +257,21 @@ func (x *xlate) insertPlan(n *sqlparser.Insert) (*Plan, error) {
 			if len(n.Columns) > 0 {
 				return nil, &Error{Code: 1136, State: "21S01", Message: "Column count doesn't match value count at row 1"}
 			}
+			if len(n.OnDup) > 0 {
+				// SQLite has no upsert clause after DEFAULT VALUES
+				return nil, notSupported("INSERT … VALUES () with ON DUPLICATE KEY UPDATE")
+			}
 			b.WriteString(" default values")
 			break
 		}
 		b.WriteString(" values ")
+		for _, r := range rows {
+			if len(r) == 0 {
+				return nil, notSupported("several empty VALUES () rows")
+			}
+		}
 		for i, r := range rows {
-			if len(n.Columns) > 0 && len(r) != len(n.Columns) {
+			if len(n.Columns) > 0 && len(r) != len(n.Columns) || len(r) != len(rows[0]) {
 				return nil, &Error{Code: 1136, State: "21S01", Message: "Column count doesn't match value count at row " + strconv.Itoa(i+1)}
 			}
 			if i > 0 {

@@ -52,7 +52,7 @@ func SQLiteError(err error, database string) *Error {
 			name = m[1]
 		}
 		return &Error{Code: ErrTableExists, State: "42S01", Message: "Table '" + name + "' already exists"}
-	case strings.Contains(msg, "values were supplied") || strings.Contains(msg, "values for") && strings.Contains(msg, "columns"):
+	case strings.Contains(msg, "values were supplied") || strings.Contains(msg, "must have the same number of terms") || strings.Contains(msg, "values for") && strings.Contains(msg, "columns"):
 		return &Error{Code: 1136, State: "21S01", Message: "Column count doesn't match value count at row 1"}
 	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
 		return &Error{Code: 1205, State: "HY000", Message: "Lock wait timeout exceeded; try restarting transaction"}

@@ -1,6 +1,9 @@
 package sqlxlate_test
 
 import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
 	"context"
 	"errors"
 	"os"
@@ -25,6 +28,9 @@ func FuzzTranslate(f *testing.F) {
 		for _, st := range parseGolden(&testing.T{}, string(src)) {
 			f.Add(st.sql)
 		}
+	}
+	for _, q := range wordpressCorpus(f) {
+		f.Add(q)
 	}
 	for _, s := range []string{"", ";", "SELECT", "SELECT 'a\\", "SELECT `x", "SELECT 0x", "INSERT INTO wp_options VALUES ()", "SELECT * FROM information_schema.nosuch", "SELECT @@", "SET @a = (SELECT 1)"} {
 		f.Add(s)
@@ -110,4 +116,29 @@ func readFile(tb testing.TB, name string) string {
 		tb.Fatal(err)
 	}
 	return string(b)
+}
+
+// wordpressCorpus is the distinct statements of the recorded WordPress run.
+func wordpressCorpus(tb testing.TB) []string {
+	f, err := os.Open("testdata/wordpress/session.jsonl.gz")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 1<<20), 1<<22)
+	for sc.Scan() {
+		var q string
+		if json.Unmarshal(sc.Bytes(), &q) == nil && !seen[q] && len(q) < 4096 {
+			seen[q] = true
+			out = append(out, q)
+		}
+	}
+	return out
 }

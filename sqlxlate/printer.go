@@ -84,6 +84,15 @@ func (x *xlate) format(buf *sqlparser.TrackedBuffer, node sqlparser.SQLNode) {
 			return
 		}
 		n.Format(buf)
+	case *sqlparser.UnaryExpr:
+		switch n.Operator {
+		case sqlparser.NStringOp: // N'…' is just a string here
+			buf.Myprintf("%v", n.Expr)
+		case sqlparser.BangOp: // !x
+			buf.Myprintf("(not %v)", n.Expr)
+		default:
+			n.Format(buf)
+		}
 	case *sqlparser.CollateExpr:
 		buf.Myprintf("%v COLLATE %s", n.Expr, sqliteCollation(n.Collation))
 	case *sqlparser.IntroducerExpr:
