@@ -155,6 +155,10 @@ type Plan struct {
 	// both. WIRE may compare last_insert_rowid before/after to approximate:
 	// if the row was updated (rowid did not advance), report 2.
 	DupKeyUpdate bool
+	// AutoIncrement: an INSERT/REPLACE into a table with an AUTO_INCREMENT
+	// column (or a table the catalog cannot see, e.g. a temporary one), so
+	// last_insert_rowid is the insert id. False: MySQL reports insert id 0.
+	AutoIncrement bool
 	// TempTable: CREATE/DROP TEMPORARY TABLE. Temporary tables live in one
 	// SQLite connection, so the session must keep using the connection
 	// that ran this plan.

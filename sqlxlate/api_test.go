@@ -175,6 +175,19 @@ func TestPlanKinds(t *testing.T) {
 		{"flush", "FLUSH PRIVILEGES", sqlxlate.KindNoop, false, false, 0},
 	}
 	ctx := context.Background()
+	s.mustRun("CREATE TABLE rel (a int NOT NULL, b int NOT NULL, PRIMARY KEY (a, b))")
+	for _, c := range []struct {
+		sql  string
+		want bool
+	}{{"INSERT INTO t (v) VALUES ('x')", true}, {"INSERT INTO rel VALUES (1, 2)", false}, {"REPLACE INTO rel VALUES (1, 2)", false}, {"INSERT INTO tmp_unknown VALUES (1)", true}} {
+		p, err := s.tr.Translate(ctx, c.sql, s.cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.AutoIncrement != c.want {
+			t.Errorf("%s: AutoIncrement %v, want %v", c.sql, p.AutoIncrement, c.want)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := s.tr.Translate(ctx, tt.sql, s.cat)

@@ -290,7 +290,12 @@ func (x *xlate) insertPlan(n *sqlparser.Insert) (*Plan, error) {
 	default:
 		return nil, notSupported("this INSERT form")
 	}
-	p := &Plan{Kind: KindExec, Write: true}
+	p := &Plan{Kind: KindExec, Write: true, AutoIncrement: true}
+	if t, err := x.table(tn.Name.String()); err != nil {
+		return nil, err
+	} else if t != nil && rowidPK(t) == "" {
+		p.AutoIncrement = false
+	}
 	if len(n.OnDup) > 0 {
 		if n.RowAlias != nil {
 			x.rowAlias = n.RowAlias.TableName.String()
