@@ -59,19 +59,30 @@ rps() {
 
 echo "# KV benchmark $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# redis $(redis-server --version | awk '{print $3}'), -c $CLIENTS, -n $N (pipelined -n $NP), best of $REPS, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-12s | %12s | %12s | %6s |\n' test redis ephpm ratio
-printf '|%s|%s|%s|%s|\n' -------------- -------------- -------------- --------
+# cpu PID: user+system CPU time of a process, in clock ticks.
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+printf '| %-12s | %10s | %10s | %6s | %13s | %13s |\n' test "redis rps" "ephpm rps" ratio "redis CPU/req" "ephpm CPU/req"
+printf '|%s|%s|%s|%s|%s|%s|\n' -------------- ------------ ------------ -------- --------------- ---------------
 for pipe in 1 16; do
 	n=$N; [ "$pipe" -gt 1 ] && n=$NP
 	for t in get set incr mset; do
-		# Interleaved so a noisy neighbour hurts both sides alike.
-		r=0 e=0
+		# Interleaved so a noisy neighbour hurts both sides alike; the
+		# servers' CPU time per request is the steadier comparison.
+		r=0 e=0 rc=0 ec=0
 		for _ in $(seq "$REPS"); do
+			c0=$(cpu "$RPID")
 			r=$(best "$r" "$(rps "$t" "$RPORT" -n "$n" -P "$pipe")")
+			c1=$(cpu "$RPID")
+			rc=$((rc + c1 - c0))
+			c0=$(cpu "$EPID")
 			e=$(best "$e" "$(rps "$t" "$EPORT" -n "$n" -P "$pipe")")
+			c1=$(cpu "$EPID")
+			ec=$((ec + c1 - c0))
 		done
 		label=$(echo "$t" | tr a-z A-Z); [ "$pipe" -gt 1 ] && label="$label -P $pipe"
-		printf '| %-12s | %12.0f | %12.0f | %5.2fx |\n' "$label" "$r" "$e" "$(calc "$e / $r")"
+		printf '| %-12s | %10.0f | %10.0f | %5.2fx | %10.2f us | %10.2f us |\n' "$label" "$r" "$e" "$(calc "$e / $r")" \
+			"$(calc "$rc * 1000000 / $HZ / ($n * $REPS)")" "$(calc "$ec * 1000000 / $HZ / ($n * $REPS)")"
 	done
 done
 
