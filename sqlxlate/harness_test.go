@@ -192,7 +192,10 @@ func (s *session) run(mysql string, params ...any) (*result, error) {
 			s.cat.Invalidate()
 			r.affected, r.insertID = 0, 0
 		} else if strings.HasPrefix(strings.TrimSpace(strings.ToLower(mysql)), "insert") || strings.HasPrefix(strings.TrimSpace(strings.ToLower(mysql)), "replace") {
-			if r.affected > 0 {
+			if !p.AutoIncrement {
+				r.insertID = 0
+			}
+			if r.affected > 0 && r.insertID != 0 {
 				s.lastID = r.insertID
 			} else {
 				r.insertID = 0
