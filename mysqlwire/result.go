@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -13,6 +14,7 @@ import (
 	"vitess.io/vitess/go/sqltypes"
 	querypb "vitess.io/vitess/go/vt/proto/query"
 
+	"github.com/ephpm/ephpm/sqlite"
 	"github.com/ephpm/ephpm/sqlxlate"
 )
 
@@ -371,6 +373,26 @@ func (s *session) describe(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 	if plan.Write || len(plan.Stmts) == 0 {
 		return nil, nil
 	}
+	// Clients prepare the same statements over and over (PDO and
+	// go-sql-driver prepare, execute and close each query): remember the
+	// fields per site, query and schema version instead of running the
+	// query again. Not inside a writing transaction or with temp tables,
+	// whose schema other sessions do not share.
+	shared := s.w == nil && !s.hasTemp
+	key := describeKey{db: s.db, query: strings.Join(plan.Stmts, ";"), version: s.site.cat.Version()}
+	if shared {
+		if f, ok := s.srv.describes.get(key); ok {
+			return f, nil
+		}
+	}
+	f, err := s.describeFresh(plan)
+	if err == nil && shared {
+		s.srv.describes.put(key, f)
+	}
+	return f, err
+}
+
+func (s *session) describeFresh(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 	if s.hasTemp && s.w == nil {
 		w, err := s.db.AcquireWriter(s.srv.ctx)
 		if err != nil {
@@ -446,4 +468,44 @@ func bindValue(bv *querypb.BindVariable) (any, error) {
 		}
 	}
 	return v.ToString(), nil
+}
+
+type describeKey struct {
+	db      *sqlite.DB
+	query   string
+	version uint64
+}
+
+// describeCache holds prepare-time fields; it is emptied when full, which
+// is cheap and keeps it bounded.
+type describeCache struct {
+	mu sync.Mutex
+	m  map[describeKey][]*querypb.Field
+}
+
+func (c *describeCache) get(k describeKey) ([]*querypb.Field, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.m[k]
+	return f, ok
+}
+
+func (c *describeCache) put(k describeKey, f []*querypb.Field) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= DefaultPlanCache {
+		c.m = map[describeKey][]*querypb.Field{}
+	}
+	c.m[k] = f
+}
+
+// forget drops the entries of a database that is no longer in use.
+func (c *describeCache) forget(db *sqlite.DB) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if k.db == db {
+			delete(c.m, k)
+		}
+	}
 }

@@ -317,3 +317,43 @@ func TestMariaDBInteractive(t *testing.T) {
 		t.Errorf("errors in session:\n%s", out)
 	}
 }
+
+// prepareColumns sends COM_STMT_PREPARE and returns the column and
+// parameter counts of the answer.
+func prepareColumns(t *testing.T, c net.Conn, query string) (cols, params int) {
+	t.Helper()
+	writePacket(t, c, 0, append([]byte{0x16}, query...))
+	ok := readPacket(t, c)
+	if ok[0] != 0 {
+		t.Fatalf("prepare %q: error packet %q", query, ok)
+	}
+	cols = int(binary.LittleEndian.Uint16(ok[5:7]))
+	params = int(binary.LittleEndian.Uint16(ok[7:9]))
+	// Drain parameter and column definitions (each block ends with EOF).
+	for _, n := range []int{params, cols} {
+		if n == 0 {
+			continue
+		}
+		for i := 0; i <= n; i++ {
+			readPacket(t, c)
+		}
+	}
+	return cols, params
+}
+
+func TestPrepareMetadataFollowsSchemaChanges(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	mustExec(t, db, "CREATE TABLE pc (a INT)")
+	c := rawLogin(t, ts.addr)
+	defer c.Close()
+	for i := 0; i < 2; i++ { // the second answer may come from the cache
+		if cols, params := prepareColumns(t, c, "SELECT * FROM pc WHERE a > ?"); cols != 1 || params != 1 {
+			t.Fatalf("before ALTER: %d columns, %d params; want 1, 1", cols, params)
+		}
+	}
+	mustExec(t, db, "ALTER TABLE pc ADD COLUMN b VARCHAR(10)")
+	if cols, _ := prepareColumns(t, c, "SELECT * FROM pc WHERE a > ?"); cols != 2 {
+		t.Errorf("after ALTER: %d columns, want 2", cols)
+	}
+}

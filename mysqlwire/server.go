@@ -116,12 +116,13 @@ type Config struct {
 // Server is the MySQL wire server. Start it once; Close stops the listeners,
 // closes every client connection and waits for their goroutines.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	env   *vtenv.Environment
-	xl    Translator
-	auth  *authServer
-	stats counters
+	cfg       Config
+	log       *slog.Logger
+	env       *vtenv.Environment
+	xl        Translator
+	auth      *authServer
+	stats     counters
+	describes describeCache
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -338,6 +339,8 @@ func (s *Server) releaseSite(db *sqlite.DB) {
 	if st := s.sites[db]; st != nil {
 		if st.refs--; st.refs <= 0 {
 			delete(s.sites, db)
+			// The DB may be closed and its address reused by another.
+			s.describes.forget(db)
 		}
 	}
 }
