@@ -221,6 +221,10 @@ func TestErrors(t *testing.T) {
 		{"auto_increment not key", "CREATE TABLE t (a int AUTO_INCREMENT, b int, PRIMARY KEY (b))", 1235, "AUTO_INCREMENT"},
 		{"info schema view", "SELECT * FROM information_schema.ROUTINES", 1146, "ROUTINES"},
 		{"column count", "INSERT INTO t (a, b) VALUES (1)", 1136, "count"},
+		{"attach", "ATTACH DATABASE '/etc/passwd' AS x", 1064, "syntax"},
+		{"pragma", "PRAGMA database_list", 1064, "syntax"},
+		{"other database", "SELECT * FROM mysql.user", 1146, "mysql.user"},
+		{"dbstat", "SELECT * FROM dbstat", 1146, "dbstat"},
 	}
 	ctx := context.Background()
 	for _, tt := range tests {

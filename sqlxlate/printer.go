@@ -269,6 +269,10 @@ func (x *xlate) tableName(n sqlparser.TableName) string {
 		return x.infoSchemaRef(n.Name.String())
 	}
 	name := n.Name.String()
+	if q := n.Qualifier.String(); q != "" && !strings.EqualFold(q, x.cat.Database()) {
+		// a site reaches only its own database
+		x.fail(noSuchTable(q, name))
+	}
 	if isHidden(name) {
 		x.fail(noSuchTable(x.cat.Database(), name))
 	}
