@@ -115,6 +115,9 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 	if trimmed == "" {
 		return nil, &Error{Code: 1065, State: "42000", Message: "Query was empty"}
 	}
+	if len(trimmed) > 4 && strings.EqualFold(trimmed[:4], "set ") {
+		trimmed = setAssign(trimmed)
+	}
 	var stmt sqlparser.Statement
 	var bv sqlparser.BindVars
 	if isDDL(trimmed) {
@@ -145,6 +148,32 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 	p.Params = len(bv)
 	p.SessionParams = append(p.SessionParams, x.params...)
 	return p, nil
+}
+
+// setAssign rewrites SET @v := x to SET @v = x (same meaning in SET; vitess
+// parses only the latter), leaving quoted text alone.
+func setAssign(sql string) string {
+	if !strings.Contains(sql, ":=") {
+		return sql
+	}
+	b := []byte(sql)
+	var quote byte
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case quote != 0:
+			if c == '\\' && quote != '`' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == ':' && i+1 < len(b) && b[i+1] == '=':
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }
 
 // isDDL reports statements that start with a DDL keyword.

@@ -70,7 +70,8 @@ SELECT name FROM t WHERE id IN (SELECT id FROM t WHERE score > 10) ORDER BY name
 SELECT SQL_NO_CACHE STRAIGHT_JOIN a.name FROM t a USE INDEX (PRIMARY) STRAIGHT_JOIN t b FORCE INDEX (name) ON a.id = b.id WHERE a.id > 0 ORDER BY a.name LIMIT 1 FOR UPDATE;
 -- user variables
 SET @limit = 2, @who = 'bob';
-SET @n = @limit + 1;
+SET @n := @limit + 1, @s := 'a:=b';
+SELECT @s;
 SELECT @n;
 SELECT @limit, @who, @unset;
 SELECT name FROM t WHERE name = @who;
