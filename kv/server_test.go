@@ -737,3 +737,50 @@ func TestConcurrentClientsAcrossLoops(t *testing.T) {
 		t.Fatalf("DBSIZE = %q", r)
 	}
 }
+
+// TestConcurrentEviction: writers on several loops evict each other's
+// keys while readers touch them; run under -race in CI.
+func TestConcurrentEviction(t *testing.T) {
+	const limit = 512 << 10
+	srv := startKV(t, kv.Config{Loops: 3, MemoryLimit: limit})
+	const clients, n = 4, 2000
+	errs := make(chan error, clients)
+	val := strings.Repeat("x", 500)
+	for i := 0; i < clients; i++ {
+		go func(i int) {
+			nc, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(30 * time.Second))
+			var buf bytes.Buffer
+			for j := 0; j < n; j++ {
+				buf.Write(encode("SET", fmt.Sprintf("k%d", (i*n+j)%3000), val))
+				buf.Write(encode("GET", fmt.Sprintf("k%d", j%3000)))
+			}
+			go nc.Write(buf.Bytes())
+			br := bufio.NewReader(nc)
+			for j := 0; j < 2*n; j++ {
+				if r, err := readReply(br); err != nil || strings.HasPrefix(r, "-") {
+					errs <- fmt.Errorf("client %d reply %d: %.40q %v", i, j, r, err)
+					return
+				}
+			}
+			errs <- nil
+		}(i)
+	}
+	for i := 0; i < clients; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := strings.TrimPrefix(dial(t, srv.Addr().String()).Do("INFO"), "$")
+	if used := infoInt(t, info, "used_memory"); used > limit+4096 {
+		t.Fatalf("used_memory %d over %d", used, limit)
+	}
+	if infoInt(t, info, "evicted_keys") == 0 {
+		t.Fatal("no evictions")
+	}
+}

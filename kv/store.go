@@ -212,6 +212,7 @@ func (st *store) evictOne(s *site) bool {
 		bestD   *db
 		bestKey string
 		bestE   *entry
+		bestAge uint32 // copied under its shard's lock: e.lru changes under it
 	)
 	now := lruClock()
 	start := rand.IntN(NumDBs)
@@ -220,12 +221,12 @@ func (st *store) evictOne(s *site) bool {
 		if d == nil {
 			continue
 		}
-		for j := 0; j < numShards && j < evictSamples*2; j++ {
+		for j := 0; j < evictSamples; j++ {
 			sh := &d.shards[rand.IntN(numShards)]
 			sh.mu.Lock()
-			for k, e := range sh.m {
-				if bestE == nil || now-e.lru > now-bestE.lru {
-					bestD, bestKey, bestE = d, k, e
+			for k, e := range sh.m { // map iteration starts at random
+				if age := now - e.lru; bestE == nil || age > bestAge {
+					bestD, bestKey, bestE, bestAge = d, k, e, age
 				}
 				break
 			}
