@@ -188,7 +188,15 @@ func (l *loop) handle(c *conn, events uint32) {
 			return
 		}
 	}
-	if c.waitOut || events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+	if c.waitOut {
+		// Error and hang-up are reported even when not asked for, and
+		// level-triggered: a dead peer must be closed, not spun on.
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			l.closeConn(c)
+		}
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
 	if err := c.rd.fill(); err != nil {
@@ -265,7 +273,9 @@ func (l *loop) closeConn(c *conn) {
 	l.s.nconns.Add(-1)
 }
 
-// shutdown closes every connection of the loop and the loop's own fds.
+// shutdown closes every connection of the loop. The loop's own fds are
+// closed by Server.Close once every goroutine is gone, so wake can never
+// write to a descriptor number the process has reused.
 func (l *loop) shutdown() {
 	l.mu.Lock()
 	conns := make([]*conn, 0, len(l.conns))
@@ -276,5 +286,4 @@ func (l *loop) shutdown() {
 	for _, c := range conns {
 		l.closeConn(c)
 	}
-	l.closeFDs()
 }

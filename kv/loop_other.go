@@ -15,6 +15,8 @@ type loop struct{}
 
 func (l *loop) wake() {}
 
+func (l *loop) closeFDs() {}
+
 func (s *Server) startLoops() error { return errors.New("no event loop on this platform") }
 
 func (s *Server) handOff(nc net.Conn) error { return errors.New("no event loop on this platform") }

@@ -104,8 +104,9 @@ type Server struct {
 	running   bool
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
-	loops     []*loop     // event loops; nil = a goroutine per connection
-	stopping  atomic.Bool // tells the loops to close their connections
+	closeDone chan struct{} // closed when the first Close has finished
+	loops     []*loop       // event loops; nil = a goroutine per connection
+	stopping  atomic.Bool   // tells the loops to close their connections
 
 	nextID     atomic.Int64
 	nconns     atomic.Int64
@@ -165,6 +166,8 @@ func New(cfg Config) (*Server, error) {
 		log:   log.WithGroup("kv"),
 		st:    newStore(cfg.MemoryLimit, cfg.Eviction == EvictionNone),
 		conns: make(map[*conn]struct{}),
+
+		closeDone: make(chan struct{}),
 	}
 	if cfg.Registerer != nil {
 		if err := s.registerMetrics(cfg.Registerer); err != nil {
@@ -241,13 +244,15 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Close stops listening, closes every connection and waits for all of the
-// server's goroutines to end.
+// server's goroutines to end. Later calls wait for the first to finish.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeDone
 		return nil
 	}
+	defer close(s.closeDone)
 	s.closed = true
 	s.stopping.Store(true)
 	for _, l := range s.loops {
@@ -267,6 +272,9 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	for _, l := range s.loops {
+		l.closeFDs()
+	}
 	if s.cfg.Socket != "" && s.running {
 		os.Remove(s.cfg.Socket)
 	}
