@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -777,5 +778,37 @@ func TestLargeValues(t *testing.T) {
 				t.Errorf("got %d bytes back, want %d", len(got), len(body))
 			}
 		})
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := t.TempDir()
+	pool := sqlite.NewPool(sqlite.PoolConfig{})
+	srv, err := mysqlwire.New(mysqlwire.Config{
+		Listen: "127.0.0.1:0", Socket: filepath.Join(dir, "s.sock"), Translator: passthrough{},
+		Sites: mysqlwire.StaticDirectory{testUser: mysqlwire.PoolAccount(testUser, testPassword, testDB, pool, filepath.Join(dir, "x.db"))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db, _ := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s", testUser, testPassword, srv.Addr(), testDB))
+	mustExec(t, db, "CREATE TABLE g (a INTEGER)")
+	tx, _ := db.Begin()
+	tx.Exec("INSERT INTO g VALUES (1)") // left open: Close must roll it back
+	srv.Close()
+	tx.Rollback() // client side only: the server is gone
+	db.Close()
+	pool.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+1 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
