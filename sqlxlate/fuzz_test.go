@@ -3,8 +3,8 @@ package sqlxlate_test
 import (
 	"bufio"
 	"compress/gzip"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
