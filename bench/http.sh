@@ -25,7 +25,14 @@ head -c 204800 /dev/urandom >"$W/docroot/static/200k.bin"
 chmod 644 "$W"/docroot/*.php "$W"/docroot/static/*
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    alive=0; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0; sleep 0.1
+  done
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
 cat >"$W/fpm/php-fpm.conf" <<CONF

@@ -34,7 +34,14 @@ done
 chmod -R a+rX "$W/sites"
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    alive=0; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0; sleep 0.1
+  done
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 wait_up() { for _ in $(seq 200); do curl -fsS -o /dev/null -H "Host: $2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not up: $1"; exit 1; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
