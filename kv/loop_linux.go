@@ -182,18 +182,20 @@ func (l *loop) run() {
 }
 
 func (l *loop) handle(c *conn, events uint32) {
-	if events&unix.EPOLLOUT != 0 {
-		l.flush(c)
+	if c.waitOut {
+		if events&unix.EPOLLOUT != 0 {
+			l.flush(c)
+		} else if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			// Reported even when not asked for, and level-triggered: a
+			// dead peer must be closed, not spun on.
+			l.closeConn(c)
+			return
+		}
 		if c.fd < 0 || c.waitOut {
 			return
 		}
-	}
-	if c.waitOut {
-		// Error and hang-up are reported even when not asked for, and
-		// level-triggered: a dead peer must be closed, not spun on.
-		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-			l.closeConn(c)
-		}
+		// Drained: run the commands that were read but held back.
+		l.serve(c)
 		return
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
@@ -205,22 +207,43 @@ func (l *loop) handle(c *conn, events uint32) {
 		}
 		return
 	}
-	for !c.quit {
-		args, err := c.rd.next()
-		if err == errIncomplete {
-			break
-		}
-		if err != nil {
-			var pe *ProtocolError
-			if errors.As(err, &pe) {
-				c.wr.Error("ERR " + pe.Error())
+	l.serve(c)
+}
+
+// maxPendingReplies is how many reply bytes a connection may pile up
+// before its remaining buffered commands wait for the client to read, so a
+// client pipelining GETs of big values without reading cannot make the
+// server buffer all the replies.
+const maxPendingReplies = 1 << 20
+
+// serve executes buffered commands and writes their replies.
+func (l *loop) serve(c *conn) {
+	for {
+		full := false
+		for !c.quit {
+			if len(c.wr.Bytes()) >= maxPendingReplies {
+				full = true
+				break
 			}
-			c.quit = true
-			break
+			args, err := c.rd.next()
+			if err == errIncomplete {
+				break
+			}
+			if err != nil {
+				var pe *ProtocolError
+				if errors.As(err, &pe) {
+					c.wr.Error("ERR " + pe.Error())
+				}
+				c.quit = true
+				break
+			}
+			c.exec(args)
 		}
-		c.exec(args)
+		l.flush(c)
+		if !full || c.fd < 0 || c.waitOut {
+			return
+		}
 	}
-	l.flush(c)
 }
 
 // flush writes pending replies; what the socket does not take now waits

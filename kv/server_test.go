@@ -784,3 +784,39 @@ func TestConcurrentEviction(t *testing.T) {
 		t.Fatal("no evictions")
 	}
 }
+
+// TestSlowReaderBoundsReplies: a client that pipelines GETs of a big value
+// and does not read makes the server stop, not buffer every reply.
+func TestSlowReaderBoundsReplies(t *testing.T) {
+	srv := startKV(t, kv.Config{})
+	c := dial(t, srv.Addr().String())
+	big := strings.Repeat("b", 100<<10)
+	if r := c.Do("SET", "big", big); r != "+OK" {
+		t.Fatal(r)
+	}
+	const n = 2000 // 200 MB of replies
+	var buf bytes.Buffer
+	for i := 0; i < n; i++ {
+		buf.Write(encode("GET", "big"))
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	go c.nc.Write(buf.Bytes())
+	var peak uint64
+	// Sample the heap for a while: nothing to wait for, the server must
+	// simply never grow much.
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+	}
+	if grew := int64(peak) - int64(before.HeapInuse); grew > 32<<20 {
+		t.Fatalf("heap grew %d MB while the client was not reading", grew>>20)
+	}
+	for i := 0; i < n; i++ {
+		if r := c.Read(); len(r) != len(big)+1 {
+			t.Fatalf("reply %d: %d bytes", i, len(r))
+		}
+	}
+}
