@@ -111,6 +111,9 @@ type PHP struct {
 	Isolation string `toml:"isolation"`
 	// DisableFunctions applies to every site when sites_dir is set.
 	DisableFunctions []string `toml:"disable_functions"`
+	// PoolWorkers and PoolIdle size and reap the per-site pools.
+	PoolWorkers int      `toml:"pool_workers"`
+	PoolIdle    Duration `toml:"pool_idle"`
 }
 
 // DefaultDisableFunctions are off for multi-tenant PHP: process control

@@ -220,6 +220,7 @@ const (
 	ErrDupKeyName   = 1061 // 42000
 	ErrCantDropKey  = 1091 // 42000
 	ErrBadDB        = 1049 // 42000
+	ErrDBAccess     = 1044 // another database: every site sees only its own, 42000
 )
 
 // Function is a MySQL function SQLite lacks, implemented in Go. WIRE

@@ -2,6 +2,7 @@ package sqlxlate
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -267,6 +268,9 @@ func sqliteCollation(c string) string {
 func (x *xlate) tableName(n sqlparser.TableName) string {
 	if q := n.Qualifier.String(); q != "" && strings.EqualFold(q, "information_schema") {
 		return x.infoSchemaRef(n.Name.String())
+	} else if q != "" && !strings.EqualFold(q, x.cat.Database()) {
+		// A connection reaches its own database only (one site each).
+		x.fail(&Error{Code: ErrDBAccess, State: "42000", Message: fmt.Sprintf("Access denied to database '%s'", q)})
 	}
 	name := n.Name.String()
 	if q := n.Qualifier.String(); q != "" && !strings.EqualFold(q, x.cat.Database()) {

@@ -134,6 +134,9 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 			return nil, parseError(err, trimmed)
 		}
 	}
+	if err := ownDatabaseOnly(stmt, cat.Database()); err != nil {
+		return nil, err
+	}
 	x := &xlate{ctx: ctx, cat: cat, src: trimmed, tables: map[string]*Table{}}
 	if err := x.findTextColumns(stmt); err != nil {
 		return nil, err
@@ -148,6 +151,38 @@ func (t *Translator) translate(ctx context.Context, sql string, cat Catalog) (p 
 	p.Params = len(bv)
 	p.SessionParams = append(p.SessionParams, x.params...)
 	return p, nil
+}
+
+// ownDatabaseOnly refuses every reference to a table or schema of
+// another database (information_schema aside): a connection is one
+// site's, and a DROP TABLE other.t must not touch this site's t.
+func ownDatabaseOnly(stmt sqlparser.Statement, db string) error {
+	var bad string
+	check := func(q string) {
+		if bad == "" && q != "" && !strings.EqualFold(q, db) && !strings.EqualFold(q, "information_schema") {
+			bad = q
+		}
+	}
+	_ = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
+		switch n := node.(type) {
+		case sqlparser.TableName:
+			check(n.Qualifier.String())
+		case *sqlparser.ShowBasic:
+			check(n.DbName.String())
+		case *sqlparser.RenameTable:
+			for _, p := range n.TablePairs {
+				check(p.FromTable.Qualifier.String())
+				check(p.ToTable.Qualifier.String())
+			}
+		case *sqlparser.RenameTableName:
+			check(n.Table.Qualifier.String())
+		}
+		return bad == "", nil
+	}, stmt)
+	if bad != "" {
+		return &Error{Code: ErrDBAccess, State: "42000", Message: fmt.Sprintf("Access denied to database '%s'", bad)}
+	}
+	return nil
 }
 
 // setAssign rewrites SET @v := x to SET @v = x (same meaning in SET; vitess

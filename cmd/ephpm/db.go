@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"os"
@@ -78,7 +79,7 @@ func secret(file string) (string, error) {
 
 // startDB opens the single site's database behind the MySQL wire
 // protocol and returns the EPHPM_DB_* variables PHP sees.
-func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log *slog.Logger) (func(), []fastcgi.Param, error) {
+func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log *slog.Logger, reg prometheus.Registerer) (func(), []fastcgi.Param, error) {
 	dd, err := dataDir(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -123,7 +124,7 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 		sock = filepath.Join(sockDir, "mysql.sock")
 	}
 	srv, host, port, err := startMySQL(ctx, cfg, sock,
-		mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}}, log)
+		mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}}, log, reg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,11 +148,13 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 }
 
 // startMySQL starts the MySQL front over a directory of accounts.
-func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlwire.Directory, log *slog.Logger) (*mysqlwire.Server, string, string, error) {
+func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlwire.Directory, log *slog.Logger, reg prometheus.Registerer) (*mysqlwire.Server, string, string, error) {
 	p := cfg.DB.SQLite.Proxy
 	srv, err := mysqlwire.New(mysqlwire.Config{
 		Listen: p.MySQLListen, Socket: sock, AllowRemote: p.AllowRemote,
-		Sites: dir, Logger: log.WithGroup("mysql"),
+		// Access is by password, as with MySQL; PHP runs as another user.
+		SocketMode: 0o666,
+		Sites:      dir, Logger: log.WithGroup("mysql"), Metrics: reg,
 	})
 	if err != nil {
 		return nil, "", "", err
@@ -159,7 +162,6 @@ func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlw
 	if err := srv.Start(ctx); err != nil {
 		return nil, "", "", fmt.Errorf("start mysql front: %w", err)
 	}
-	_ = os.Chmod(sock, 0o666) // access is by password, as with MySQL
 	host, port := "", ""
 	if a := srv.Addr(); a != nil {
 		host, port, _ = net.SplitHostPort(a.String())

@@ -246,7 +246,7 @@ func (n *node) singleSite(ctx context.Context) (*httpd.Site, error) {
 	}
 	var params []fastcgi.Param
 	if cfg.DB.SQLite.Proxy.Enabled {
-		stop, p, err := startDB(ctx, cfg, root, n.sockDir, n.log)
+		stop, p, err := startDB(ctx, cfg, root, n.sockDir, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}

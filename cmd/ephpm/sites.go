@@ -36,7 +36,7 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		if sock == "" {
 			sock = filepath.Join(n.sockDir, "mysql.sock")
 		}
-		srv, host, port, err := startMySQL(ctx, cfg, sock, &sites.Directory{R: r, Pool: pool}, n.log)
+		srv, host, port, err := startMySQL(ctx, cfg, sock, &sites.Directory{R: r, Pool: pool}, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
@@ -61,9 +61,16 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 
 // newRegistry builds the site registry of the running node.
 func (n *node) newRegistry() (*sites.Registry, error) {
+	if n.cfg.PHP.Isolation == "pool" {
+		p := newPools(n.cfg, n.runDir, n.log)
+		n.defer_(p.Close)
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_site_pools", Help: "Per-site php-fpm pools running now."},
+			func() float64 { return float64(p.Len()) }))
+		return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) { return poolPHP{p: p, site: s}, nil })
+	}
 	return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) {
-		if s.Conf.DisableFunctions != nil {
-			return nil, fmt.Errorf("site %s: [php] disable_functions needs a pool of its own ([php] isolation = \"pool\")", s.Name)
+		if s.Conf.DisableFunctions != nil || s.Conf.RunAs != "" {
+			return nil, fmt.Errorf("site %s: [php] disable_functions and run_as need a pool of its own ([php] isolation = \"pool\")", s.Name)
 		}
 		return n.php, nil
 	})
