@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,6 +41,8 @@ type pools struct {
 
 	mu    sync.Mutex
 	byKey map[string]*sitePool
+	gen   atomic.Int64 // a fresh runtime dir per start: a pool being
+	// reaped may still hold its socket while the site's next one starts
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -47,6 +50,7 @@ type pools struct {
 
 type sitePool struct {
 	ready chan struct{} // closed once sup/client/err are set
+	dir   string
 	sup   *phpfpm.Supervisor
 	php   *fastcgi.Client
 	err   error
@@ -110,6 +114,9 @@ func (sp *sitePool) close() {
 	if sp.sup != nil {
 		sp.sup.Close()
 	}
+	if sp.dir != "" {
+		os.RemoveAll(sp.dir)
+	}
 }
 
 // Close stops every pool.
@@ -144,7 +151,8 @@ func (p *pools) get(ctx context.Context, s *sites.Site) (*sitePool, error) {
 	}
 	p.mu.Unlock()
 	if starter {
-		sp.sup, sp.php, sp.err = p.start(s)
+		sp.dir = filepath.Join(p.runDir, "pools", fmt.Sprintf("%s.%d", s.Name, p.gen.Add(1)))
+		sp.sup, sp.php, sp.err = p.start(s, sp.dir)
 		close(sp.ready)
 		if sp.err != nil {
 			p.mu.Lock()
@@ -160,7 +168,7 @@ func (p *pools) get(ctx context.Context, s *sites.Site) (*sitePool, error) {
 	return sp, sp.err
 }
 
-func (p *pools) start(s *sites.Site) (*phpfpm.Supervisor, *fastcgi.Client, error) {
+func (p *pools) start(s *sites.Site, dir string) (*phpfpm.Supervisor, *fastcgi.Client, error) {
 	disable := p.cfg.PHP.DisableFunctions
 	if s.Conf.DisableFunctions != nil {
 		disable = s.Conf.DisableFunctions
@@ -185,7 +193,7 @@ func (p *pools) start(s *sites.Site) (*phpfpm.Supervisor, *fastcgi.Client, error
 	}
 	sup, err := phpfpm.New(phpfpm.Config{
 		Binary:           p.cfg.PHP.FPMBinary,
-		RuntimeDir:       filepath.Join(p.runDir, "pools", s.Name),
+		RuntimeDir:       dir,
 		Workers:          p.workers,
 		User:             user,
 		MemoryLimit:      s.Conf.MemoryLimit.PHPString(),

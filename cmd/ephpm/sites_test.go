@@ -22,7 +22,7 @@ header('Content-Type: application/json');
 $out = ['site' => basename(__DIR__), 'host' => $_SERVER['HTTP_HOST'],
   'memory_limit' => ini_get('memory_limit'), 'open_basedir' => ini_get('open_basedir'),
   'session_path' => ini_get('session.save_path'), 'upload_tmp' => ini_get('upload_tmp_dir'),
-  'exec' => function_exists('exec'), 'shell_exec' => function_exists('shell_exec')];
+  'exec' => function_exists('exec'), 'shell_exec' => function_exists('shell_exec'), 'pid' => getmypid()];
 if (isset($_GET['read'])) { $out['read'] = @file_get_contents($_GET['read']); }
 if (isset($_GET['db'])) {
   mysqli_report(MYSQLI_REPORT_OFF);
@@ -109,17 +109,17 @@ func rawHost(t *testing.T, addr, host string) int {
 	return code
 }
 
-func startSitesNode(t *testing.T) (*proc, string) {
+func startSitesNode(t *testing.T, env ...string) (*proc, string) {
 	testutil.NeedProgram(t, "php")
 	base := testutil.WorldReadableDir(t)
 	sitesDir := filepath.Join(base, "sites")
 	writeSite(t, sitesDir, "alice.test", "")
 	writeSite(t, sitesDir, "bob.test", "[php]\nmemory_limit = \"96M\"\n[server]\naliases = [\"www.bob.test\"]\n")
 	cwd, _ := filepath.Abs("testdata/site")
-	p := startEphpm(t, cwd,
-		"EPHPM_SERVER__SITES_DIR="+sitesDir, "EPHPM_SERVER__DATA_DIR="+filepath.Join(base, "data"),
-		"EPHPM_DB_SQLITE_PROXY__ENABLED=true", "EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN="+freePort(t),
-		"EPHPM_KV__ENABLED=true", "EPHPM_KV__LISTEN="+freePort(t))
+	p := startEphpm(t, cwd, append([]string{
+		"EPHPM_SERVER__SITES_DIR=" + sitesDir, "EPHPM_SERVER__DATA_DIR=" + filepath.Join(base, "data"),
+		"EPHPM_DB_SQLITE_PROXY__ENABLED=true", "EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN=" + freePort(t),
+		"EPHPM_KV__ENABLED=true", "EPHPM_KV__LISTEN=" + freePort(t)}, env...)...)
 	return p, sitesDir
 }
 
@@ -305,5 +305,55 @@ func TestSitesCLI(t *testing.T) {
 	code, out = cli("SELECT body FROM notes;\n", "db", "shell", "--site", "alice.test")
 	if code != 0 || !strings.Contains(out, "alice.test") {
 		t.Errorf("db shell: %d\n%s", code, out)
+	}
+}
+
+// TestSitesPoolIsolation: [php] isolation = "pool" gives each site its
+// own php-fpm, started on demand and stopped when idle.
+func TestSitesPoolIsolation(t *testing.T) {
+	p, sitesDir := startSitesNode(t, "EPHPM_PHP__ISOLATION=pool", "EPHPM_PHP__POOL_IDLE=2s")
+	defer func() {
+		if t.Failed() {
+			time.Sleep(300 * time.Millisecond) // the log is flushed every 200ms
+			t.Log(grepLines(p.out.String(), "WARN"), grepLines(p.out.String(), "ERROR"))
+		}
+	}()
+	writeSite(t, sitesDir, "dave.test", "[php]\ndisable_functions = []\n")
+	a, b, d := probe(t, p.addr, "alice.test", ""), probe(t, p.addr, "bob.test", ""), probe(t, p.addr, "dave.test", "")
+	for _, site := range []string{"alice.test", "bob.test", "dave.test"} {
+		if masters := testutil.ProcessesMatching("master process (" + filepath.Join(p.runDir, "pools", site) + "."); len(masters) != 1 {
+			t.Errorf("%s: %d php-fpm masters of its own, want 1", site, len(masters))
+		}
+	}
+	if a["exec"] != false || d["exec"] != true {
+		t.Errorf("disable_functions: alice exec=%v, dave (overridden) exec=%v", a["exec"], d["exec"])
+	}
+	if b["memory_limit"] != "96M" {
+		t.Errorf("bob's pool memory_limit %v", b["memory_limit"])
+	}
+	other := probe(t, p.addr, "alice.test", "read="+filepath.Join(sitesDir, "bob.test", "secret.txt"))
+	if other["read"] != false {
+		t.Errorf("alice read bob's file in pool mode")
+	}
+	pools := func() string {
+		_, m := get(t, "http://"+p.addr+"/metrics")
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, "ephpm_php_site_pools "); ok {
+				return v
+			}
+		}
+		return "?"
+	}
+	if n := pools(); n != "3" {
+		t.Errorf("%s site pools running, want 3", n)
+	}
+	testutil.RetryUntil(t, 20*time.Second, func() error {
+		if n := pools(); n != "0" {
+			return fmt.Errorf("%s site pools still running after idle", n)
+		}
+		return nil
+	})
+	if m := probe(t, p.addr, "alice.test", ""); m["site"] != "alice.test" {
+		t.Errorf("after reaping: %v", m)
 	}
 }
