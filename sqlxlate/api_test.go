@@ -344,3 +344,15 @@ func TestTranslateConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCatalogVersionsNeverRepeat: a database reopened (a new catalog)
+// must not reuse plans cached for its previous schema.
+func TestCatalogVersionsNeverRepeat(t *testing.T) {
+	a := sqlxlate.NewCatalog(nil, "site")
+	b := sqlxlate.NewCatalog(nil, "site")
+	b.Invalidate()
+	c := sqlxlate.NewCatalog(nil, "site")
+	if a.Version() == c.Version() || b.Version() == c.Version() || a.Version() == b.Version() {
+		t.Fatalf("versions repeat: %d %d %d", a.Version(), b.Version(), c.Version())
+	}
+}

@@ -29,9 +29,16 @@ type SQLiteCatalog struct {
 
 var _ Catalog = (*SQLiteCatalog)(nil)
 
+// catalogEpoch gives every catalog its own range of versions: plans are
+// cached by (sql, database, version), and a database closed when idle and
+// opened again must not meet plans made for an older schema.
+var catalogEpoch atomic.Uint64
+
 // NewCatalog returns the catalog of the database clients know as database.
 func NewCatalog(q Querier, database string) *SQLiteCatalog {
-	return &SQLiteCatalog{q: q, db: database, tables: map[string]*Table{}}
+	c := &SQLiteCatalog{q: q, db: database, tables: map[string]*Table{}}
+	c.version.Store(catalogEpoch.Add(1) << 32)
+	return c
 }
 
 // Database is the MySQL database name.
