@@ -143,6 +143,17 @@ func TestSampleConfigs(t *testing.T) {
 	files, _ := filepath.Glob("../examples/*.toml")
 	files2, _ := filepath.Glob("../examples/*/*.toml")
 	files = append(files, files2...)
+	sites, _ := filepath.Glob("../examples/*/sites/*/site.toml")
+	for _, f := range sites {
+		t.Run(f, func(t *testing.T) {
+			if _, err := config.New().LoadSite(filepath.Base(filepath.Dir(f)), f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if len(files)+len(sites) < 3 {
+		t.Fatalf("found only %d sample configs", len(files)+len(sites))
+	}
 	for _, f := range files {
 		if filepath.Base(f) == "site.toml" {
 			continue
