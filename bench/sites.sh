@@ -12,12 +12,10 @@ PORT_OURS=${PORT_OURS:-18380} PORT_NGINX=${PORT_NGINX:-18381} PORT_MYSQL=${PORT_
 W=${BENCH_DIR:-/tmp/ephpm-bench-sites}
 FPM_BIN=$(command -v php-fpm8.2 || echo /usr/sbin/php-fpm8.2)
 
-command -v wrk >/dev/null && command -v nginx >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
-bash scripts/deps.sh >/dev/null
-mkdir -p bin && go build -o bin/ephpm ./cmd/ephpm
+. bench/lib.sh
+bench_build
 
-rm -rf "$W" && mkdir -p "$W/sites" "$W/nginx/tmp" "$W/fpm" "$W/data"
+rm -rf "$W" && mkdir -p "$W/sites" "$W/data"
 chmod 755 "$W" "$W/sites"
 echo "creating $SITES sites" >&2
 for i in $(seq 0 $((SITES - 1))); do
@@ -33,17 +31,6 @@ PHP
 done
 chmod -R a+rX "$W/sites"
 
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for _ in $(seq 100); do
-    alive=0; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && return 0; sleep 0.1
-  done
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-wait_up() { for _ in $(seq 200); do curl -fsS -o /dev/null -H "Host: $2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not up: $1"; exit 1; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 EPHPM_SERVER__ACCESS_LOG=false EPHPM_PHP__WORKERS=$WORKERS EPHPM_KV__ENABLED=false \
@@ -80,50 +67,8 @@ rss_idle=$(rss_kb "$OURS")
 per_site=$(( (rss_idle - rss0) * 1024 / SITES ))
 
 # nginx + php-fpm peer: one server block, root per Host.
-cat >"$W/fpm/php-fpm.conf" <<CONF
-[global]
-pid = $W/fpm/php-fpm.pid
-error_log = $W/fpm/error.log
-daemonize = no
-[bench]
-user = www-data
-group = www-data
-listen = $W/fpm/php-fpm.sock
-listen.owner = www-data
-listen.group = www-data
-listen.mode = 0660
-pm = static
-pm.max_children = $WORKERS
-pm.max_requests = 0
-CONF
-"$FPM_BIN" -F -y "$W/fpm/php-fpm.conf" -d opcache.enable=1 >"$W/fpm/stdout.log" 2>&1 & PIDS+=($!)
-cat >"$W/nginx/nginx.conf" <<CONF
-user www-data;
-worker_processes auto;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 100000;
-    client_body_temp_path $W/nginx/tmp/body; proxy_temp_path $W/nginx/tmp/proxy;
-    fastcgi_temp_path $W/nginx/tmp/fastcgi; uwsgi_temp_path $W/nginx/tmp/uwsgi; scgi_temp_path $W/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$PORT_NGINX default_server;
-        server_name ~^(?<site>[a-z0-9.-]+)\$;
-        root $W/sites/\$site;
-        index index.php;
-        location / { try_files \$uri \$uri/ /index.php?\$args; }
-        location ~ \.php\$ {
-            try_files \$uri =404;
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
-            fastcgi_pass unix:$W/fpm/php-fpm.sock;
-        }
-    }
-}
-CONF
-nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" -g 'daemon off;' & PIDS+=($!)
+start_fpm "$W/fpm" "$WORKERS"
+start_nginx "$W/nginx" "$PORT_NGINX" "$W/sites/\$site" "$W/fpm/php-fpm.sock" '~^(?<site>[a-z0-9.-]+)$'
 wait_up "http://127.0.0.1:$PORT_NGINX/" site00000.test
 
 cat >"$W/rr.lua" <<LUA
@@ -134,15 +79,10 @@ request = function()
   return wrk.format("GET", "/", { Host = string.format("site%05d.test", i) })
 end
 LUA
-run_wrk() {
-  timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency --timeout 5s -s "$W/rr.lua" "$1" 2>&1 | awk '
-    /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
-    END { printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad) }'
-}
 timeout 10 wrk -t2 -c"$CONNS" -d2s -s "$W/rr.lua" "http://127.0.0.1:$PORT_OURS/" >/dev/null 2>&1 || true
-ours=$(run_wrk "http://127.0.0.1:$PORT_OURS/")
+ours=$(run_wrk "http://127.0.0.1:$PORT_OURS/" -s "$W/rr.lua")
 timeout 10 wrk -t2 -c"$CONNS" -d2s -s "$W/rr.lua" "http://127.0.0.1:$PORT_NGINX/" >/dev/null 2>&1 || true
-peer=$(run_wrk "http://127.0.0.1:$PORT_NGINX/")
+peer=$(run_wrk "http://127.0.0.1:$PORT_NGINX/" -s "$W/rr.lua")
 
 echo
 echo "$SITES sites, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $WORKERS php-fpm workers"
