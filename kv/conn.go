@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// conn is one client connection; it is served by a single goroutine that
-// parses, executes and replies in order, so pipelining needs no extra work.
+// conn is one client connection. One goroutine at a time (its event loop,
+// or its own goroutine) parses, executes and replies in order, so
+// pipelining needs no extra work.
 type conn struct {
 	s     *Server
 	nc    net.Conn // goroutine mode
@@ -25,7 +26,6 @@ type conn struct {
 	db     *db
 	quit   bool
 	upper  []byte // scratch for the upper-cased command name
-	keybuf []byte // scratch for multi-key commands
 }
 
 // newConn prepares a connection served by its own goroutine.
