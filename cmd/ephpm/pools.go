@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	osuser "os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,6 +192,10 @@ func (p *pools) start(s *sites.Site, dir string) (*phpfpm.Supervisor, *fastcgi.C
 	user := p.cfg.PHP.User
 	if s.Conf.RunAs != "" {
 		user = s.Conf.RunAs
+		// The site's own user owns its tmp and session dirs.
+		if err := chownTree(s.StateDir, user); err != nil {
+			return nil, nil, fmt.Errorf("site %s: run_as %q: %w", s.Name, user, err)
+		}
 	}
 	sup, err := phpfpm.New(phpfpm.Config{
 		Binary:           p.cfg.PHP.FPMBinary,
@@ -260,4 +266,23 @@ func (b *doneBody) Buffered() int {
 		return bb.Buffered()
 	}
 	return 0
+}
+
+// chownTree gives dir and what is in it to the named user (as root).
+func chownTree(dir, name string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := osuser.Lookup(name)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }

@@ -22,7 +22,8 @@ header('Content-Type: application/json');
 $out = ['site' => basename(__DIR__), 'host' => $_SERVER['HTTP_HOST'],
   'memory_limit' => ini_get('memory_limit'), 'open_basedir' => ini_get('open_basedir'),
   'session_path' => ini_get('session.save_path'), 'upload_tmp' => ini_get('upload_tmp_dir'),
-  'exec' => function_exists('exec'), 'shell_exec' => function_exists('shell_exec'), 'pid' => getmypid()];
+  'exec' => function_exists('exec'), 'shell_exec' => function_exists('shell_exec'), 'pid' => getmypid(),
+  'user' => posix_getpwuid(posix_geteuid())['name']];
 if (isset($_GET['read'])) { $out['read'] = @file_get_contents($_GET['read']); }
 if (isset($_GET['db'])) {
   mysqli_report(MYSQLI_REPORT_OFF);
@@ -318,7 +319,11 @@ func TestSitesPoolIsolation(t *testing.T) {
 			t.Log(grepLines(p.out.String(), "WARN"), grepLines(p.out.String(), "ERROR"))
 		}
 	}()
-	writeSite(t, sitesDir, "dave.test", "[php]\ndisable_functions = []\n")
+	runAs := ""
+	if os.Geteuid() == 0 {
+		runAs = "run_as = \"nobody\"\n"
+	}
+	writeSite(t, sitesDir, "dave.test", "[php]\ndisable_functions = []\n"+runAs)
 	a, b, d := probe(t, p.addr, "alice.test", ""), probe(t, p.addr, "bob.test", ""), probe(t, p.addr, "dave.test", "")
 	for _, site := range []string{"alice.test", "bob.test", "dave.test"} {
 		if masters := testutil.ProcessesMatching("master process (" + filepath.Join(p.runDir, "pools", site) + "."); len(masters) != 1 {
@@ -330,6 +335,9 @@ func TestSitesPoolIsolation(t *testing.T) {
 	}
 	if b["memory_limit"] != "96M" {
 		t.Errorf("bob's pool memory_limit %v", b["memory_limit"])
+	}
+	if runAs != "" && (d["user"] != "nobody" || a["user"] != "www-data") {
+		t.Errorf("run_as: dave runs as %v, alice as %v", d["user"], a["user"])
 	}
 	other := probe(t, p.addr, "alice.test", "read="+filepath.Join(sitesDir, "bob.test", "secret.txt"))
 	if other["read"] != false {
