@@ -29,7 +29,7 @@ MARIADB_PORT=${MARIADB_PORT:-13306}
 W=${BENCH_DIR:-/tmp/ephpm-bench-db}
 WP_SRC=${WP_SRC:-/usr/share/wordpress}
 WP_PASS='bench horse battery'
-T0=$(date +%s)
+T0=$(date +%s) LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { echo "db.sh: $*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -430,7 +430,7 @@ declare -A NAME=([ours]="ephpm (embedded DB)" [mariadb]="nginx+fpm+MariaDB" [sql
 declare -A TARGET=([q30,mariadb]=1.0 [q30,sqlite]=0.7 [wp-front,mariadb]=1.0)
 echo
 echo "ephpm $("$EPHPM" version 2>/dev/null | awk '{print $2}') vs nginx $(nginx -v 2>&1 | sed 's/.*\///') + php-fpm $(php -r 'echo PHP_VERSION;') ($WORKERS workers, pm=static, OPcache on), MariaDB $(mcli -N -e 'SELECT VERSION()' | cut -d- -f1)"
-echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg), wrk -t2 -c$CONNS (wp-front -c$CONNS_WP) -d${DURATION}s, median of $ROUNDS"
+echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $LOAD0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end, wrk -t2 -c$CONNS (wp-front -c$CONNS_WP) -d${DURATION}s, median of $ROUNDS"
 echo
 printf '| %-8s | %-22s | %9s | %8s | %8s | %6s | %11s | %-24s |\n' workload stack "req/s" "p50 ms" "p99 ms" errors "CPU ms/req" "ephpm / this"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ------------------------ ----------- ---------- ---------- -------- ------------- --------------------------
@@ -450,4 +450,5 @@ for wl in "${WORKLOADS[@]}"; do
 done
 echo
 echo "ephpm / this: ephpm's req/s over that stack's. CPU ms/req: user+system CPU of all the stack's"
-echo "processes (ephpm + its php-fpm; nginx + php-fpm + mariadbd) per request. Run took $(( $(date +%s) - T0 )) s."
+echo "processes (ephpm + its php-fpm; nginx + php-fpm + mariadbd) per request: steadier than req/s"
+echo "when other work shares the machine. Run took $(( $(date +%s) - T0 )) s (plus ~20 s to stop)."
