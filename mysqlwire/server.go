@@ -243,7 +243,8 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		select {
 		case <-ctx.Done():
-			s.Close()
+			// stop, not Close: Close waits for this goroutine too.
+			s.stop()
 		case <-s.ctx.Done():
 		}
 	}()
@@ -292,11 +293,21 @@ func (s *Server) Addr() net.Addr {
 // Close stops accepting, closes client connections (rolling back their open
 // transactions) and waits for every goroutine of the server.
 func (s *Server) Close() error {
+	s.stop()
+	s.wg.Wait()
+	if s.cfg.Socket != "" {
+		os.Remove(s.cfg.Socket)
+	}
+	return nil
+}
+
+// stop closes the listeners and connections without waiting for their
+// goroutines; it is safe to call more than once.
+func (s *Server) stop() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		s.wg.Wait()
-		return nil
+		return
 	}
 	s.closed = true
 	ls := s.listeners
@@ -308,11 +319,6 @@ func (s *Server) Close() error {
 	for _, l := range ls {
 		l.Close()
 	}
-	s.wg.Wait()
-	if s.cfg.Socket != "" {
-		os.Remove(s.cfg.Socket)
-	}
-	return nil
 }
 
 // siteState is shared by the connections of one database: its catalog.

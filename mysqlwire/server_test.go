@@ -812,3 +812,30 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestCloseAfterContextEnds: the server's context ending (SIGTERM in
+// ephpm) and then Close must not wait for each other.
+func TestCloseAfterContextEnds(t *testing.T) {
+	dir := t.TempDir()
+	pool := sqlite.NewPool(sqlite.PoolConfig{})
+	defer pool.Close()
+	srv, err := mysqlwire.New(mysqlwire.Config{
+		Listen: "127.0.0.1:0", Translator: passthrough{},
+		Sites: mysqlwire.StaticDirectory{testUser: mysqlwire.PoolAccount(testUser, testPassword, testDB, pool, filepath.Join(dir, "x.db"))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs after the context ended")
+	}
+}

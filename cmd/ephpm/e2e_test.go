@@ -188,7 +188,9 @@ func TestServeZeroConfig(t *testing.T) {
 
 func TestSIGTERMDrainsInFlight(t *testing.T) {
 	dir, _ := filepath.Abs("testdata/site")
-	p := startEphpm(t, dir)
+	// With every service on, as by default: all of them must stop.
+	p := startEphpm(t, dir, "EPHPM_DB_SQLITE_PROXY__ENABLED=true", "EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN="+freePort(t),
+		"EPHPM_SERVER__DATA_DIR="+t.TempDir(), "EPHPM_KV__ENABLED=true", "EPHPM_KV__LISTEN="+freePort(t))
 	type result struct {
 		code int
 		body string
