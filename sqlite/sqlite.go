@@ -26,6 +26,10 @@ const (
 	// PageSize is the page size of every site database; replication ships
 	// whole pages, so it is fixed.
 	PageSize = 4096
+	// DefaultMmapSize lets readers take pages straight from the OS page
+	// cache (shared by every connection) instead of copying them into
+	// each connection's own cache.
+	DefaultMmapSize = 256 << 20
 
 	// DefaultReaders is the size of the read-only pool: reads are short and
 	// the machine small, so a few connections keep every core busy.
@@ -180,8 +184,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	db.readOnly.Store(cfg.ReadOnly)
 	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
-		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)",
-		cfg.Path, cfg.BusyTimeout.Milliseconds(), PageSize)
+		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"+
+		"&_pragma=mmap_size(%d)",
+		cfg.Path, cfg.BusyTimeout.Milliseconds(), PageSize, DefaultMmapSize)
 
 	// The writer is opened first: it creates the file and switches it to WAL.
 	db.wdb = sql.OpenDB(&connector{dsn: base, db: db, writer: true})
