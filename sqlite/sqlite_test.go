@@ -404,14 +404,3 @@ func TestReadOnlyRefusesWriters(t *testing.T) {
 		t.Errorf("after SetReadOnly(true): %v", err)
 	}
 }
-
-func TestReadersUseMmap(t *testing.T) {
-	db := open(t, sqlite.Config{})
-	var n int64
-	if err := db.Reader().QueryRow("PRAGMA mmap_size").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != sqlite.DefaultMmapSize {
-		t.Errorf("mmap_size = %d, want %d", n, sqlite.DefaultMmapSize)
-	}
-}
