@@ -11,11 +11,12 @@ func (c *conn) hashFor(sh *shard, key []byte) (*entry, bool) {
 	d := c.db
 	e := d.lookup(sh, key)
 	if e == nil {
-		e = &entry{hash: make(map[string]string), size: entryOverhead + int64(len(key))}
+		e = &entry{}
+		e.setHash(&hashVal{m: make(map[string]string)})
 		d.insert(sh, string(key), e)
 		return e, true
 	}
-	if e.hash == nil {
+	if !e.isHash() {
 		c.wr.Error(errWrongType)
 		return nil, false
 	}
@@ -25,7 +26,7 @@ func (c *conn) hashFor(sh *shard, key []byte) (*entry, bool) {
 // hashRead returns the hash at key for reading; nil with ok=true if absent.
 func (c *conn) hashRead(sh *shard, key []byte) (*entry, bool) {
 	e := c.db.lookupRead(sh, key)
-	if e != nil && e.hash == nil {
+	if e != nil && !e.isHash() {
 		c.wr.Error(errWrongType)
 		return nil, false
 	}
@@ -34,20 +35,20 @@ func (c *conn) hashRead(sh *shard, key []byte) (*entry, bool) {
 
 // hset sets one field and reports whether it is new.
 func (d *db) hset(e *entry, f, v []byte) bool {
-	old, ok := e.hash[string(f)]
+	old, ok := e.hash().m[string(f)]
 	if ok {
-		e.hash[string(f)] = string(v)
+		e.hash().m[string(f)] = string(v)
 		d.growHash(e, int64(len(v)-len(old)))
 		return false
 	}
-	e.hash[string(f)] = string(v)
+	e.hash().m[string(f)] = string(v)
 	d.growHash(e, int64(fieldOverhead+len(f)+len(v)))
 	return true
 }
 
 // dropIfEmpty deletes a hash key whose last field went, as Redis does.
 func (d *db) dropIfEmpty(sh *shard, key []byte, e *entry) {
-	if len(e.hash) == 0 {
+	if len(e.hash().m) == 0 {
 		d.remove(sh, string(key), e)
 	}
 }
@@ -88,7 +89,7 @@ func cmdHSetNX(c *conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	if _, exists := e.hash[string(args[2])]; exists {
+	if _, exists := e.hash().m[string(args[2])]; exists {
 		c.wr.Int(0)
 		return
 	}
@@ -107,7 +108,7 @@ func cmdHGet(c *conn, args [][]byte) {
 	var v string
 	found := false
 	if e != nil {
-		v, found = e.hash[string(args[2])]
+		v, found = e.hash().m[string(args[2])]
 	}
 	sh.mu.Unlock()
 	if !found {
@@ -131,7 +132,7 @@ func cmdHMGet(c *conn, args [][]byte) {
 			c.wr.Null()
 			continue
 		}
-		if v, ok := e.hash[string(f)]; ok {
+		if v, ok := e.hash().m[string(f)]; ok {
 			c.wr.BulkString(v)
 		} else {
 			c.wr.Null()
@@ -148,14 +149,14 @@ func cmdHDel(c *conn, args [][]byte) {
 		c.wr.Int(0)
 		return
 	}
-	if e.hash == nil {
+	if !e.isHash() {
 		c.wr.Error(errWrongType)
 		return
 	}
 	var n int64
 	for _, f := range args[2:] {
-		if v, ok := e.hash[string(f)]; ok {
-			delete(e.hash, string(f))
+		if v, ok := e.hash().m[string(f)]; ok {
+			delete(e.hash().m, string(f))
 			c.db.growHash(e, -int64(fieldOverhead+len(f)+len(v)))
 			n++
 		}
@@ -177,12 +178,12 @@ func (c *conn) hashWalk(key []byte, fields, values bool) {
 		c.wr.ArrayLen(0)
 		return
 	}
-	n := len(e.hash)
+	n := len(e.hash().m)
 	if fields && values {
 		n *= 2
 	}
 	c.wr.ArrayLen(n)
-	for f, v := range e.hash {
+	for f, v := range e.hash().m {
 		if fields {
 			c.wr.BulkString(f)
 		}
@@ -208,7 +209,7 @@ func cmdHLen(c *conn, args [][]byte) {
 		c.wr.Int(0)
 		return
 	}
-	c.wr.Int(int64(len(e.hash)))
+	c.wr.Int(int64(len(e.hash().m)))
 }
 
 func cmdHExists(c *conn, args [][]byte) {
@@ -223,7 +224,7 @@ func cmdHExists(c *conn, args [][]byte) {
 		c.wr.Int(0)
 		return
 	}
-	if _, ok := e.hash[string(args[2])]; ok {
+	if _, ok := e.hash().m[string(args[2])]; ok {
 		c.wr.Int(1)
 	} else {
 		c.wr.Int(0)
@@ -242,7 +243,7 @@ func cmdHStrLen(c *conn, args [][]byte) {
 		c.wr.Int(0)
 		return
 	}
-	c.wr.Int(int64(len(e.hash[string(args[2])])))
+	c.wr.Int(int64(len(e.hash().m[string(args[2])])))
 }
 
 func cmdHIncrBy(c *conn, args [][]byte) {
@@ -259,7 +260,7 @@ func cmdHIncrBy(c *conn, args [][]byte) {
 		return
 	}
 	var cur int64
-	if v, exists := e.hash[string(args[2])]; exists {
+	if v, exists := e.hash().m[string(args[2])]; exists {
 		if cur, ok = parseInt([]byte(v)); !ok {
 			c.wr.Error(errHashNotInt)
 			c.db.dropIfEmpty(sh, args[1], e)
@@ -288,7 +289,7 @@ func cmdHIncrByFloat(c *conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	cur, exists := e.hash[string(args[2])]
+	cur, exists := e.hash().m[string(args[2])]
 	res, msg := addFloat(cur, exists, args[3], errHashNotFlt)
 	if msg != "" {
 		c.wr.Error(msg)

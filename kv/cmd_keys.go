@@ -332,7 +332,6 @@ func (c *conn) rename(args [][]byte, nx bool) {
 		d.remove(dsh, string(dst), old)
 	}
 	d.remove(ssh, string(src), e)
-	e.size += int64(len(dst) - len(src))
 	d.insert(dsh, string(dst), e)
 	if nx {
 		c.wr.Int(1)

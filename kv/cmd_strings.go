@@ -248,12 +248,12 @@ func cmdGet(c *conn, args [][]byte) {
 		c.wr.Null()
 		return
 	}
-	if e.hash != nil {
+	if e.isHash() {
 		sh.mu.Unlock()
 		c.wr.Error(errWrongType)
 		return
 	}
-	v := e.str // strings are immutable: safe to write after unlocking
+	v := e.str() // strings are immutable: safe to write after unlocking
 	sh.mu.Unlock()
 	c.wr.BulkString(v)
 }
@@ -275,12 +275,12 @@ func (c *conn) set(key, val []byte, o setOpts) {
 	e := d.lookup(sh, key)
 	var old string
 	if o.get && e != nil {
-		if e.hash != nil {
+		if e.isHash() {
 			sh.mu.Unlock()
 			c.wr.Error(errWrongType)
 			return
 		}
-		old = e.str
+		old = e.str()
 	}
 	if (o.nx && e != nil) || (o.xx && e == nil) {
 		sh.mu.Unlock()
@@ -343,11 +343,11 @@ func cmdGetDel(c *conn, args [][]byte) {
 	switch {
 	case e == nil:
 		c.wr.Null()
-	case e.hash != nil:
+	case e.isHash():
 		c.wr.Error(errWrongType)
 	default:
 		d.remove(sh, string(args[1]), e)
-		c.wr.BulkString(e.str)
+		c.wr.BulkString(e.str())
 	}
 }
 
@@ -366,11 +366,11 @@ func cmdGetEx(c *conn, args [][]byte) {
 	case e == nil:
 		c.wr.Null()
 		return
-	case e.hash != nil:
+	case e.isHash():
 		c.wr.Error(errWrongType)
 		return
 	}
-	c.wr.BulkString(e.str)
+	c.wr.BulkString(e.str())
 	switch {
 	case o.absolute && o.exp <= nowMs():
 		d.remove(sh, string(args[1]), e)
@@ -392,12 +392,12 @@ func cmdMGet(c *conn, args [][]byte) {
 		sh := d.shardOf(k)
 		sh.mu.Lock()
 		e := d.lookupRead(sh, k)
-		if e == nil || e.hash != nil {
+		if e == nil || e.isHash() {
 			sh.mu.Unlock()
 			c.wr.Null()
 			continue
 		}
-		v := e.str
+		v := e.str()
 		sh.mu.Unlock()
 		c.wr.BulkString(v)
 	}
@@ -457,11 +457,11 @@ func (c *conn) incr(key []byte, by int64) {
 	e := d.lookup(sh, key)
 	var cur int64
 	if e != nil {
-		if e.hash != nil {
+		if e.isHash() {
 			c.wr.Error(errWrongType)
 			return
 		}
-		v, ok := parseInt([]byte(e.str))
+		v, ok := parseInt([]byte(e.str()))
 		if !ok {
 			c.wr.Error(errNotInt)
 			return
@@ -511,13 +511,13 @@ func cmdIncrByFloat(c *conn, args [][]byte) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := d.lookup(sh, key)
-	if e != nil && e.hash != nil {
+	if e != nil && e.isHash() {
 		c.wr.Error(errWrongType)
 		return
 	}
 	var cur string
 	if e != nil {
-		cur = e.str
+		cur = e.str()
 	}
 	res, msg := addFloat(cur, e != nil, args[2], errNotFloat)
 	if msg != "" {
@@ -540,13 +540,16 @@ func cmdAppend(c *conn, args [][]byte) {
 		c.wr.Int(int64(len(args[2])))
 		return
 	}
-	if e.hash != nil {
+	if e.isHash() {
 		c.wr.Error(errWrongType)
 		return
 	}
-	e.str += string(args[2])
-	d.resize(key, e)
-	c.wr.Int(int64(len(e.str)))
+	if int64(e.n)+int64(len(args[2])) > int64(c.s.cfg.MaxBulkLen) {
+		c.wr.Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+		return
+	}
+	d.replaceStr(key, e, e.str()+string(args[2]))
+	c.wr.Int(int64(e.n))
 }
 
 func cmdStrLen(c *conn, args [][]byte) {
@@ -558,9 +561,9 @@ func cmdStrLen(c *conn, args [][]byte) {
 	switch {
 	case e == nil:
 		c.wr.Int(0)
-	case e.hash != nil:
+	case e.isHash():
 		c.wr.Error(errWrongType)
 	default:
-		c.wr.Int(int64(len(e.str)))
+		c.wr.Int(int64(len(e.str())))
 	}
 }

@@ -36,6 +36,9 @@ const (
 	// DefaultMaxQueryBuffer caps the bytes one connection may buffer for a
 	// single command (Redis's client-query-buffer-limit, lowered likewise).
 	DefaultMaxQueryBuffer = 128 << 20
+	// maxValueLen bounds MaxBulkLen: entries keep lengths in 32 bits, and
+	// Redis's own ceiling (proto-max-bulk-len) is 512 MB.
+	maxValueLen = 1 << 30
 	// DefaultMaxArgs caps the argument count of one command.
 	DefaultMaxArgs = 1 << 20
 	// writeBufferSize is the per-connection reply buffer; replies of a
@@ -135,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBulkLen <= 0 {
 		cfg.MaxBulkLen = DefaultMaxBulkLen
+	}
+	if cfg.MaxBulkLen > maxValueLen {
+		return nil, fmt.Errorf("kv: MaxBulkLen %d over %d", cfg.MaxBulkLen, maxValueLen)
 	}
 	if cfg.MaxQueryBuffer <= 0 {
 		cfg.MaxQueryBuffer = DefaultMaxQueryBuffer

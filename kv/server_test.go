@@ -820,3 +820,23 @@ func TestSlowReaderBoundsReplies(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendStopsAtMaxBulkLen: APPEND cannot build a value bigger than one
+// argument may be, as Redis's proto-max-bulk-len check.
+func TestAppendStopsAtMaxBulkLen(t *testing.T) {
+	srv := startKV(t, kv.Config{MaxBulkLen: 1 << 10})
+	c := dial(t, srv.Addr().String())
+	chunk := strings.Repeat("a", 600)
+	if r := c.Do("APPEND", "k", chunk); r != ":600" {
+		t.Fatal(r)
+	}
+	if r := c.Do("APPEND", "k", chunk); r != "-ERR string exceeds maximum allowed size (proto-max-bulk-len)" {
+		t.Fatalf("APPEND past the limit: %q", r)
+	}
+	if r := c.Do("STRLEN", "k"); r != ":600" {
+		t.Fatalf("value changed by a refused APPEND: %q", r)
+	}
+	if _, err := kv.New(kv.Config{Listen: "127.0.0.1:0", MaxBulkLen: 4 << 30}); err == nil {
+		t.Fatal("MaxBulkLen of 4 GB accepted")
+	}
+}

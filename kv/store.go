@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -37,17 +38,55 @@ const (
 // errOOM is Redis's reply to a write once maxmemory is reached.
 var errOOM = errors.New("OOM command not allowed when used memory > 'maxmemory'.")
 
-// entry is one key's value: a string, or a hash when hash != nil.
+// entry is one key's value: a string, or a hash. It is 24 bytes, half of
+// the obvious struct {str string; hash map; exp; size; lru}: per small
+// key that is a sixth of the memory. p keeps its target alive for the GC.
 type entry struct {
-	str  string
-	hash map[string]string
-	exp  int64 // expiry, unix milliseconds; 0 = none
-	size int64 // accounted bytes
-	lru  uint32
+	p   unsafe.Pointer // the string's bytes, or the *hashVal when n == hashTag
+	n   int32          // string length, or hashTag
+	lru uint32
+	exp int64 // expiry, unix milliseconds; 0 = none
+}
+
+// hashTag marks an entry holding a hash.
+const hashTag = -1
+
+// hashVal is a hash value and its accounted size (fields and values).
+type hashVal struct {
+	m    map[string]string
+	size int64
+}
+
+func (e *entry) isHash() bool { return e.n == hashTag }
+
+// str is the string value; strings are immutable, so it stays valid after
+// the shard lock is released even if the key is overwritten.
+func (e *entry) str() string {
+	if e.n <= 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(e.p), int(e.n))
+}
+
+func (e *entry) setStr(s string) {
+	e.p, e.n = unsafe.Pointer(unsafe.StringData(s)), int32(len(s))
+}
+
+// hash is the hash value; only valid when isHash.
+func (e *entry) hash() *hashVal { return (*hashVal)(e.p) }
+
+func (e *entry) setHash(h *hashVal) { e.p, e.n = unsafe.Pointer(h), hashTag }
+
+// sizeOf is the accounted size of key (of length klen) holding e.
+func sizeOf(klen int, e *entry) int64 {
+	if e.isHash() {
+		return int64(entryOverhead+klen) + e.hash().size
+	}
+	return stringSize(klen, int(e.n))
 }
 
 func (e *entry) typeName() string {
-	if e.hash != nil {
+	if e.isHash() {
 		return "hash"
 	}
 	return "string"
@@ -377,7 +416,7 @@ func (d *db) insert(sh *shard, key string, e *entry) {
 	if e.exp != 0 {
 		d.addTTL(sh, key, e)
 	}
-	d.st.account(d.site, e.size)
+	d.st.account(d.site, sizeOf(len(key), e))
 }
 
 func (d *db) addTTL(sh *shard, key string, e *entry) {
@@ -414,29 +453,20 @@ func (d *db) remove(sh *shard, key string, e *entry) {
 	if e.exp != 0 {
 		d.dropTTL(sh, key)
 	}
-	d.st.account(d.site, -e.size)
+	d.st.account(d.site, -sizeOf(len(key), e))
 }
 
-// resize re-accounts e after its value changed.
-func (d *db) resize(key []byte, e *entry) {
-	var n int64
-	if e.hash != nil {
-		n = entryOverhead + int64(len(key))
-		for f, v := range e.hash {
-			n += fieldOverhead + int64(len(f)+len(v))
-		}
-	} else {
-		n = stringSize(len(key), len(e.str))
-	}
-	d.st.account(d.site, n-e.size)
-	e.size = n
-}
-
-// growHash re-accounts e after a hash field changed by delta bytes, without
-// walking the whole hash.
+// growHash re-accounts e after a hash field changed by delta bytes.
 func (d *db) growHash(e *entry, delta int64) {
-	e.size += delta
+	e.hash().size += delta
 	d.st.account(d.site, delta)
+}
+
+// replaceStr sets e's string value, re-accounting it.
+func (d *db) replaceStr(key []byte, e *entry, val string) {
+	before := sizeOf(len(key), e)
+	e.setStr(val)
+	d.st.account(d.site, sizeOf(len(key), e)-before)
 }
 
 func stringSize(klen, vlen int) int64 { return int64(entryOverhead + klen + vlen) }
@@ -448,16 +478,16 @@ func (d *db) setString(sh *shard, key []byte, val []byte, exp int64, keepTTL boo
 		if e.exp != 0 && e.exp <= nowMs() {
 			keepTTL = false // an expired key's TTL is not kept
 		}
-		e.hash = nil
-		e.str = string(val)
+		d.replaceStr(key, e, string(val))
 		if !keepTTL {
 			d.setExp(sh, key, e, exp)
 		}
 		e.lru = lruClock()
-		d.resize(key, e)
 		return
 	}
-	d.insert(sh, string(key), &entry{str: string(val), exp: exp, size: stringSize(len(key), len(val))})
+	e := &entry{exp: exp}
+	e.setStr(string(val))
+	d.insert(sh, string(key), e)
 }
 
 // flush removes every key of d and returns how many there were.
@@ -467,8 +497,8 @@ func (d *db) flush() int {
 		sh := &d.shards[i]
 		sh.mu.Lock()
 		var size int64
-		for _, e := range sh.m {
-			size += e.size
+		for k, e := range sh.m {
+			size += sizeOf(len(k), e)
 		}
 		n += len(sh.m)
 		d.nttl.Add(-int64(len(sh.ttl)))
