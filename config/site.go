@@ -13,6 +13,13 @@ type SiteFile struct {
 	PHP    SitePHP    `toml:"php"`
 	Server SiteServer `toml:"server"`
 	DB     SiteDB     `toml:"db"`
+	KV     SiteKV     `toml:"kv"`
+}
+
+// SiteKV is [kv] in site.toml.
+type SiteKV struct {
+	// MemoryLimit is the site's quota in the node's KV store (0: none).
+	MemoryLimit Size `toml:"memory_limit"`
 }
 
 // SitePHP is [php] in site.toml.
@@ -66,6 +73,7 @@ type Site struct {
 	RunAs            string
 	DBPath           string // "" = the default under [db.sqlite] dir
 	Replication      Replication
+	KVQuota          int64 // bytes; 0 = only the node-wide limit
 }
 
 // LoadSite merges path (a site.toml, may not exist) over the globals.
@@ -149,6 +157,7 @@ func (c *Config) LoadSite(name, path string) (*Site, error) {
 		s.CacheControl = f.Server.Static.CacheControl
 	}
 	s.DBPath = f.DB.SQLite.Path
+	s.KVQuota = int64(f.KV.MemoryLimit)
 	r := f.DB.SQLite.Replication
 	switch r.Role {
 	case "", "primary":

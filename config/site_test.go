@@ -78,13 +78,15 @@ cache_control = "no-store"
 [db.sqlite.replication]
 role = "replica"
 primary_grpc_url = "http://frankfurt:5001"
+[kv]
+memory_limit = "8MB"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.MemoryLimit.PHPString() != "256M" || s.IniOverrides["max_input_vars"] != "5000" || s.IniOverrides["display_errors"] != "Off" ||
 		s.IndexFiles[0] != "index.html" || s.Fallback != "off" || s.Aliases[0] != "www.a.com" || s.CacheControl != "no-store" ||
-		s.Replication.Role != "replica" || s.Replication.PrimaryGRPCURL != "http://frankfurt:5001" {
+		s.Replication.Role != "replica" || s.Replication.PrimaryGRPCURL != "http://frankfurt:5001" || s.KVQuota != 8<<20 {
 		t.Errorf("merged: %+v", s)
 	}
 	for _, tc := range []struct{ name, body, want string }{

@@ -57,6 +57,8 @@ type Config struct {
 	// PHPUser owns the per-site state dirs (the pool user, when root).
 	PHPUser  int
 	PHPGroup int
+	// OnRemove runs when a site's directory is gone (drop its cache keyspace).
+	OnRemove func(name string)
 	Logger   *slog.Logger
 }
 
@@ -89,6 +91,7 @@ type Registry struct {
 	// scanned remembers each site.toml's aliases by its size and mtime,
 	// so a scan re-reads only the files that changed.
 	scanned map[string]scanEntry
+	present map[string]bool // site dirs at the last scan
 	// loading serializes the first load of a site.
 	loadMu sync.Mutex
 
@@ -158,11 +161,13 @@ func (r *Registry) scan() {
 	}
 	idx := map[string]string{}
 	seen := make(map[string]scanEntry, len(r.scanned))
+	present := make(map[string]bool, len(ents))
 	for _, e := range ents {
 		name := e.Name()
 		if !e.IsDir() {
 			continue
 		}
+		present[name] = true
 		st, err := os.Stat(filepath.Join(r.cfg.Dir, name, SiteFile))
 		if err != nil {
 			continue
@@ -184,9 +189,31 @@ func (r *Registry) scan() {
 		}
 	}
 	r.scanned = seen
+	// Gone: seen by the last scan, or served since, and not there now.
+	gone := map[string]bool{}
+	for name := range r.present {
+		if !present[name] {
+			gone[name] = true
+		}
+	}
+	r.present = present
 	r.mu.Lock()
 	r.aliases = idx
+	for name := range r.sites {
+		if !present[name] {
+			gone[name] = true
+		}
+	}
+	for name := range gone {
+		delete(r.sites, name)
+	}
 	r.mu.Unlock()
+	for name := range gone {
+		r.log.Info("site removed", "site", name)
+		if r.cfg.OnRemove != nil {
+			r.cfg.OnRemove(name)
+		}
+	}
 }
 
 func (r *Registry) evictIdle(cutoff time.Time) {
@@ -248,12 +275,7 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 	dir := filepath.Join(r.cfg.Dir, name)
 	st, err := os.Stat(dir)
 	if err != nil || !st.IsDir() {
-		r.mu.Lock()
-		delete(r.sites, name)
-		r.mu.Unlock()
-		if old != nil {
-			r.log.Debug("site removed", "site", name)
-		}
+		// The scan drops the entry and reports the removal.
 		return nil, ErrNoSite
 	}
 	tomlPath := filepath.Join(dir, SiteFile)
@@ -391,5 +413,5 @@ func (r *Registry) KVAuth(user, pass string) (string, int64, bool) {
 	if err != nil || s.Err != nil || !hmac.Equal([]byte(pass), []byte(s.KVPassword)) {
 		return "", 0, false
 	}
-	return s.Name, 0, true
+	return s.Name, s.Conf.KVQuota, true
 }

@@ -62,6 +62,8 @@ type node struct {
 	kvAddr  [3]string // host, port, socket of the KV store
 	sites   *sites.Registry
 	phpUser [2]int // uid, gid of PHP when we are root
+	// onRemove runs for a site whose directory was deleted.
+	onRemove []func(name string)
 }
 
 func (n *node) defer_(f func()) { n.closers = append(n.closers, f) }

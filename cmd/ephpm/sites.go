@@ -48,6 +48,7 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		if err != nil {
 			return nil, err
 		}
+		n.onRemove = append(n.onRemove, kvs.DropKeyspace)
 		n.defer_(func() { kvs.Close() })
 		n.kvAddr = [3]string{p[0].Value, p[1].Value, p[2].Value}
 	}
@@ -112,6 +113,11 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 		StateDir: filepath.Join(dd, "state"),
 		DBDir:    dbDir,
 		Secret:   []byte(sec),
+		OnRemove: func(name string) {
+			for _, f := range n.onRemove {
+				f(name)
+			}
+		},
 		PHPUser:  n.phpUser[0],
 		PHPGroup: n.phpUser[1],
 		Logger:   n.log.WithGroup("sites"),

@@ -40,6 +40,7 @@ if (isset($_GET['db'])) {
 if (isset($_GET['kv'])) {
   $r = new Redis(); $r->connect(getenv('EPHPM_KV_SOCKET')); $r->auth([getenv('EPHPM_KV_USER'), getenv('EPHPM_KV_PASSWORD')]);
   $r->set('owner', $out['site']);
+  $out['kv_n'] = $r->incr('n');
   $out['kv_keys'] = $r->keys('*');
   $out['kv_owner'] = $r->get('owner');
 }
@@ -172,10 +173,32 @@ func TestSitesAppearAndDisappear(t *testing.T) {
 		}
 		return nil
 	})
+	probe(t, p.addr, "carol.test", "kv=1") // carol's cache keyspace has keys
+	if m := probe(t, p.addr, "carol.test", "kv=1"); m["kv_n"] != float64(2) {
+		t.Fatalf("carol's counter: %v", m["kv_n"])
+	}
 	os.RemoveAll(dir)
 	testutil.RetryUntil(t, 10*time.Second, func() error {
 		if code, _ := hostGet(t, p.addr, "carol.test", "/"); code != 404 {
 			return fmt.Errorf("carol after deletion: %d", code)
+		}
+		return nil
+	})
+	// Its cache keyspace is dropped, so a new carol starts empty.
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if !strings.Contains(p.out.String(), `"msg":"site removed"`) {
+			return fmt.Errorf("no removal logged")
+		}
+		return nil
+	})
+	writeSite(t, sitesDir, "carol.test", "")
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		code, body := hostGet(t, p.addr, "carol.test", "/?kv=1")
+		if code != 200 {
+			return fmt.Errorf("carol again: %d", code)
+		}
+		if !strings.Contains(body, `"kv_n":1`) {
+			return fmt.Errorf("new carol sees the old keyspace: %s", body)
 		}
 		return nil
 	})
@@ -273,7 +296,7 @@ func TestSitesIsolationKV(t *testing.T) {
 	if a["kv_owner"] != "alice.test" || b["kv_owner"] != "bob.test" {
 		t.Errorf("kv owners: alice=%v bob=%v", a["kv_owner"], b["kv_owner"])
 	}
-	if keys, _ := b["kv_keys"].([]any); len(keys) != 1 {
+	if keys, _ := b["kv_keys"].([]any); len(keys) != 2 {
 		t.Errorf("bob sees keys %v", b["kv_keys"])
 	}
 }
