@@ -34,6 +34,9 @@ if (isset($_GET['db'])) {
   $r = $db->query('SELECT body FROM notes WHERE id = 1');
   $out['db_row'] = $r ? $r->fetch_row()[0] : null;
   $out['db_name'] = $db->query('SELECT DATABASE()')->fetch_row()[0];
+  $r = $db->query("SELECT DISTINCT table_schema FROM information_schema.tables");
+  $out['schemas'] = $r ? array_column($r->fetch_all(), 0) : $db->error;
+  $out['attach'] = $db->query("ATTACH DATABASE '/tmp/x.db' AS x") ? 0 : $db->errno;
   $out['select_other'] = $db->select_db($_GET['db']) ? 0 : $db->errno;
   $out['qualified_other'] = $db->query('SELECT * FROM ' . chr(96) . $_GET['db'] . chr(96) . '.notes') ? 0 : $db->errno;
 }
@@ -277,8 +280,14 @@ func TestSitesIsolationDatabase(t *testing.T) {
 		if m["select_other"] != float64(1044) {
 			t.Errorf("%s: USE other site's db: errno %v, want 1044", m["site"], m["select_other"])
 		}
-		if m["qualified_other"] == float64(0) {
-			t.Errorf("%s: read another site's table by qualified name", m["site"])
+		if m["qualified_other"] != float64(1044) {
+			t.Errorf("%s: another site's table by qualified name: errno %v, want 1044", m["site"], m["qualified_other"])
+		}
+		if fmt.Sprint(m["schemas"]) != fmt.Sprintf("[%s]", m["site"]) {
+			t.Errorf("%s: information_schema shows schemas %v", m["site"], m["schemas"])
+		}
+		if m["attach"] == float64(0) {
+			t.Errorf("%s: ATTACH worked", m["site"])
 		}
 	}
 }
