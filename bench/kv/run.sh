@@ -2,8 +2,9 @@
 # Benchmarks ephpm's KV store against redis-server on loopback with
 # redis-benchmark (Debian redis-tools): GET/SET/INCR/MSET with and without
 # pipelining (-P 16), then memory for 1 M small keys. Prints a table with
-# ratios (ephpm / redis). The KV runs as kv/cmd/kvbench-server until
-# cmd/ephpm serves it.
+# ratios (ephpm / redis). The KV is ephpm's own (`ephpm serve` with only
+# the KV store and a 1-worker PHP pool; the database front is off);
+# KV=standalone uses kv/cmd/kvbench-server, the same store alone.
 #
 # Usage: bench/kv/run.sh            (N=200000 requests, P=16)
 #        N=1000000 bench/kv/run.sh
@@ -29,6 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/kvbench-server" ./kv/cmd/kvbench-server
+go build -o "$work/ephpm" ./cmd/ephpm
 
 # A random high port nobody answers on.
 freeport() {
@@ -44,7 +46,14 @@ RPORT=$(freeport)
 EPORT=$(freeport)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" --logfile "$work/redis.log" &
 pids+=($!); RPID=$!
-"$work/kvbench-server" -listen "127.0.0.1:$EPORT" 2>"$work/ephpm.log" &
+if [ "${KV:-ephpm}" = standalone ]; then
+	"$work/kvbench-server" -listen "127.0.0.1:$EPORT" 2>"$work/ephpm.log" &
+else
+	mkdir -p "$work/www" && chmod 755 "$work" "$work/www"
+	EPHPM_KV__LISTEN="127.0.0.1:$EPORT" EPHPM_KV__MEMORY_LIMIT=4GB EPHPM_DB_SQLITE_PROXY__ENABLED=false \
+	EPHPM_SERVER__ACCESS_LOG=false EPHPM_PHP__WORKERS=1 EPHPM_SERVER__RUNTIME_DIR="$work/run" \
+		"$work/ephpm" serve --listen "127.0.0.1:$(freeport)" --root "$work/www" >"$work/ephpm.log" 2>&1 &
+fi
 pids+=($!); EPID=$!
 for port in "$RPORT" "$EPORT"; do
 	for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
