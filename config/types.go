@@ -9,13 +9,23 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// rawValue decodes one raw TOML value (as handed to UnmarshalTOML).
-func rawValue(data []byte) (any, error) {
+// intOrString decodes one raw TOML value (as handed to UnmarshalTOML)
+// that may be written as an integer or a string, e.g. 30 or "30s".
+func intOrString(data []byte, what string, fromInt func(int64) error, fromString func(string) error) error {
 	var m map[string]any
 	if err := toml.Unmarshal(append([]byte("v = "), data...), &m); err != nil {
-		return nil, fmt.Errorf("invalid value %s", data)
+		return fmt.Errorf("invalid value %s", data)
 	}
-	return m["v"], nil
+	switch v := m["v"].(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("%s %d must not be negative", what, v)
+		}
+		return fromInt(v)
+	case string:
+		return fromString(v)
+	}
+	return fmt.Errorf("%s must be a number or a string, got %s", what, data)
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h30m" or a bare
@@ -24,21 +34,9 @@ type Duration time.Duration
 
 // UnmarshalTOML implements unstable.Unmarshaler.
 func (d *Duration) UnmarshalTOML(data []byte) error {
-	v, err := rawValue(data)
-	if err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case int64:
-		if v < 0 {
-			return fmt.Errorf("duration %d must not be negative", v)
-		}
-		*d = Duration(time.Duration(v) * time.Second)
-		return nil
-	case string:
-		return d.UnmarshalText([]byte(v))
-	}
-	return fmt.Errorf("duration must be a string like \"30s\" or a number of seconds, got %s", data)
+	return intOrString(data, "duration (\"30s\" or seconds)",
+		func(n int64) error { *d = Duration(time.Duration(n) * time.Second); return nil },
+		func(s string) error { return d.UnmarshalText([]byte(s)) })
 }
 
 // UnmarshalText parses a Go duration string or a number of seconds.
@@ -67,21 +65,9 @@ type Size int64
 
 // UnmarshalTOML implements unstable.Unmarshaler.
 func (s *Size) UnmarshalTOML(data []byte) error {
-	v, err := rawValue(data)
-	if err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case int64:
-		if v < 0 {
-			return fmt.Errorf("size %d must not be negative", v)
-		}
-		*s = Size(v)
-		return nil
-	case string:
-		return s.UnmarshalText([]byte(v))
-	}
-	return fmt.Errorf("size must be a number of bytes or a string like \"128MB\", got %s", data)
+	return intOrString(data, "size (bytes or \"128MB\")",
+		func(n int64) error { *s = Size(n); return nil },
+		func(v string) error { return s.UnmarshalText([]byte(v)) })
 }
 
 // UnmarshalText parses a size with an optional unit.
