@@ -521,3 +521,35 @@ func TestStreamingFlush(t *testing.T) {
 		t.Errorf("first chunk took %v: output was buffered until the script ended", d)
 	}
 }
+
+// TestSymlinkOutOfRoot: a symlink in the document root that points
+// outside it (another site, the data dir, /etc) is never followed for a
+// static file; one that stays inside is.
+func TestSymlinkOutOfRoot(t *testing.T) {
+	e := start(t, nil)
+	outside := filepath.Join(testutil.WorldReadableDir(t), "node-secret.txt")
+	if err := os.WriteFile(outside, []byte("TOP SECRET"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{"escape.txt": outside, "escape-big.bin": outside, "inside.txt": "hello.txt", "etc.txt": "/etc/hostname"}
+	for name, target := range links {
+		p := filepath.Join(e.root, name)
+		os.Remove(p)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(p) })
+	}
+	for _, path := range []string{"/escape.txt", "/escape-big.bin", "/etc.txt"} {
+		resp, body := e.get(t, path)
+		if resp.StatusCode == 200 || strings.Contains(body, "TOP SECRET") {
+			t.Errorf("%s: %d %q: followed a symlink out of the root", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := e.get(t, "/escape.txt", "Range", "bytes=0-3"); resp.StatusCode == 206 || strings.Contains(body, "TOP") {
+		t.Errorf("range request followed the symlink: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := e.get(t, "/inside.txt"); resp.StatusCode != 200 || body != "hello static\n" {
+		t.Errorf("symlink inside the root: %d %q", resp.StatusCode, body)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,7 +55,7 @@ type fileCache struct {
 
 func newFileCache(max int64) *fileCache { return &fileCache{m: map[string]*fileEntry{}, max: max} }
 
-func (c *fileCache) get(path string, fi fs.FileInfo) (*fileEntry, error) {
+func (c *fileCache) get(root, path string, fi fs.FileInfo) (*fileEntry, error) {
 	c.mu.RLock()
 	e := c.m[path]
 	c.mu.RUnlock()
@@ -69,7 +68,14 @@ func (c *fileCache) get(path string, fi fs.FileInfo) (*fileEntry, error) {
 	e.ctype = contentType(path)
 	e.comp = compressible(e.ctype)
 	if e.size <= DefaultFileCacheEntry {
-		data, err := os.ReadFile(path)
+		// Every read opens the file confined to the document root, so a
+		// symlink out of it is never read, even once.
+		f, err := openBeneath(root, relPath(root, path))
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(io.LimitReader(f, DefaultFileCacheEntry+1))
+		f.Close()
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +122,7 @@ func (c *fileCache) account(n int64) {
 
 // variant returns the compressed form of an entry, made on first use;
 // nil when the file is too big to keep compressed or cannot be read.
-func (c *fileCache) variant(e *fileEntry, path, enc string) []byte {
+func (c *fileCache) variant(e *fileEntry, root, path, enc string) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if (enc == "br" && e.brDone) || (enc != "br" && e.gzDone) {
@@ -130,7 +136,12 @@ func (c *fileCache) variant(e *fileEntry, path, enc string) []byte {
 		if e.size > DefaultCompressCacheEntry {
 			return nil
 		}
-		b, err := os.ReadFile(path)
+		f, err := openBeneath(root, relPath(root, path))
+		if err != nil {
+			return nil
+		}
+		b, err := io.ReadAll(io.LimitReader(f, e.size+1))
+		f.Close()
 		if err != nil || int64(len(b)) != e.size {
 			return nil
 		}
@@ -207,7 +218,7 @@ func (s *Server) serveStatic(w *respWriter, r *http.Request, site *Site, rt *rou
 		w.Header().Set("Allow", "GET, HEAD")
 		return statusErr(http.StatusMethodNotAllowed, "method not allowed for a static file")
 	}
-	e, err := s.files.get(rt.file, rt.info)
+	e, err := s.files.get(site.Root, rt.file, rt.info)
 	if err != nil {
 		return &Error{Status: http.StatusForbidden, Msg: "read static file", Err: err}
 	}
@@ -240,7 +251,7 @@ func (s *Server) serveStatic(w *respWriter, r *http.Request, site *Site, rt *rou
 		if e.data != nil {
 			content = bytes.NewReader(e.data)
 		} else {
-			f, err := os.Open(rt.file)
+			f, err := openBeneath(site.Root, relPath(site.Root, rt.file))
 			if err != nil {
 				return &Error{Status: http.StatusForbidden, Msg: "open static file", Err: err}
 			}
@@ -251,7 +262,7 @@ func (s *Server) serveStatic(w *respWriter, r *http.Request, site *Site, rt *rou
 		return nil
 	}
 	if enc != "" {
-		if body := s.files.variant(e, rt.file, enc); body != nil {
+		if body := s.files.variant(e, site.Root, rt.file, enc); body != nil {
 			h["Content-Encoding"] = []string{enc}
 			h["Content-Length"] = []string{strconv.Itoa(len(body))}
 			w.WriteHeader(http.StatusOK)
@@ -261,7 +272,7 @@ func (s *Server) serveStatic(w *respWriter, r *http.Request, site *Site, rt *rou
 			return nil
 		}
 		// Too big to keep: compress on the fly (streaming).
-		f, err := os.Open(rt.file)
+		f, err := openBeneath(site.Root, relPath(site.Root, rt.file))
 		if err != nil {
 			return &Error{Status: http.StatusForbidden, Msg: "open static file", Err: err}
 		}
@@ -287,9 +298,9 @@ func (s *Server) serveStatic(w *respWriter, r *http.Request, site *Site, rt *rou
 		_, err = w.Write(e.data)
 		return err
 	}
-	f, err := os.Open(rt.file)
+	f, err := openBeneath(site.Root, relPath(site.Root, rt.file))
 	if err != nil {
-		return err
+		return &Error{Status: http.StatusForbidden, Msg: "open static file", Err: err}
 	}
 	defer f.Close()
 	_, err = io.CopyN(w, f, e.size) // sendfile via ReadFrom
@@ -312,4 +323,9 @@ func notModified(r *http.Request, etag string, mod time.Time) bool {
 		return err == nil && !mod.Truncate(time.Second).After(t)
 	}
 	return false
+}
+
+// relPath is path relative to root (path is always root + "/...").
+func relPath(root, path string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(path, root), "/")
 }
