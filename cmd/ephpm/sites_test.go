@@ -260,6 +260,18 @@ func TestSitesIsolationFiles(t *testing.T) {
 	if etc["read"] != false {
 		t.Errorf("alice read /etc/passwd")
 	}
+	// A script or file symlinked in from outside the site is not run or served.
+	outside := testutil.WorldReadableDir(t)
+	os.WriteFile(filepath.Join(outside, "evil.php"), []byte("<?php echo 'ran outside';"), 0o644)
+	os.WriteFile(filepath.Join(outside, "data.txt"), []byte("outside data"), 0o644)
+	os.Symlink(filepath.Join(outside, "evil.php"), filepath.Join(sitesDir, "alice.test", "evil.php"))
+	os.Symlink(filepath.Join(sitesDir, "bob.test", "secret.txt"), filepath.Join(sitesDir, "alice.test", "bob.txt"))
+	for _, path := range []string{"/evil.php", "/bob.txt"} {
+		code, body := hostGet(t, p.addr, "alice.test", path)
+		if code == 200 || strings.Contains(body, "ran outside") || strings.Contains(body, "secret of bob") {
+			t.Errorf("alice%s: %d %q: a symlink out of the site was followed", path, code, body)
+		}
+	}
 }
 
 // TestSitesIsolationDatabase: each site has its own database and can't
