@@ -329,8 +329,16 @@ func (r *Registry) prepare(s *Site, conf *config.Site) error {
 	s.DBPath = conf.DBPath
 	if s.DBPath == "" {
 		s.DBPath = filepath.Join(r.cfg.DBDir, s.Name+".db")
-	} else if !filepath.IsAbs(s.DBPath) {
-		s.DBPath = filepath.Join(s.Dir, s.DBPath)
+	} else {
+		if !filepath.IsAbs(s.DBPath) {
+			s.DBPath = filepath.Join(s.Dir, s.DBPath)
+		}
+		s.DBPath = filepath.Clean(s.DBPath)
+		// A site.toml may move its own database, never onto another's.
+		own := filepath.Join(r.cfg.DBDir, s.Name)
+		if !within(s.DBPath, s.Dir) && !within(s.DBPath, own) {
+			return fmt.Errorf("site %s: [db.sqlite] path %q must be inside the site's directory or %s/", s.Name, conf.DBPath, own)
+		}
 	}
 	hs := &httpd.Site{
 		Name:         s.Name,
@@ -414,4 +422,9 @@ func (r *Registry) KVAuth(user, pass string) (string, int64, bool) {
 		return "", 0, false
 	}
 	return s.Name, s.Conf.KVQuota, true
+}
+
+// within reports whether p is inside dir (not dir itself).
+func within(p, dir string) bool {
+	return strings.HasPrefix(p, filepath.Clean(dir)+string(filepath.Separator))
 }

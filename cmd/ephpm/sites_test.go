@@ -220,6 +220,14 @@ func TestSitesBrokenSiteToml(t *testing.T) {
 	if m := probe(t, p.addr, "alice.test", ""); m["site"] != "alice.test" {
 		t.Errorf("alice affected by broken site: %v", m)
 	}
+	// A site.toml cannot point its database at another site's.
+	writeSite(t, sitesDir, "mallory.test", "[db.sqlite]\npath = \"../bob.test/../../data/sites/bob.test.db\"\n")
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if code, _ := hostGet(t, p.addr, "mallory.test", "/"); code != 503 {
+			return fmt.Errorf("mallory with bob's database: %d, want 503", code)
+		}
+		return nil
+	})
 	testutil.RetryUntil(t, 5*time.Second, func() error {
 		if !strings.Contains(p.out.String(), "site.toml:3: php.not_a_key: unknown key") {
 			return fmt.Errorf("no log line naming the site.toml line")
