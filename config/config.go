@@ -43,6 +43,8 @@ type Config struct {
 	DB     DB     `toml:"db"`
 	KV     KV     `toml:"kv"`
 
+	Replication NodeReplication `toml:"replication"`
+
 	// File is the path the config was read from ("" when none).
 	File string `toml:"-"`
 	// pos maps a dotted key ("server.listen") to "file:line".
@@ -66,6 +68,7 @@ type Server struct {
 	Request        Request  `toml:"request"`
 	Timeouts       Timeouts `toml:"timeouts"`
 	Metrics        Metrics  `toml:"metrics"`
+	TLS            TLS      `toml:"tls"`
 }
 
 // Static is [server.static].
@@ -351,6 +354,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
 		bad("server.listen", "invalid address %q: want host:port", c.Server.Listen)
 	}
+	c.validateTLS(bad)
+	c.validateReplication(bad)
 	for _, f := range c.Server.IndexFiles {
 		if f == "" || strings.ContainsAny(f, "/\\\x00") {
 			bad("server.index_files", "invalid index file name %q", f)
