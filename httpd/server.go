@@ -5,6 +5,7 @@ package httpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +45,9 @@ type Config struct {
 	Registry       *prometheus.Registry
 	Logger         *slog.Logger
 	TmpDir         string // spooled chunked bodies
+	// Intercept, if set, sees every request first and returns true when it
+	// has answered it (ACME HTTP-01 challenges, the HTTP→HTTPS redirect).
+	Intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 // Server is the HTTP front. It is an http.Handler.
@@ -62,8 +67,10 @@ type Server struct {
 	files          *fileCache
 	metrics        *metrics
 	metricsHandler http.Handler
+	intercept      func(w http.ResponseWriter, r *http.Request) bool
 
-	srv *http.Server
+	mu   sync.Mutex
+	srvs []*http.Server
 }
 
 // New builds a Server from cfg.
@@ -73,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		requestTimeout: cfg.RequestTimeout, compress: cfg.Compression, compressMin: cfg.CompressMin,
 		accessLog: cfg.AccessLog, metricsPublic: cfg.MetricsPublic, ready: cfg.Ready,
 		log: cfg.Logger, tmpDir: cfg.TmpDir, files: newFileCache(DefaultFileCacheMax),
+		intercept: cfg.Intercept,
 	}
 	if s.sites == nil {
 		return nil, errors.New("httpd: no sites")
@@ -125,15 +133,29 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Registry() prometheus.Registerer { return s.metrics.reg }
 
 // Serve serves HTTP on l until Shutdown.
-func (s *Server) Serve(l net.Listener) error {
-	s.srv = &http.Server{
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, nil) }
+
+// ServeTLS serves HTTPS (HTTP/2 and HTTP/1.1) on l with cfg until Shutdown.
+func (s *Server) ServeTLS(l net.Listener, cfg *tls.Config) error { return s.serve(l, cfg) }
+
+func (s *Server) serve(l net.Listener, tlsCfg *tls.Config) error {
+	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		IdleTimeout:       DefaultIdleTimeout,
 		MaxHeaderBytes:    s.maxHeader,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsCfg,
 	}
-	err := s.srv.Serve(l)
+	s.mu.Lock()
+	s.srvs = append(s.srvs, srv)
+	s.mu.Unlock()
+	var err error
+	if tlsCfg != nil {
+		err = srv.ServeTLS(l, "", "")
+	} else {
+		err = srv.Serve(l)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -143,10 +165,14 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting and waits for in-flight requests to finish,
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
+	s.mu.Lock()
+	srvs := s.srvs
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range srvs {
+		errs = append(errs, srv.Shutdown(ctx))
 	}
-	return s.srv.Shutdown(ctx)
+	return errors.Join(errs...)
 }
 
 // ServeHTTP implements http.Handler.
@@ -169,6 +195,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				slog.String("ua", r.UserAgent()))
 		}
 	}()
+	if s.intercept != nil && s.intercept(w, r) {
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/_ephpm/") || r.URL.Path == "/metrics" {
 		if s.internal(w, r) {
 			return

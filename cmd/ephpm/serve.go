@@ -111,7 +111,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		resolver = httpd.SingleSite{S: site}
 	}
 
+	intercept, serveTLS, err := n.tlsFront(ctx)
+	if err != nil {
+		return err
+	}
 	front, err := httpd.New(httpd.Config{
+		Intercept:      intercept,
 		Sites:          resolver,
 		TrustedProxies: cfg.Server.TrustedProxies,
 		MaxBodySize:    int64(cfg.Server.Request.MaxBodySize),
@@ -135,8 +140,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	}
 	log.Info("serving", "version", ephpm.Version, "http", ln.Addr().String(), "sites_dir", cfg.Server.SitesDir,
 		"document_root", cfg.Server.DocumentRoot, "php_workers", cfg.PHP.Workers)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- front.Serve(ln) }()
+	if serveTLS != nil {
+		if err := serveTLS(front, errc); err != nil {
+			return err
+		}
+	}
 	select {
 	case err := <-errc:
 		return err
