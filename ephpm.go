@@ -13,3 +13,7 @@ var Version = "0.1.0-dev"
 // ErrNotPrimary is returned by a write on a node that is not the primary
 // for the site; callers forward the write to the primary.
 var ErrNotPrimary = errors.New("not the primary for this site")
+
+// ErrNeedSnapshot is returned by a frame log asked for frames older than
+// its first retained frame; the reader must bootstrap from a snapshot.
+var ErrNeedSnapshot = errors.New("frames compacted away: snapshot needed")

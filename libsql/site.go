@@ -1,0 +1,65 @@
+// Package libsql serves libSQL's client protocols for ephpm sites: Hrana
+// over HTTP (@libsql/client, libsql-client-go) and the embedded-replica
+// sync protocols of the npm `libsql` package (v1 gRPC-Web ReplicationLog
+// and Proxy, v2 HTTP /info, /export, /sync).
+package libsql
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// FrameSize is one frame record as libSQL puts it on the wire (little
+// endian): frame_no u64, checksum u64, page_no u32, size_after u32, then
+// the 4096-byte page. size_after != 0 marks a transaction's commit frame.
+const FrameSize = 24 + sqlite.PageSize
+
+// Log is a site's replication frame log (package framelog implements it).
+// Frame numbers are global, 0-based and gap-free.
+type Log interface {
+	// ID is a UUID, stable across restarts; it changes only when the log
+	// is reset (replicas must then bootstrap again).
+	ID() string
+	// Next is the number of the next frame to be written: 0 when empty.
+	Next() uint64
+	// ReadFrames appends to dst the FrameSize records with frame_no >= from,
+	// at most max frames but always whole transactions (it may exceed max
+	// to finish one), and returns dst. It returns ephpm.ErrNeedSnapshot
+	// when from is older than the first retained frame.
+	ReadFrames(dst []byte, from uint64, max int) ([]byte, error)
+	// Wait returns when Next() > after, or with ctx's error.
+	Wait(ctx context.Context, after uint64) error
+	// Snapshot opens a consistent copy of the database pages as of the
+	// end of a transaction.
+	Snapshot(ctx context.Context) (Snapshot, error)
+}
+
+// Snapshot is the database as of the commit of frame End.
+type Snapshot interface {
+	End() uint64                          // the frame number the snapshot includes up to
+	Pages() uint32                        // database size in pages
+	ReadPage(no uint32, buf []byte) error // 1-based; len(buf) == sqlite.PageSize
+	Close() error
+}
+
+// Site is what a request is served from.
+type Site struct {
+	Name string
+	DB   *sqlite.DB // open for the request; read-only on a replica
+	Log  Log        // nil when the site is not a replicated primary here
+	// Release is called when the request is done with DB.
+	Release func()
+}
+
+// Resolver authenticates a request and names its site. It returns an
+// error wrapping ErrUnauthorized (→ 401) or ErrNoSite (→ 404).
+type Resolver func(ctx context.Context, r *http.Request) (*Site, error)
+
+// Errors a Resolver wraps.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrNoSite       = errors.New("no such site")
+)
