@@ -32,3 +32,7 @@ func ErrorCode(err error) int {
 	}
 	return 0
 }
+
+// ErrHook wraps the error of a commit hook: the transaction is in the
+// database but its replication failed, so the client is told it failed.
+var ErrHook = errors.New("sqlite: commit not replicated")

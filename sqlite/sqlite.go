@@ -106,7 +106,13 @@ type DB struct {
 
 	readOnly  atomic.Bool // replica: clients may not write
 	committed atomic.Bool // set by SQLite's commit hook on the writer
-	internal  atomic.Bool // the writer runs an ephpm statement the authorizer must allow
+	guard     atomic.Pointer[func(context.Context) error]
+
+	applyMu   sync.Mutex
+	apply     *sql.DB // replica: page writer (see ApplyPages)
+	applyConn *sql.Conn
+	applied   atomic.Uint64 // bumped after every ApplyPages
+	internal  atomic.Bool   // the writer runs an ephpm statement the authorizer must allow
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -289,6 +295,16 @@ func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// SetCheckpointGuard installs g, which must succeed before any checkpoint
+// runs: the replication log uses it to capture every WAL frame first.
+func (db *DB) SetCheckpointGuard(g func(context.Context) error) {
+	if g == nil {
+		db.guard.Store(nil)
+		return
+	}
+	db.guard.Store(&g)
+}
+
 // OnCommit adds a hook run after every commit (see CommitHook).
 func (db *DB) OnCommit(h CommitHook) {
 	db.hooksMu.Lock()
@@ -361,6 +377,11 @@ func (db *DB) checkpoint(ctx context.Context, mode string) (busy, log, done int,
 	default:
 		return 0, 0, 0, fmt.Errorf("sqlite: checkpoint mode %q", mode)
 	}
+	if g := db.guard.Load(); g != nil {
+		if err := (*g)(ctx); err != nil {
+			return 0, 0, 0, fmt.Errorf("checkpoint %s: not yet: %w", db.cfg.Path, err)
+		}
+	}
 	db.internal.Store(true)
 	defer db.internal.Store(false)
 	err = db.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &done)
@@ -371,10 +392,13 @@ func (db *DB) checkpoint(ctx context.Context, mode string) (busy, log, done int,
 }
 
 // afterCommit runs the hooks and, if the WAL grew past the threshold, a
-// checkpoint. The caller holds the writer.
-func (db *DB) afterCommit(ctx context.Context) {
+// checkpoint. The caller holds the writer. A failed hook fails the
+// statement that committed (the data is in the database, but replication
+// has not seen it) and no checkpoint runs, so the next hook can still read
+// the frames from the WAL.
+func (db *DB) afterCommit(ctx context.Context) error {
 	if !db.committed.Swap(false) {
-		return
+		return nil
 	}
 	db.hooksMu.RLock()
 	hooks := db.hooks
@@ -382,18 +406,20 @@ func (db *DB) afterCommit(ctx context.Context) {
 	for _, h := range hooks {
 		if err := h(ctx, db); err != nil {
 			db.log.Error("commit hook failed", "err", err)
+			return fmt.Errorf("%w: %w", ErrHook, err)
 		}
 	}
 	if db.cfg.CheckpointPages < 0 {
-		return
+		return nil
 	}
 	fi, err := os.Stat(db.cfg.Path + "-wal")
 	if err != nil || fi.Size() < int64(db.cfg.CheckpointPages)*PageSize {
-		return
+		return nil
 	}
 	if _, _, _, err := db.checkpoint(context.WithoutCancel(ctx), "TRUNCATE"); err != nil {
 		db.log.Warn("checkpoint failed", "err", err)
 	}
+	return nil
 }
 
 // Close waits for the writer (bounded by the lock timeout), checkpoints and
@@ -420,6 +446,7 @@ func (db *DB) Close() error {
 		if db.reader != nil {
 			errs = append(errs, db.reader.Close())
 		}
+		errs = append(errs, db.closeApplier())
 		if held && db.wconn != nil {
 			if _, _, _, err := db.checkpoint(ctx, "TRUNCATE"); err != nil {
 				db.log.Warn("final checkpoint failed", "err", err)
@@ -463,8 +490,7 @@ func (w *Writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	w.inTx = false
-	w.db.afterCommit(ctx)
-	return nil
+	return w.db.afterCommit(ctx)
 }
 
 // Rollback rolls the transaction back.
@@ -481,7 +507,9 @@ func (w *Writer) Rollback(ctx context.Context) error {
 func (w *Writer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := w.db.wconn.ExecContext(ctx, query, args...)
 	if !w.inTx {
-		w.db.afterCommit(ctx)
+		if herr := w.db.afterCommit(ctx); err == nil && herr != nil {
+			return nil, herr
+		}
 	}
 	return res, err
 }
@@ -499,10 +527,11 @@ func (w *Writer) QueryRowContext(ctx context.Context, query string, args ...any)
 
 // AfterStatement runs the commit hooks if a statement run through
 // QueryContext outside a transaction committed (e.g. INSERT … RETURNING).
-func (w *Writer) AfterStatement(ctx context.Context) {
+func (w *Writer) AfterStatement(ctx context.Context) error {
 	if !w.inTx {
-		w.db.afterCommit(ctx)
+		return w.db.afterCommit(ctx)
 	}
+	return nil
 }
 
 // Release ends the lease: an open transaction is rolled back, so that a
@@ -517,7 +546,9 @@ func (w *Writer) Release(ctx context.Context) {
 			w.db.log.Warn("rollback on release failed", "err", err)
 		}
 	}
-	w.db.afterCommit(ctx)
+	if err := w.db.afterCommit(ctx); err != nil {
+		w.db.log.Error("commit on release not replicated yet", "err", err)
+	}
 	<-w.db.wsem
 }
 
