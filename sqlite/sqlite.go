@@ -371,6 +371,23 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) (busy, log, done int,
 	return db.checkpoint(ctx, mode)
 }
 
+// WithWriter runs fn holding the writer lease, on a replica too: for
+// ephpm's own bookkeeping, never for client SQL.
+func (db *DB) WithWriter(ctx context.Context, fn func() error) error {
+	w, err := db.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Release(ctx)
+	return fn()
+}
+
+// CheckpointHeld is Checkpoint for code that already holds the writer: a
+// commit hook.
+func (db *DB) CheckpointHeld(ctx context.Context, mode string) (busy, log, done int, err error) {
+	return db.checkpoint(ctx, mode)
+}
+
 func (db *DB) checkpoint(ctx context.Context, mode string) (busy, log, done int, err error) {
 	switch mode = strings.ToUpper(mode); mode {
 	case "PASSIVE", "FULL", "RESTART", "TRUNCATE":

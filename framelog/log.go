@@ -1,0 +1,406 @@
+// Package framelog is a replicated site's durable frame log on its
+// primary: after every commit it reads the transaction's pages from
+// SQLite's WAL and appends them, numbered with a global, gap-free frame
+// number, to a log file that is synced before SQLite may checkpoint them.
+// Replicas and libSQL clients read the log; compaction replaces its head
+// with a snapshot of the database.
+//
+// A record is libSQL's frame layout (little endian): frame_no u64,
+// checksum u64 (rolling CRC-64/GO-ISO over the pages), page_no u32,
+// size_after u32 (non-zero on a transaction's last frame: the database
+// size in pages), then the 4096-byte page. So the log can be served to
+// libSQL embedded replicas as it is on disk.
+package framelog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+const (
+	// PageSize is the database page size (fixed for every site).
+	PageSize = sqlite.PageSize
+	// FrameSize is one record: a 24-byte header and a page.
+	FrameSize = 24 + PageSize
+
+	// DefaultCompactFrames is the log length past which the primary
+	// replaces the log's head with a snapshot (64 MB of records), if the
+	// log is also longer than the database itself.
+	DefaultCompactFrames = 16384
+
+	headerSize = 4096 // two header slots of 512 bytes, then records
+	slotSize   = 512
+	magic      = "EPHPMLG1"
+)
+
+var crcTable = crc64.MakeTable(crc64.ISO)
+
+// header is the log's commit point: records past Count are ignored (they
+// will be captured again from the WAL, which the cursor still covers).
+type header struct {
+	Seq      uint64 // the newer valid slot wins
+	ID       string // UUID
+	Start    uint64 // frame number of the first record
+	Count    uint64 // records that are part of the log
+	StartSum uint64 // checksum seed of the first record
+	// WAL cursor: the next WAL byte to capture and the WAL's salts and
+	// running checksum there.
+	WALSalt [2]uint32
+	WALSum  [2]uint32
+	WALOff  int64
+}
+
+func (h *header) marshal() []byte {
+	b := make([]byte, slotSize)
+	copy(b, magic)
+	binary.LittleEndian.PutUint64(b[8:], h.Seq)
+	copy(b[16:52], h.ID)
+	binary.LittleEndian.PutUint64(b[52:], h.Start)
+	binary.LittleEndian.PutUint64(b[60:], h.Count)
+	binary.LittleEndian.PutUint64(b[68:], h.StartSum)
+	binary.LittleEndian.PutUint32(b[76:], h.WALSalt[0])
+	binary.LittleEndian.PutUint32(b[80:], h.WALSalt[1])
+	binary.LittleEndian.PutUint32(b[84:], h.WALSum[0])
+	binary.LittleEndian.PutUint32(b[88:], h.WALSum[1])
+	binary.LittleEndian.PutUint64(b[92:], uint64(h.WALOff))
+	binary.LittleEndian.PutUint32(b[100:], crc32.ChecksumIEEE(b[:100]))
+	return b
+}
+
+func unmarshalHeader(b []byte) (header, bool) {
+	if len(b) < 104 || string(b[:8]) != magic || crc32.ChecksumIEEE(b[:100]) != binary.LittleEndian.Uint32(b[100:]) {
+		return header{}, false
+	}
+	return header{
+		Seq:      binary.LittleEndian.Uint64(b[8:]),
+		ID:       string(b[16:52]),
+		Start:    binary.LittleEndian.Uint64(b[52:]),
+		Count:    binary.LittleEndian.Uint64(b[60:]),
+		StartSum: binary.LittleEndian.Uint64(b[68:]),
+		WALSalt:  [2]uint32{binary.LittleEndian.Uint32(b[76:]), binary.LittleEndian.Uint32(b[80:])},
+		WALSum:   [2]uint32{binary.LittleEndian.Uint32(b[84:]), binary.LittleEndian.Uint32(b[88:])},
+		WALOff:   int64(binary.LittleEndian.Uint64(b[92:])),
+	}, true
+}
+
+// Log is one site's frame log. Its methods are safe for concurrent use;
+// Capture must only be called with the site's writer held.
+type Log struct {
+	dir     string
+	dbPath  string
+	log     *slog.Logger
+	compact uint64
+
+	mu   sync.RWMutex // guards f, hdr, sum against compaction's swap
+	f    *os.File
+	hdr  header
+	sum  uint64 // checksum of the last record
+	wal  *os.File
+	wake chan struct{} // closed and replaced on every append
+
+	stats Stats
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Transactions, Frames, Compactions uint64
+}
+
+// Options configure Open.
+type Options struct {
+	// CompactFrames is DefaultCompactFrames when 0.
+	CompactFrames int
+	Logger        *slog.Logger
+}
+
+// Dir is where the log of the database at dbPath lives.
+func Dir(dbPath string) string { return dbPath + "-replog" }
+
+// Open opens (or creates) the log of db and brings it up to date with the
+// WAL: transactions that committed before a crash but were not logged yet
+// are logged now. It installs the commit hook and the checkpoint guard, so
+// from here on every commit is logged before it is acknowledged.
+func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CompactFrames <= 0 {
+		opts.CompactFrames = DefaultCompactFrames
+	}
+	l := &Log{
+		dir: Dir(db.Path()), dbPath: db.Path(), log: opts.Logger.With("db", db.Path()),
+		compact: uint64(opts.CompactFrames), wake: make(chan struct{}),
+	}
+	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("framelog: %w", err)
+	}
+	// Everything below runs with the writer held: no commit can slip
+	// between reading the WAL and installing the hook.
+	err := db.WithWriter(ctx, func() error {
+		path := filepath.Join(l.dir, "log")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := l.create(ctx, db); err != nil {
+				return err
+			}
+		} else if err := l.recover(); err != nil {
+			return err
+		}
+		if err := l.capture(); err != nil {
+			return fmt.Errorf("framelog: catch up with the WAL: %w", err)
+		}
+		db.OnCommit(func(ctx context.Context, db *sqlite.DB) error { return l.afterCommit(ctx, db) })
+		db.SetCheckpointGuard(func(context.Context) error { return l.capture() })
+		return nil
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// create starts a new log whose first transaction is the whole database
+// as it is now, so a replica starting from frame 0 needs no snapshot.
+func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
+	if busy, _, _, err := db.CheckpointHeld(ctx, "TRUNCATE"); err != nil || busy != 0 {
+		return fmt.Errorf("framelog: checkpoint before the first frame: busy=%d: %v", busy, err)
+	}
+	id, err := newUUID()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(l.dir, "log.tmp")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("framelog: %w", err)
+	}
+	l.f = f
+	l.hdr = header{ID: id, WALOff: 32}
+	var pages [][]byte
+	data, err := os.ReadFile(l.dbPath)
+	if err != nil {
+		return fmt.Errorf("framelog: read database: %w", err)
+	}
+	for off := 0; off+PageSize <= len(data); off += PageSize {
+		pages = append(pages, data[off:off+PageSize])
+	}
+	recs := make([]byte, 0, len(pages)*FrameSize)
+	sum := uint64(0)
+	for i, p := range pages {
+		size := uint32(0)
+		if i == len(pages)-1 {
+			size = uint32(len(pages))
+		}
+		recs, sum = appendRecord(recs, uint64(i), sum, uint32(i+1), size, p)
+	}
+	if err := l.commit(recs, l.hdr.WALSalt, l.hdr.WALSum, 32, sum); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
+		return fmt.Errorf("framelog: %w", err)
+	}
+	syncDir(l.dir)
+	l.log.Info("replication log created", "id", id, "frames", len(pages))
+	return nil
+}
+
+// recover opens an existing log and drops records past its commit point.
+func (l *Log) recover() error {
+	f, err := os.OpenFile(filepath.Join(l.dir, "log"), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("framelog: %w", err)
+	}
+	l.f = f
+	buf := make([]byte, headerSize)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return fmt.Errorf("framelog: %s: short header: %w", f.Name(), err)
+	}
+	a, okA := unmarshalHeader(buf[:slotSize])
+	b, okB := unmarshalHeader(buf[slotSize : 2*slotSize])
+	switch {
+	case okA && (!okB || a.Seq > b.Seq):
+		l.hdr = a
+	case okB:
+		l.hdr = b
+	default:
+		return fmt.Errorf("framelog: %s: no valid header", f.Name())
+	}
+	end := int64(headerSize) + int64(l.hdr.Count)*FrameSize
+	if err := f.Truncate(end); err != nil {
+		return fmt.Errorf("framelog: %w", err)
+	}
+	l.sum = l.hdr.StartSum
+	if l.hdr.Count > 0 {
+		rec := make([]byte, 24)
+		if _, err := f.ReadAt(rec, end-FrameSize); err != nil {
+			return fmt.Errorf("framelog: last record: %w", err)
+		}
+		l.sum = binary.LittleEndian.Uint64(rec[8:])
+	}
+	return nil
+}
+
+// appendRecord appends one record and returns the new rolling checksum.
+func appendRecord(dst []byte, no, sum uint64, pgno, sizeAfter uint32, page []byte) ([]byte, uint64) {
+	sum = crc64.Update(sum, crcTable, page)
+	var h [24]byte
+	binary.LittleEndian.PutUint64(h[0:], no)
+	binary.LittleEndian.PutUint64(h[8:], sum)
+	binary.LittleEndian.PutUint32(h[16:], pgno)
+	binary.LittleEndian.PutUint32(h[20:], sizeAfter)
+	dst = append(dst, h[:]...)
+	return append(dst, page...), sum
+}
+
+// commit appends recs, moves the WAL cursor and makes both durable with
+// one header write and one sync. Caller holds mu (or owns l exclusively).
+func (l *Log) commit(recs []byte, salt, walSum [2]uint32, walOff int64, sum uint64) error {
+	n := uint64(len(recs) / FrameSize)
+	if n > 0 {
+		off := int64(headerSize) + int64(l.hdr.Count)*FrameSize
+		if _, err := l.f.WriteAt(recs, off); err != nil {
+			return fmt.Errorf("framelog: append: %w", err)
+		}
+	}
+	h := l.hdr
+	h.Seq++
+	h.Count += n
+	h.WALSalt, h.WALSum, h.WALOff = salt, walSum, walOff
+	if _, err := l.f.WriteAt(h.marshal(), int64(h.Seq%2)*slotSize); err != nil {
+		return fmt.Errorf("framelog: header: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("framelog: sync: %w", err)
+	}
+	l.hdr = h
+	if n > 0 {
+		l.sum = sum
+		l.stats.Frames += n
+		close(l.wake)
+		l.wake = make(chan struct{})
+	}
+	return nil
+}
+
+// ID is the log's UUID.
+func (l *Log) ID() string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.hdr.ID
+}
+
+// Start is the first frame number the log still holds.
+func (l *Log) Start() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.hdr.Start
+}
+
+// Next is the number the next frame will get (0 when empty).
+func (l *Log) Next() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.hdr.Start + l.hdr.Count
+}
+
+// Stats returns counters.
+func (l *Log) Stats() Stats {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.stats
+}
+
+// Wait returns when Next() > after, or with ctx's error.
+func (l *Log) Wait(ctx context.Context, after uint64) error {
+	for {
+		l.mu.RLock()
+		next, wake := l.hdr.Start+l.hdr.Count, l.wake
+		l.mu.RUnlock()
+		if next > after {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ReadFrames appends records with frame_no >= from to dst: at most max,
+// but always ending at a commit frame. from older than Start gives
+// ephpm.ErrNeedSnapshot; from at or past Next gives nothing.
+func (l *Log) ReadFrames(dst []byte, from uint64, max int) ([]byte, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	start, next := l.hdr.Start, l.hdr.Start+l.hdr.Count
+	if from < start {
+		return dst, ephpm.ErrNeedSnapshot
+	}
+	if from >= next || max <= 0 {
+		return dst, nil
+	}
+	n := min(uint64(max), next-from)
+	base := len(dst)
+	dst = append(dst, make([]byte, n*FrameSize)...)
+	if _, err := l.f.ReadAt(dst[base:], int64(headerSize)+int64(from-start)*FrameSize); err != nil {
+		return dst[:base], fmt.Errorf("framelog: read: %w", err)
+	}
+	// Finish the transaction the last record belongs to.
+	for from+n < next && binary.LittleEndian.Uint32(dst[len(dst)-FrameSize+20:]) == 0 {
+		rec := make([]byte, FrameSize)
+		if _, err := l.f.ReadAt(rec, int64(headerSize)+int64(from+n-start)*FrameSize); err != nil {
+			return dst[:base], fmt.Errorf("framelog: read: %w", err)
+		}
+		dst = append(dst, rec...)
+		n++
+	}
+	return dst, nil
+}
+
+// Close closes the log's files; the hook installed by Open must not run
+// afterwards (close the database first).
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	if l.f != nil {
+		errs = append(errs, l.f.Close())
+		l.f = nil
+	}
+	if l.wal != nil {
+		errs = append(errs, l.wal.Close())
+		l.wal = nil
+	}
+	return errors.Join(errs...)
+}
+
+func newUUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

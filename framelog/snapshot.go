@@ -1,0 +1,185 @@
+package framelog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+const snapMagic = "EPHPMSN1"
+
+// Snapshot is the database as of the commit of frame End: what a replica
+// whose position the log no longer holds starts from.
+type Snapshot struct {
+	f     *os.File
+	id    string
+	end   uint64
+	pages uint32
+}
+
+// ID is the log the snapshot belongs to.
+func (s *Snapshot) ID() string { return s.id }
+
+// End is the last frame the snapshot includes.
+func (s *Snapshot) End() uint64 { return s.end }
+
+// Pages is the database size in pages.
+func (s *Snapshot) Pages() uint32 { return s.pages }
+
+// ReadPage reads page no (1-based) into buf.
+func (s *Snapshot) ReadPage(no uint32, buf []byte) error {
+	if no == 0 || no > s.pages || len(buf) != PageSize {
+		return fmt.Errorf("framelog: snapshot page %d of %d", no, s.pages)
+	}
+	_, err := s.f.ReadAt(buf, headerSize+int64(no-1)*PageSize)
+	return err
+}
+
+// Reader returns the pages, in order, as one stream.
+func (s *Snapshot) Reader() io.Reader {
+	return io.NewSectionReader(s.f, headerSize, int64(s.pages)*PageSize)
+}
+
+// Close releases the snapshot (a compaction may already have replaced it).
+func (s *Snapshot) Close() error { return s.f.Close() }
+
+// Snapshot opens the current snapshot. With no compaction yet the log
+// starts at frame 0 with the whole database, so none is needed and
+// os.ErrNotExist is returned.
+func (l *Log) Snapshot(context.Context) (*Snapshot, error) {
+	l.mu.RLock()
+	start := l.hdr.Start
+	l.mu.RUnlock()
+	f, err := os.Open(filepath.Join(l.dir, "snapshot"))
+	if err != nil {
+		if start == 0 {
+			return nil, fmt.Errorf("framelog: no snapshot (the log starts at frame 0): %w", os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("framelog: snapshot: %w", err)
+	}
+	h := make([]byte, 64)
+	if _, err := io.ReadFull(f, h); err != nil || string(h[:8]) != snapMagic ||
+		crc32.ChecksumIEEE(h[:56]) != binary.LittleEndian.Uint32(h[56:]) {
+		f.Close()
+		return nil, errors.New("framelog: snapshot header is damaged")
+	}
+	return &Snapshot{
+		f: f, id: string(h[8:44]),
+		end:   binary.LittleEndian.Uint64(h[44:]),
+		pages: binary.LittleEndian.Uint32(h[52:]),
+	}, nil
+}
+
+// compactNow writes a snapshot of the database as of the last logged
+// frame and starts a new, empty log after it (same ID: replicas that are
+// current keep streaming). The caller holds the writer.
+func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
+	dbPages := uint64(0)
+	if st, err := os.Stat(l.dbPath); err == nil {
+		dbPages = uint64(st.Size() / PageSize)
+	}
+	l.mu.RLock()
+	count := l.hdr.Count
+	l.mu.RUnlock()
+	if count < 2*dbPages {
+		return nil // the log is still smaller than a snapshot would be
+	}
+	// The guard captures first, so a complete checkpoint leaves the
+	// database file equal to the state after the last logged frame.
+	busy, _, _, err := db.CheckpointHeld(ctx, "TRUNCATE")
+	if err != nil {
+		return err
+	}
+	if busy != 0 {
+		return errors.New("readers hold the WAL; later")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := l.hdr.Start + l.hdr.Count
+	if next == 0 {
+		return nil
+	}
+	if err := l.writeSnapshot(next - 1); err != nil {
+		return err
+	}
+	// A new log file with no records, starting at next.
+	tmp := filepath.Join(l.dir, "log.tmp")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	h := header{ID: l.hdr.ID, Start: next, StartSum: l.sum, WALSalt: [2]uint32{}, WALOff: walHeaderSize, Seq: 1}
+	if _, err := f.WriteAt(h.marshal(), slotSize); err != nil {
+		f.Close()
+		return fmt.Errorf("compact: %w", err)
+	}
+	if err := f.Truncate(headerSize); err != nil {
+		f.Close()
+		return fmt.Errorf("compact: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("compact: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
+		f.Close()
+		return fmt.Errorf("compact: %w", err)
+	}
+	syncDir(l.dir)
+	l.f.Close()
+	l.f, l.hdr = f, h
+	if l.wal != nil {
+		l.wal.Close()
+		l.wal = nil
+	}
+	l.stats.Compactions++
+	l.log.Info("replication log compacted", "snapshot_end", next-1, "pages", dbPages)
+	return nil
+}
+
+// writeSnapshot copies the (fully checkpointed) database file. Caller
+// holds mu and the writer.
+func (l *Log) writeSnapshot(end uint64) error {
+	src, err := os.Open(l.dbPath)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	pages := uint32(st.Size() / PageSize)
+	tmp := filepath.Join(l.dir, "snapshot.tmp")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer f.Close()
+	h := make([]byte, headerSize)
+	copy(h, snapMagic)
+	copy(h[8:44], l.hdr.ID)
+	binary.LittleEndian.PutUint64(h[44:], end)
+	binary.LittleEndian.PutUint32(h[52:], pages)
+	binary.LittleEndian.PutUint32(h[56:], crc32.ChecksumIEEE(h[:56]))
+	if _, err := f.Write(h); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if _, err := io.CopyN(f, src, int64(pages)*PageSize); err != nil {
+		return fmt.Errorf("snapshot: copy: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(l.dir, "snapshot")); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
