@@ -22,6 +22,8 @@ type PoolConfig struct {
 	// OnOpen, if set, runs once after each database opens (e.g. to add
 	// commit hooks); an error closes the database and fails the Acquire.
 	OnOpen func(ctx context.Context, db *DB) error
+	// OnClose, if set, runs after a database the pool opened is closed.
+	OnClose func(db *DB)
 }
 
 // Pool opens site databases on first use, shares them between users and
@@ -81,6 +83,9 @@ func (p *Pool) Acquire(ctx context.Context, path string) (*DB, func(), error) {
 		if err == nil && p.cfg.OnOpen != nil {
 			if err = p.cfg.OnOpen(ctx, db); err != nil {
 				db.Close()
+				if p.cfg.OnClose != nil {
+					p.cfg.OnClose(db)
+				}
 				db = nil
 			}
 		}
@@ -153,6 +158,9 @@ func (p *Pool) closeIdle(cutoff time.Time) {
 	p.mu.Unlock()
 	for _, db := range idle {
 		db.Close()
+		if p.cfg.OnClose != nil {
+			p.cfg.OnClose(db)
+		}
 	}
 }
 
@@ -174,6 +182,9 @@ func (p *Pool) Close() error {
 		<-e.ready
 		if e.db != nil {
 			errs = append(errs, e.db.Close())
+			if p.cfg.OnClose != nil {
+				p.cfg.OnClose(e.db)
+			}
 		}
 	}
 	return errors.Join(errs...)
