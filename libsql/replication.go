@@ -180,7 +180,7 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request, site *Site, ms
 			w.Write(appendTrailer(out, grpcInternal, "read snapshot: "+err.Error()))
 			return
 		}
-		out = appendDataFrame(out, marshalFrames(frame))
+		out = appendDataFrame(out, appendMsg(nil, 1, frame)) // one wal_log.Frame per stream message
 		if no%snapshotFlushPages == 0 {
 			if _, err := w.Write(out); err != nil {
 				return
