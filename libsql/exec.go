@@ -71,9 +71,13 @@ func toSQLError(err error) *sqlError {
 		name = sqliteCodeNames[p]
 	}
 	msg := err.Error()
-	// modernc appends " (NNN)"; the code travels separately.
+	// modernc writes "<generic text>: <sqlite3_errmsg> (NNN)"; clients get
+	// SQLite's own message, as from sqld, and the code separately.
 	if i := strings.LastIndex(msg, " ("); i > 0 && strings.HasSuffix(msg, ")") {
 		msg = msg[:i]
+	}
+	if _, rest, ok := strings.Cut(msg, ": "); ok && rest != "" {
+		msg = rest
 	}
 	return &sqlError{code: name, ext: code, msg: msg}
 }
