@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 
+	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/tlsacme"
 )
 
 // tlsFront prepares HTTPS from [server.tls]. intercept runs before every
@@ -15,5 +22,122 @@ func (n *node) tlsFront(ctx context.Context) (
 	serveTLS func(front *httpd.Server, errc chan<- error) error,
 	err error,
 ) {
-	return nil, nil, nil
+	t := &n.cfg.Server.TLS
+	if !t.Enabled() {
+		return nil, nil, nil
+	}
+	addr := t.ListenAddr()
+	var tlsCfg *tls.Config
+	var challenge func(http.ResponseWriter, *http.Request) bool
+	if t.UseACME() {
+		m, err := n.startACME(ctx, addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		tlsCfg, challenge = m.TLSConfig(), m.HandleHTTPChallenge
+	} else {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server.tls: load cert: %w", err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, Certificates: []tls.Certificate{cert}}
+	}
+	_, httpsPort, _ := net.SplitHostPort(addr)
+	intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.TLS != nil {
+			return false
+		}
+		// ACME first: a challenge is never redirected nor routed to a site.
+		if challenge != nil && challenge(w, r) {
+			return true
+		}
+		if !t.RedirectHTTP {
+			return false
+		}
+		return redirectHTTPS(w, r, httpsPort)
+	}
+	serveTLS = func(front *httpd.Server, errc chan<- error) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen tls: %w", err)
+		}
+		n.log.Info("serving https", "https", ln.Addr().String(), "acme", t.UseACME(), "on_demand", t.UseACME() && t.IsOnDemand(),
+			"redirect_http", t.RedirectHTTP)
+		go func() { errc <- front.ServeTLS(ln, tlsCfg) }()
+		return nil
+	}
+	return intercept, serveTLS, nil
+}
+
+// startACME sets up certmagic. Nothing here contacts the CA, so an
+// unreachable CA never delays startup.
+func (n *node) startACME(ctx context.Context, addr string) (*tlsacme.Manager, error) {
+	t := &n.cfg.Server.TLS
+	storage := t.Storage
+	if storage == "" {
+		d, err := dataDir(n.cfg)
+		if err != nil {
+			return nil, err
+		}
+		storage = filepath.Join(d, "certs")
+	}
+	roots, err := t.RootPool()
+	if err != nil {
+		return nil, fmt.Errorf("server.tls.ca_root: %w", err)
+	}
+	domains := make([]string, 0, len(t.Domains))
+	for _, d := range t.Domains {
+		h, err := config.NormalizeHost(d)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls.domains: %w", err)
+		}
+		domains = append(domains, h)
+	}
+	var allow func(context.Context, string) error
+	if n.sites != nil {
+		// A site directory or an alias from a site.toml; a site whose
+		// site.toml is broken is still a site.
+		allow = func(_ context.Context, name string) error {
+			_, err := n.sites.Get(name)
+			return err
+		}
+	}
+	m, err := tlsacme.New(tlsacme.Config{
+		Directory: t.Directory(), Email: t.Email, Roots: roots, Storage: storage,
+		Domains: domains, OnDemand: t.IsOnDemand(), Allow: allow,
+		HTTPAddr: n.cfg.Server.Listen, TLSAddr: addr,
+		Registerer: n.reg, Logger: n.log.WithGroup("tls"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.defer_(func() { m.Close() })
+	if err := m.Start(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// redirectHTTPS sends a plain HTTP request to the same URL over HTTPS.
+// Health probes stay on HTTP so load balancers keep working.
+func redirectHTTPS(w http.ResponseWriter, r *http.Request, httpsPort string) bool {
+	switch p := r.URL.Path; {
+	case p == "/_ephpm/health" || p == "/_ephpm/ready":
+		return false
+	case strings.HasPrefix(p, "/.well-known/acme-challenge/"):
+		return false // another ACME client's challenge: the site answers it
+	}
+	host, err := config.NormalizeHost(r.Host)
+	if err != nil {
+		return false // the front answers a bad Host itself
+	}
+	if httpsPort != "443" {
+		host = net.JoinHostPort(host, httpsPort)
+	}
+	code := http.StatusMovedPermanently
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		code = http.StatusPermanentRedirect // keeps the method and body
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), code)
+	return true
 }
