@@ -1,8 +1,69 @@
 package config
 
+import (
+	"net"
+	"strings"
+)
+
+// DefaultReplicationListen is where other nodes reach this one's
+// replication and forwarding endpoint when [replication] is enabled
+// without a listen address.
+const DefaultReplicationListen = "0.0.0.0:5001"
+
 // NodeReplication is [replication]: this node's replication and
-// forwarding endpoint.
-type NodeReplication struct{}
+// forwarding endpoint. It is on when listen or auth_token is set.
+type NodeReplication struct {
+	// Listen is the replication/forwarding HTTP listener (h2c, or h2 with
+	// TLS); every request must carry auth_token.
+	Listen    string `toml:"listen"`
+	AuthToken string `toml:"auth_token"`
+	// TLSCert/TLSKey serve the listener over TLS; TLSCA verifies primaries
+	// this node connects to (system roots when empty).
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	TLSCA   string `toml:"tls_ca"`
+	// Node names this node in logs and forwarded requests (host name by
+	// default).
+	Node string `toml:"node"`
+	// WritePaths always go to a site's primary, whatever the method.
+	WritePaths []string `toml:"write_paths"`
+	// WaitApplied bounds how long a replica holds a read for a client's
+	// own write to arrive (read-your-writes) before asking the primary.
+	WaitApplied Duration `toml:"wait_applied"`
+	// CompactFrames is the log length that triggers compaction.
+	CompactFrames int `toml:"compact_frames"`
+}
+
+// Enabled reports whether this node replicates.
+func (r NodeReplication) Enabled() bool { return r.Listen != "" || r.AuthToken != "" }
 
 // validateReplication checks [replication].
-func (c *Config) validateReplication(bad func(key, format string, args ...any)) {}
+func (c *Config) validateReplication(bad func(key, format string, args ...any)) {
+	r := &c.Replication
+	if !r.Enabled() {
+		return
+	}
+	if r.Listen == "" {
+		r.Listen = DefaultReplicationListen
+	}
+	if _, _, err := net.SplitHostPort(r.Listen); err != nil {
+		bad("replication.listen", "invalid address %q: want host:port", r.Listen)
+	}
+	if len(r.AuthToken) < 16 {
+		bad("replication.auth_token", "required, at least 16 characters (replication and forwarding are authenticated)")
+	}
+	if (r.TLSCert == "") != (r.TLSKey == "") {
+		bad("replication.tls_cert", "tls_cert and tls_key go together")
+	}
+	for _, p := range r.WritePaths {
+		if !strings.HasPrefix(p, "/") {
+			bad("replication.write_paths", "%q must start with /", p)
+		}
+	}
+	if r.CompactFrames < 0 {
+		bad("replication.compact_frames", "must not be negative")
+	}
+	if r.WaitApplied < 0 {
+		bad("replication.wait_applied", "must not be negative")
+	}
+}

@@ -209,6 +209,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	siteName = site.Name
+	if site.Route != nil && site.Route(w, r) {
+		return
+	}
 	if err := s.serveSite(w, r, site); err != nil {
 		s.fail(w, r, siteName, err)
 	}

@@ -27,6 +27,9 @@ type Site struct {
 	// Params are extra CGI variables for every PHP request of the site
 	// (EPHPM_DB_*, open_basedir via PHP_ADMIN_VALUE, ...).
 	Params []fastcgi.Param
+	// Route, if set, may answer a request before the site serves it (a
+	// replica sends writes to the site's primary); true means answered.
+	Route func(w http.ResponseWriter, r *http.Request) bool
 }
 
 // SiteResolver maps a request to its site. It returns an *Error for a

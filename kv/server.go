@@ -417,3 +417,21 @@ func (s *Server) DropKeyspace(name string) {
 		}
 	}
 }
+
+// FlushKeyspace empties a site's keyspace (every database) and keeps it:
+// a replica does this when the site's database changed underneath the
+// cached objects.
+func (s *Server) FlushKeyspace(name string) {
+	st := s.st
+	st.mu.Lock()
+	site := st.sites[name]
+	st.mu.Unlock()
+	if site == nil {
+		return
+	}
+	for i := range site.dbs {
+		if d := site.dbs[i].Load(); d != nil {
+			d.flush()
+		}
+	}
+}

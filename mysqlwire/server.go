@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,8 @@ type Account struct {
 	// Open returns the site database and a release function called when
 	// the connection ends, so that the owner may close idle databases.
 	Open func(ctx context.Context) (db *sqlite.DB, release func(), err error)
+	// Forward, set for a replica site, sends writes to the primary.
+	Forward Forwarder
 }
 
 // PoolAccount is an Account whose database is the file at path, opened
@@ -323,8 +326,9 @@ func (s *Server) stop() {
 
 // siteState is shared by the connections of one database: its catalog.
 type siteState struct {
-	refs int
-	cat  *sqlxlate.SQLiteCatalog
+	refs    int
+	cat     *sqlxlate.SQLiteCatalog
+	applied atomic.Uint64 // the DB's Applied() the catalog has seen
 }
 
 func (s *Server) acquireSite(db *sqlite.DB, database string) *siteState {

@@ -53,6 +53,10 @@ type session struct {
 	lastInsertID uint64
 	foundRows    int64
 	rowCount     int64
+
+	// replica sites: the session's statements that run on the primary
+	fwd        ForwardSession
+	setHistory []string
 }
 
 func sess(c *mysql.Conn) *session { return c.ClientData.(*session) }
@@ -75,6 +79,10 @@ func (h *handler) ConnectionReady(c *mysql.Conn) {
 
 func (h *handler) ConnectionClosed(c *mysql.Conn) {
 	s := sess(c)
+	if s.fwd != nil {
+		s.fwd.Close()
+		s.fwd = nil
+	}
 	s.endTx(context.Background(), false)
 	if s.hasTemp {
 		s.dropTemps(context.Background())
@@ -89,6 +97,11 @@ func (h *handler) ConnectionClosed(c *mysql.Conn) {
 
 func (h *handler) ComResetConnection(c *mysql.Conn) {
 	s := sess(c)
+	if s.fwd != nil {
+		s.fwd.Close()
+		s.fwd = nil
+	}
+	s.setHistory = nil
 	s.endTx(s.srv.ctx, false)
 	s.autocommit = true
 	s.resetVars()
@@ -201,6 +214,12 @@ func (s *session) open() error {
 }
 
 func (s *session) translate(query string) (*sqlxlate.Plan, error) {
+	if a := s.db.Applied(); a != s.site.applied.Load() {
+		// A replica applied the primary's pages: the schema may have
+		// changed underneath the cached definitions.
+		s.site.applied.Store(a)
+		s.site.cat.Invalidate()
+	}
 	plan, err := s.srv.xl.Translate(s.srv.ctx, query, s.site.cat)
 	if err != nil {
 		return nil, toSQLError(err, s.database)
@@ -233,6 +252,13 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 		defer cancel()
 	}
 	s.srv.stats.statements.Add(1)
+	if fres, handled, ferr := s.forward(ctx, query, plan, args); handled {
+		if ferr != nil {
+			s.srv.stats.errors.Add(1)
+			return nil, toSQLError(ferr, s.database)
+		}
+		return fres, nil
+	}
 	res, err = s.run(ctx, plan, args)
 	s.setStatus()
 	if err != nil {

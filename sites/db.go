@@ -17,6 +17,8 @@ var _ mysqlwire.Directory = (*Directory)(nil)
 type Directory struct {
 	R    *Registry
 	Pool *sqlite.Pool
+	// Forward, if set, gives a replica site's write forwarder.
+	Forward func(site string) mysqlwire.Forwarder
 }
 
 // Lookup implements mysqlwire.Directory: the user name is the site name.
@@ -32,8 +34,13 @@ func (d *Directory) Lookup(_ context.Context, user string) (*mysqlwire.Account, 
 		return nil, nil
 	}
 	path := s.DBPath
+	var fwd mysqlwire.Forwarder
+	if d.Forward != nil && s.Conf.Replication.Role == "replica" {
+		fwd = d.Forward(s.Name)
+	}
 	return &mysqlwire.Account{
-		User: s.DBUser, Password: s.DBPassword, Database: s.DBName,
+		Forward: fwd,
+		User:    s.DBUser, Password: s.DBPassword, Database: s.DBName,
 		Open: func(ctx context.Context) (*sqlite.DB, func(), error) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return nil, nil, fmt.Errorf("database dir: %w", err)

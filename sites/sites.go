@@ -59,7 +59,10 @@ type Config struct {
 	PHPGroup int
 	// OnRemove runs when a site's directory is gone (drop its cache keyspace).
 	OnRemove func(name string)
-	Logger   *slog.Logger
+	// Route, if set, gives a replicated site's HTTP hook (replicas send
+	// writes to the primary).
+	Route  func(name string) func(http.ResponseWriter, *http.Request) bool
+	Logger *slog.Logger
 }
 
 // Site is one site as the node knows it.
@@ -353,6 +356,9 @@ func (r *Registry) prepare(s *Site, conf *config.Site) error {
 	}
 	hs.PHP = php
 	hs.Params = r.params(s)
+	if r.cfg.Route != nil && conf.Replication.Role != "" {
+		hs.Route = r.cfg.Route(s.Name)
+	}
 	s.HTTP = hs
 	return nil
 }

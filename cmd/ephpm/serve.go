@@ -19,8 +19,12 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/kv"
+	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/phpfpm"
+	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sites"
+	"github.com/ephpm/ephpm/sqlite"
 )
 
 func loadConfig(f *serveFlags) (*config.Config, error) {
@@ -64,6 +68,12 @@ type node struct {
 	phpUser [2]int // uid, gid of PHP when we are root
 	// onRemove runs for a site whose directory was deleted.
 	onRemove []func(name string)
+
+	pool  *sqlite.Pool
+	dir   *sites.Directory
+	mysql *mysqlwire.Server
+	kvs   *kv.Server
+	repl  *replication.Manager
 }
 
 func (n *node) defer_(f func()) { n.closers = append(n.closers, f) }
@@ -140,8 +150,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	}
 	log.Info("serving", "version", ephpm.Version, "http", ln.Addr().String(), "sites_dir", cfg.Server.SitesDir,
 		"document_root", cfg.Server.DocumentRoot, "php_workers", cfg.PHP.Workers)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- front.Serve(ln) }()
+	if n.repl != nil {
+		if err := n.serveReplication(front, errc); err != nil {
+			return err
+		}
+	}
 	if serveTLS != nil {
 		if err := serveTLS(front, errc); err != nil {
 			return err

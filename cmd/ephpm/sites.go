@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,23 +25,44 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		return nil, err
 	}
 	n.sites = r
-	if cfg.DB.SQLite.Proxy.Enabled {
+	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
 		pool := sqlite.NewPool(sqlite.PoolConfig{
 			Template:  sqlite.Config{Logger: n.log.WithGroup("sqlite")},
 			IdleClose: cfg.DB.SQLite.IdleClose.D(),
+			OnOpen: func(ctx context.Context, db *sqlite.DB) error {
+				if n.repl != nil {
+					return n.repl.OnOpen(ctx, db)
+				}
+				return nil
+			},
+			OnClose: func(db *sqlite.DB) {
+				if n.repl != nil {
+					n.repl.OnClose(db)
+				}
+			},
 		})
 		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
 			func() float64 { return float64(pool.Len()) }))
 		n.defer_(func() { pool.Close() })
+		n.pool = pool
+		n.dir = &sites.Directory{R: r, Pool: pool}
+		if cfg.Replication.Enabled() {
+			if err := n.newReplication(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.DB.SQLite.Proxy.Enabled {
 		sock := cfg.DB.SQLite.Proxy.Socket
 		if sock == "" {
 			sock = filepath.Join(n.sockDir, "mysql.sock")
 		}
-		srv, host, port, err := startMySQL(ctx, cfg, sock, &sites.Directory{R: r, Pool: pool}, n.log, n.reg)
+		srv, host, port, err := startMySQL(ctx, cfg, sock, n.dir, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
 		n.defer_(func() { srv.Close() })
+		n.mysql = srv
 		n.dbAddr = [3]string{host, port, sock}
 	}
 	if cfg.KV.Enabled {
@@ -49,6 +71,7 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 			return nil, err
 		}
 		n.onRemove = append(n.onRemove, kvs.DropKeyspace)
+		n.kvs = kvs
 		n.defer_(func() { kvs.Close() })
 		n.kvAddr = [3]string{p[0].Value, p[1].Value, p[2].Value}
 	}
@@ -57,6 +80,9 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		return nil, err
 	}
 	n.defer_(func() { r.Close() })
+	if n.repl != nil {
+		n.syncReplicatedSites(ctx)
+	}
 	return r, nil
 }
 
@@ -113,6 +139,12 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 		StateDir: filepath.Join(dd, "state"),
 		DBDir:    dbDir,
 		Secret:   []byte(sec),
+		Route: func(name string) func(http.ResponseWriter, *http.Request) bool {
+			if n.repl == nil {
+				return nil
+			}
+			return n.repl.Route(name)
+		},
 		OnRemove: func(name string) {
 			for _, f := range n.onRemove {
 				f(name)

@@ -1,0 +1,141 @@
+package mysqlwire
+
+import (
+	"context"
+	"sync"
+
+	"vitess.io/vitess/go/mysql"
+	"vitess.io/vitess/go/sqltypes"
+
+	"github.com/ephpm/ephpm/sqlxlate"
+)
+
+// Forwarder sends the writes of a replica site's sessions to the site's
+// primary. Account.Forward is set for replica sites only.
+type Forwarder interface {
+	// Open starts a session on the primary (lazily: nothing is sent until
+	// the first statement).
+	Open() ForwardSession
+}
+
+// ForwardSession is one client connection's session on the primary: a
+// transaction begun there stays on one primary connection until it ends.
+type ForwardSession interface {
+	// Exec runs a statement (with ? arguments for prepared statements) on
+	// the primary. Errors the primary's SQL produced are *sqlerror.SQLError.
+	Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error)
+	// InTx reports whether the primary session is inside a transaction.
+	InTx() bool
+	// Wait holds a local read until this replica has applied the
+	// session's own last write; false means it has not in time, and the
+	// read must go to the primary too.
+	Wait(ctx context.Context) bool
+	Close()
+}
+
+// localPlan reports whether a statement may run on a replica's own copy:
+// reads, and session statements that change nothing in the database.
+func localPlan(k sqlxlate.Kind) bool {
+	switch k {
+	case sqlxlate.KindQuery, sqlxlate.KindSet, sqlxlate.KindUse, sqlxlate.KindResult, sqlxlate.KindNoop:
+		return true
+	}
+	return false
+}
+
+// forward decides whether a statement goes to the primary, and sends it.
+// handled is false when it runs locally.
+func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan, args []any) (res *sqltypes.Result, handled bool, err error) {
+	if s.acct.Forward == nil || !s.db.ReadOnly() {
+		return nil, false, nil
+	}
+	inTx := s.fwd != nil && s.fwd.InTx()
+	if localPlan(plan.Kind) && !inTx && s.autocommit {
+		if plan.Kind == sqlxlate.KindSet {
+			// Session settings follow the session to the primary.
+			s.setHistory = append(s.setHistory, query)
+			if s.fwd != nil {
+				if _, err := s.fwd.Exec(ctx, query, nil); err != nil {
+					return nil, true, err
+				}
+			}
+			return nil, false, nil
+		}
+		if plan.Kind == sqlxlate.KindQuery && s.fwd != nil && !s.fwd.Wait(ctx) {
+			// Our copy lags our own write: read it on the primary.
+			res, err := s.fwd.Exec(ctx, query, args)
+			return res, true, err
+		}
+		return nil, false, nil
+	}
+	if s.fwd == nil {
+		s.fwd = s.acct.Forward.Open()
+		for _, q := range s.setHistory {
+			if _, err := s.fwd.Exec(ctx, q, nil); err != nil {
+				return nil, true, err
+			}
+		}
+	}
+	res, err = s.fwd.Exec(ctx, query, args)
+	if err != nil {
+		return nil, true, err
+	}
+	if plan.Kind == sqlxlate.KindExec {
+		s.rowCount = int64(res.RowsAffected)
+		if res.InsertID != 0 {
+			s.lastInsertID = res.InsertID
+		}
+	}
+	if plan.Kind == sqlxlate.KindSet {
+		s.setHistory = append(s.setHistory, query)
+	}
+	return res, true, nil
+}
+
+// Detached is a MySQL session without a client connection: the primary
+// runs the statements a replica forwards in one.
+type Detached struct {
+	mu sync.Mutex
+	s  *session
+}
+
+// Detached opens a session for acct, as if a client had logged in.
+func (srv *Server) Detached(acct *Account) *Detached {
+	c := &mysql.Conn{}
+	c.UserData = &accountData{acct: acct}
+	c.StatusFlags |= mysql.ServerStatusAutocommit
+	s := &session{srv: srv, conn: c, autocommit: true, rowCount: -1, database: acct.Database}
+	s.resetVars()
+	c.ClientData = s
+	return &Detached{s: s}
+}
+
+// Run runs one statement.
+func (d *Detached) Run(query string, args []any) (*sqltypes.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.s.runSQL(query, args)
+}
+
+// InTx reports whether a transaction is open.
+func (d *Detached) InTx() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.s.txActive() || d.s.w != nil
+}
+
+// Close rolls back an open transaction and releases the database.
+func (d *Detached) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.s
+	s.endTx(context.Background(), false)
+	if s.hasTemp {
+		s.dropTemps(context.Background())
+	}
+	if s.release != nil {
+		s.srv.releaseSite(s.db)
+		s.release()
+		s.release = nil
+	}
+}

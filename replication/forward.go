@@ -1,0 +1,367 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"vitess.io/vitess/go/mysql/sqlerror"
+	"vitess.io/vitess/go/sqltypes"
+	querypb "vitess.io/vitess/go/vt/proto/query"
+
+	"github.com/ephpm/ephpm/mysqlwire"
+)
+
+// StatementSession runs forwarded statements on the primary: a MySQL
+// session without a client connection (*mysqlwire.Detached).
+type StatementSession interface {
+	Run(query string, args []any) (*sqltypes.Result, error)
+	InTx() bool
+	Close()
+}
+
+// execRequest is one forwarded statement.
+type execRequest struct {
+	Site    string    `json:"site"`
+	Session string    `json:"session,omitempty"` // "" opens one
+	Query   string    `json:"query,omitempty"`
+	Args    []execArg `json:"args,omitempty"`
+	Close   bool      `json:"close,omitempty"`
+}
+
+// execArg is a typed statement argument.
+type execArg struct {
+	T string `json:"t"` // n(ull) i(nt) u(int) f(loat) s(tring) b(ytes)
+	V string `json:"v,omitempty"`
+}
+
+type execResponse struct {
+	Session string   `json:"session"`
+	InTx    bool     `json:"in_tx"`
+	Frame   uint64   `json:"frame"`            // the primary's log position after the statement
+	Result  []byte   `json:"result,omitempty"` // querypb.QueryResult
+	Error   *execErr `json:"error,omitempty"`
+	Took    int64    `json:"took_us,omitempty"`
+}
+
+type execErr struct {
+	Code    int    `json:"code"`
+	State   string `json:"state"`
+	Message string `json:"message"`
+}
+
+func encodeArgs(args []any) []execArg {
+	out := make([]execArg, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case nil:
+			out[i] = execArg{T: "n"}
+		case int64:
+			out[i] = execArg{T: "i", V: strconv.FormatInt(v, 10)}
+		case int:
+			out[i] = execArg{T: "i", V: strconv.Itoa(v)}
+		case uint64:
+			out[i] = execArg{T: "u", V: strconv.FormatUint(v, 10)}
+		case float64:
+			out[i] = execArg{T: "f", V: strconv.FormatFloat(v, 'g', -1, 64)}
+		case bool:
+			out[i] = execArg{T: "i", V: map[bool]string{true: "1", false: "0"}[v]}
+		case []byte:
+			out[i] = execArg{T: "b", V: base64.StdEncoding.EncodeToString(v)}
+		case string:
+			out[i] = execArg{T: "s", V: v}
+		default:
+			out[i] = execArg{T: "s", V: fmt.Sprint(v)}
+		}
+	}
+	return out
+}
+
+func decodeArgs(in []execArg) ([]any, error) {
+	out := make([]any, len(in))
+	for i, a := range in {
+		var err error
+		switch a.T {
+		case "n":
+		case "i":
+			out[i], err = strconv.ParseInt(a.V, 10, 64)
+		case "u":
+			out[i], err = strconv.ParseUint(a.V, 10, 64)
+		case "f":
+			out[i], err = strconv.ParseFloat(a.V, 64)
+		case "b":
+			out[i], err = base64.StdEncoding.DecodeString(a.V)
+		case "s":
+			out[i] = a.V
+		default:
+			err = fmt.Errorf("unknown type %q", a.T)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+	}
+	return out, nil
+}
+
+// sessions are the primary's forwarded sessions, by id.
+type sessions struct {
+	m  *Manager
+	mu sync.Mutex
+	by map[string]*fwdServerSession
+}
+
+type fwdServerSession struct {
+	mu   sync.Mutex
+	site string
+	ss   StatementSession
+	used time.Time
+}
+
+func newSessions(m *Manager) *sessions {
+	s := &sessions{m: m, by: map[string]*fwdServerSession{}}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(DefaultSessionIdle / 6)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+				s.expire(time.Now().Add(-DefaultSessionIdle))
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sessions) expire(cutoff time.Time) {
+	var old []*fwdServerSession
+	s.mu.Lock()
+	for id, fs := range s.by {
+		if fs.mu.TryLock() {
+			if fs.used.Before(cutoff) {
+				delete(s.by, id)
+				old = append(old, fs)
+			}
+			fs.mu.Unlock()
+		}
+	}
+	s.mu.Unlock()
+	for _, fs := range old {
+		s.m.log.Info("forwarded session idle: rolled back and closed", "site", fs.site)
+		fs.ss.Close()
+	}
+}
+
+func (s *sessions) closeAll() {
+	s.mu.Lock()
+	all := s.by
+	s.by = map[string]*fwdServerSession{}
+	s.mu.Unlock()
+	for _, fs := range all {
+		fs.ss.Close()
+	}
+}
+
+// serveExec runs one forwarded statement in its session.
+func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
+	var req execRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	s := m.site(req.Site)
+	if s == nil || s.cfg.Role != RolePrimary {
+		http.Error(w, "this node is not the primary for "+req.Site, http.StatusMisdirectedRequest)
+		return
+	}
+	m.sessions.mu.Lock()
+	fs := m.sessions.by[req.Session]
+	m.sessions.mu.Unlock()
+	if req.Close {
+		if fs != nil {
+			m.sessions.mu.Lock()
+			delete(m.sessions.by, req.Session)
+			m.sessions.mu.Unlock()
+			fs.mu.Lock()
+			fs.ss.Close()
+			fs.mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if fs == nil && req.Session != "" {
+		// Expired (its transaction was rolled back): the client must know.
+		writeExec(w, execResponse{Session: req.Session, Error: &execErr{
+			Code: int(sqlerror.ERQueryInterrupted), State: "70100",
+			Message: "forwarded session expired on the primary; its transaction was rolled back"}})
+		return
+	}
+	if fs == nil {
+		if m.cfg.OpenSession == nil {
+			http.Error(w, "statement forwarding is not enabled", http.StatusNotImplemented)
+			return
+		}
+		ss, err := m.cfg.OpenSession(r.Context(), req.Site)
+		if err != nil {
+			m.refuse(w, req.Site, err)
+			return
+		}
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		req.Session = hex.EncodeToString(id[:])
+		fs = &fwdServerSession{site: req.Site, ss: ss}
+		m.sessions.mu.Lock()
+		m.sessions.by[req.Session] = fs
+		m.sessions.mu.Unlock()
+	}
+	args, err := decodeArgs(req.Args)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fs.mu.Lock()
+	start := time.Now()
+	res, err := fs.ss.Run(req.Query, args)
+	inTx := fs.ss.InTx()
+	fs.used = time.Now()
+	fs.mu.Unlock()
+	resp := execResponse{Session: req.Session, InTx: inTx, Took: time.Since(start).Microseconds()}
+	resp.Frame, _ = m.logNext(req.Site)
+	if err != nil {
+		resp.Error = &execErr{Code: int(sqlerror.ERUnknownError), State: sqlerror.SSUnknownSQLState, Message: err.Error()}
+		if se, ok := err.(*sqlerror.SQLError); ok {
+			resp.Error = &execErr{Code: int(se.Num), State: se.State, Message: se.Message}
+		}
+	} else if res != nil {
+		b, merr := sqltypes.ResultToProto3(res).MarshalVT()
+		if merr != nil {
+			http.Error(w, merr.Error(), http.StatusInternalServerError)
+			return
+		}
+		resp.Result = b
+	}
+	writeExec(w, resp)
+}
+
+func writeExec(w http.ResponseWriter, resp execResponse) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// Forwarder returns the statement forwarder of a replica site, for the
+// MySQL front.
+func (m *Manager) Forwarder(name string) mysqlwire.Forwarder {
+	return forwarder{m: m, name: name}
+}
+
+type forwarder struct {
+	m    *Manager
+	name string
+}
+
+func (f forwarder) Open() mysqlwire.ForwardSession { return &fwdClient{m: f.m, name: f.name} }
+
+// fwdClient is a replica connection's session on the primary.
+type fwdClient struct {
+	m     *Manager
+	name  string
+	id    string
+	inTx  bool
+	frame uint64
+}
+
+func (c *fwdClient) InTx() bool { return c.inTx }
+
+func (c *fwdClient) Wait(ctx context.Context) bool {
+	if c.frame == 0 {
+		return true
+	}
+	return c.m.WaitApplied(ctx, c.name, c.frame)
+}
+
+func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error) {
+	s := c.m.site(c.name)
+	if s == nil || s.cfg.Role != RoleReplica {
+		return nil, sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, "HY000", "site %s has no primary to forward to", c.name)
+	}
+	start := time.Now()
+	resp, err := c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
+	s.fwdStatements.Add(1)
+	s.fwdNanos.Add(int64(time.Since(start)))
+	if err != nil {
+		s.fwdErrors.Add(1)
+		c.inTx = false
+		return nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "forwarding the write to the primary failed: %v", err)
+	}
+	c.id, c.inTx = resp.Session, resp.InTx
+	if resp.Frame > c.frame {
+		c.frame = resp.Frame
+	}
+	if resp.Error != nil {
+		return nil, sqlerror.NewSQLErrorf(sqlerror.ErrorCode(resp.Error.Code), resp.Error.State, "%s", resp.Error.Message)
+	}
+	var qr querypb.QueryResult
+	if err := qr.UnmarshalVT(resp.Result); err != nil {
+		return nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "bad result from the primary: %v", err)
+	}
+	return sqltypes.Proto3ToResult(&qr), nil
+}
+
+func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execResponse, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	u := strings.TrimRight(s.cfg.PrimaryURL, "/") + "/_ephpm/repl/v1/exec"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.m.cfg.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(hdrNode, c.m.cfg.Node)
+	resp, err := c.m.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent {
+		return &execResponse{}, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return nil, fmt.Errorf("primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var out execResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (c *fwdClient) Close() {
+	if c.id == "" {
+		return
+	}
+	s := c.m.site(c.name)
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Close: true})
+	c.id = ""
+}

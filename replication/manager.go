@@ -1,0 +1,431 @@
+// Package replication keeps every node's copy of every replicated site's
+// database: on a site's primary it owns the site's frame log and serves
+// it; on a replica it streams the primary's frames and applies each
+// transaction atomically, and it forwards writes (single statements from
+// the MySQL front, whole requests from the HTTP front) to the primary.
+//
+// Between ephpm nodes everything travels over one HTTP/2 connection per
+// node pair (h2c, or h2 over TLS): each replicated site is one long-lived
+// stream on it, so a thousand sites share one TCP connection.
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ephpm/ephpm/framelog"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// Roles of a node for a site.
+const (
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+)
+
+// Defaults.
+const (
+	// DefaultWaitApplied bounds how long a replica holds a read back for
+	// a client's own write to arrive before it sends the read to the
+	// primary instead (read-your-writes).
+	DefaultWaitApplied = 2 * time.Second
+	// DefaultBatchFrames is how many frames a stream message carries at
+	// most (plus the rest of a transaction).
+	DefaultBatchFrames = 1024
+	// DefaultPing is how often an idle stream says it is alive; a replica
+	// that hears nothing for 3 pings reconnects.
+	DefaultPing = 5 * time.Second
+	// DefaultSessionIdle ends a forwarded MySQL session (rolling back its
+	// transaction) after this long without a statement.
+	DefaultSessionIdle = 30 * time.Second
+)
+
+// DefaultWritePaths are request paths that always go to the primary,
+// whatever their method: WordPress's admin, login, XML-RPC and cron.
+var DefaultWritePaths = []string{"/wp-admin/", "/wp-login.php", "/xmlrpc.php", "/wp-cron.php"}
+
+// SiteConfig is one replicated site as this node sees it.
+type SiteConfig struct {
+	Name       string // normalized domain
+	DBPath     string
+	Role       string // RolePrimary or RoleReplica
+	PrimaryURL string // replica: the primary's replication endpoint
+}
+
+// Config configures a Manager.
+type Config struct {
+	Node  string // this node's name, for logs and loop detection
+	Token string // shared secret every node-to-node request carries
+	Pool  *sqlite.Pool
+	// Client talks to primaries; nil means an h2c client.
+	Client        *http.Client
+	CompactFrames int
+	WritePaths    []string      // DefaultWritePaths when nil
+	WaitApplied   time.Duration // DefaultWaitApplied when 0
+	// OnApply runs after a replica applied a site's transactions (the KV
+	// store drops the site's cached objects).
+	OnApply func(site string)
+	// OpenSession opens a MySQL session on a site this node is primary
+	// for, to run statements replicas forward.
+	OpenSession func(ctx context.Context, site string) (StatementSession, error)
+	// SiteOf names the site serving a Host header (aliases included).
+	SiteOf func(host string) (string, bool)
+	Logger *slog.Logger
+}
+
+// Manager is the node's replication: one per process.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+
+	mu     sync.Mutex
+	sites  map[string]*site
+	byPath map[string]*site
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sessions *sessions
+}
+
+// site is the replication state of one site on this node.
+type site struct {
+	cfg SiteConfig
+	m   *Manager
+
+	// primary: the log of the open database
+	logMu     sync.Mutex
+	flog      *framelog.Log
+	flogDB    *sqlite.DB
+	logClosed chan struct{}
+
+	// replica
+	stop    context.CancelFunc
+	done    chan struct{}
+	applied atomic.Uint64 // the next frame this copy needs (= frames applied)
+	known   atomic.Uint64 // the primary's Next as last heard
+	lagNs   atomic.Int64  // primary send → applied, last batch
+	logID   atomic.Value  // string
+	state   atomic.Value  // string: "starting", "bootstrapping", "streaming", "error: …"
+	wakeMu  sync.Mutex
+	wake    chan struct{} // closed and replaced after every apply
+	txs     atomic.Uint64 // transactions applied
+	batches atomic.Uint64
+
+	fwdStatements atomic.Uint64
+	fwdRequests   atomic.Uint64
+	fwdNanos      atomic.Int64
+	fwdErrors     atomic.Uint64
+}
+
+// New returns a Manager; call SetSites to give it the replicated sites.
+func New(cfg Config) (*Manager, error) {
+	if len(cfg.Token) < 16 {
+		return nil, errors.New("replication: auth_token must be at least 16 characters")
+	}
+	if cfg.Pool == nil {
+		return nil, errors.New("replication: Pool is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WritePaths == nil {
+		cfg.WritePaths = DefaultWritePaths
+	}
+	if cfg.WaitApplied <= 0 {
+		cfg.WaitApplied = DefaultWaitApplied
+	}
+	m := &Manager{
+		cfg: cfg, log: cfg.Logger, client: cfg.Client,
+		sites: map[string]*site{}, byPath: map[string]*site{},
+	}
+	if m.client == nil {
+		m.client = NewClient(nil)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.sessions = newSessions(m)
+	return m, nil
+}
+
+// NewClient returns an HTTP client for node-to-node traffic: HTTP/2 with
+// prior knowledge on plain connections (h2 by ALPN over TLS), so every
+// site's stream to the same primary shares one connection.
+func NewClient(tlsRoot *http.Transport) *http.Client {
+	tr := tlsRoot
+	if tr == nil {
+		tr = &http.Transport{}
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	p.SetHTTP2(true)
+	tr.Protocols = &p
+	tr.HTTP2 = &http.HTTP2Config{
+		MaxConcurrentStreams: 10000,
+		SendPingTimeout:      15 * time.Second,
+		PingTimeout:          10 * time.Second,
+	}
+	tr.ForceAttemptHTTP2 = true
+	tr.MaxIdleConnsPerHost = 4
+	return &http.Client{Transport: tr}
+}
+
+// SetSites replaces the set of replicated sites: replicas start or stop
+// streaming, roles change.
+func (m *Manager) SetSites(list []SiteConfig) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	for _, c := range list {
+		seen[c.Name] = true
+		old := m.sites[c.Name]
+		if old != nil && old.cfg == c {
+			continue
+		}
+		if old != nil {
+			m.stopSite(old)
+		}
+		s := &site{cfg: c, m: m, wake: make(chan struct{})}
+		s.state.Store("starting")
+		s.logID.Store("")
+		m.sites[c.Name] = s
+		m.byPath[c.DBPath] = s
+		if c.Role == RoleReplica {
+			m.startReplica(s)
+		}
+		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL)
+	}
+	for name, s := range m.sites {
+		if !seen[name] {
+			m.stopSite(s)
+			delete(m.sites, name)
+			if m.byPath[s.cfg.DBPath] == s {
+				delete(m.byPath, s.cfg.DBPath)
+			}
+		}
+	}
+}
+
+// stopSite stops a replica's stream (caller holds mu).
+func (m *Manager) stopSite(s *site) {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+		s.stop = nil
+	}
+}
+
+func (m *Manager) site(name string) *site {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sites[name]
+}
+
+// Role returns this node's role for a site ("" when not replicated).
+func (m *Manager) Role(name string) string {
+	if s := m.site(name); s != nil {
+		return s.cfg.Role
+	}
+	return ""
+}
+
+// OnOpen is the database pool's open hook: a replica's database is made
+// read-only for clients; a primary's gets its frame log.
+func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
+	m.mu.Lock()
+	s := m.byPath[db.Path()]
+	m.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	switch s.cfg.Role {
+	case RoleReplica:
+		db.SetReadOnly(true)
+	case RolePrimary:
+		s.logMu.Lock()
+		// A previous instance of this database may still be closing.
+		if s.flog != nil && s.flogDB != db {
+			closed := s.logClosed
+			s.logMu.Unlock()
+			select {
+			case <-closed:
+			case <-time.After(30 * time.Second):
+				return fmt.Errorf("replication: %s: previous log still open", s.cfg.Name)
+			}
+			s.logMu.Lock()
+		}
+		defer s.logMu.Unlock()
+		l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: m.cfg.CompactFrames, Logger: m.log})
+		if err != nil {
+			return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
+		}
+		s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})
+	}
+	return nil
+}
+
+// OnClose is the pool's close hook: the primary's log closes after its
+// database (whose last checkpoint captures the final frames).
+func (m *Manager) OnClose(db *sqlite.DB) {
+	m.mu.Lock()
+	s := m.byPath[db.Path()]
+	m.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.flogDB == db && s.flog != nil {
+		s.flog.Close()
+		s.flog, s.flogDB = nil, nil
+		close(s.logClosed)
+	}
+}
+
+// primaryLog opens the site's database (so its log is open) and returns
+// the log; release ends the use.
+func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *sqlite.DB, func(), error) {
+	s := m.site(name)
+	if s == nil || s.cfg.Role != RolePrimary {
+		return nil, nil, nil, errNotPrimary
+	}
+	db, release, err := m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.logMu.Lock()
+	l := s.flog
+	if s.flogDB != db {
+		l = nil
+	}
+	s.logMu.Unlock()
+	if l == nil {
+		release()
+		return nil, nil, nil, fmt.Errorf("replication: %s: no log", name)
+	}
+	return l, db, release, nil
+}
+
+var errNotPrimary = errors.New("this node is not the primary for the site")
+
+// Status is one replicated site's state, for `ephpm db status` and
+// metrics.
+type Status struct {
+	Site        string  `json:"site"`
+	Role        string  `json:"role"`
+	Primary     string  `json:"primary,omitempty"`
+	LogID       string  `json:"log_id,omitempty"`
+	Position    uint64  `json:"position"` // the next frame (primary: written; replica: applied)
+	PrimaryNext uint64  `json:"primary_position,omitempty"`
+	LagFrames   uint64  `json:"lag_frames"`
+	LagMillis   float64 `json:"lag_ms"`
+	State       string  `json:"state"`
+	Txs         uint64  `json:"transactions_applied,omitempty"`
+
+	ForwardedStatements uint64  `json:"forwarded_statements"`
+	ForwardedRequests   uint64  `json:"forwarded_requests"`
+	ForwardErrors       uint64  `json:"forward_errors"`
+	ForwardMillis       float64 `json:"forward_ms_total"`
+}
+
+// Status lists every replicated site, sorted by name.
+func (m *Manager) Status() []Status {
+	m.mu.Lock()
+	list := make([]*site, 0, len(m.sites))
+	for _, s := range m.sites {
+		list = append(list, s)
+	}
+	m.mu.Unlock()
+	out := make([]Status, 0, len(list))
+	for _, s := range list {
+		st := Status{
+			Site: s.cfg.Name, Role: s.cfg.Role, Primary: s.cfg.PrimaryURL,
+			ForwardedStatements: s.fwdStatements.Load(), ForwardedRequests: s.fwdRequests.Load(),
+			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
+		}
+		if s.cfg.Role == RolePrimary {
+			st.State = "idle"
+			s.logMu.Lock()
+			if s.flog != nil {
+				st.LogID, st.Position, st.State = s.flog.ID(), s.flog.Next(), "open"
+			}
+			s.logMu.Unlock()
+		} else {
+			st.LogID, _ = s.logID.Load().(string)
+			st.Position, st.PrimaryNext = s.applied.Load(), s.known.Load()
+			if st.PrimaryNext > st.Position {
+				st.LagFrames = st.PrimaryNext - st.Position
+			}
+			st.LagMillis = float64(s.lagNs.Load()) / 1e6
+			st.State, _ = s.state.Load().(string)
+			st.Txs = s.txs.Load()
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
+	return out
+}
+
+// Applied is the next frame a replica site needs (how far it is).
+func (m *Manager) Applied(name string) uint64 {
+	if s := m.site(name); s != nil {
+		return s.applied.Load()
+	}
+	return 0
+}
+
+// WaitApplied waits (at most the configured bound, or ctx) until the
+// replica site has applied everything before frame next. It reports
+// whether it has.
+func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) bool {
+	s := m.site(name)
+	if s == nil || s.cfg.Role != RoleReplica {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.WaitApplied)
+	defer cancel()
+	for {
+		s.wakeMu.Lock()
+		wake := s.wake
+		s.wakeMu.Unlock()
+		if s.applied.Load() >= next {
+			return true
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Close stops every replica stream and forwarded session.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.mu.Lock()
+	for _, s := range m.sites {
+		m.stopSite(s)
+	}
+	m.mu.Unlock()
+	m.sessions.closeAll()
+	m.wg.Wait()
+	return nil
+}
+
+func isWritePath(paths []string, p string) bool {
+	for _, w := range paths {
+		if strings.HasSuffix(w, "/") && strings.HasPrefix(p, w) || p == w {
+			return true
+		}
+	}
+	return false
+}

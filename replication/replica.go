@@ -1,0 +1,303 @@
+package replication
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// maxApplyBytes bounds how much a replica merges into one local
+// transaction when frames arrive faster than it applies them.
+const maxApplyBytes = 8 << 20
+
+// errRestart asks the loop to reconnect at once (after a bootstrap or a
+// log reset), not after a backoff.
+var errRestart = errors.New("restart")
+
+func (m *Manager) startReplica(s *site) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	s.stop, s.done = cancel, make(chan struct{})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(s.done)
+		s.run(ctx)
+	}()
+}
+
+// run streams until ctx ends, reconnecting with backoff.
+func (s *site) run(ctx context.Context) {
+	log := s.m.log.With("site", s.cfg.Name, "primary", s.cfg.PrimaryURL)
+	pf, pos, err := openPos(s.cfg.DBPath)
+	if err != nil {
+		log.Error("replica cannot start", "err", err)
+		s.state.Store("error: " + err.Error())
+		return
+	}
+	defer pf.close()
+	s.applied.Store(pos.Next)
+	s.logID.Store(pos.LogID)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		progressed, err := s.stream(ctx, pf, &pos)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errRestart) {
+			continue
+		}
+		if progressed {
+			backoff = 100 * time.Millisecond
+		}
+		s.state.Store("error: " + err.Error())
+		log.Warn("replication stream ended; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *site) get(ctx context.Context, path string, q url.Values) (*http.Response, error) {
+	u := strings.TrimRight(s.cfg.PrimaryURL, "/") + path + "?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.m.cfg.Token)
+	req.Header.Set(hdrNode, s.m.cfg.Node)
+	return s.m.client.Do(req)
+}
+
+// stream runs one connection: follow the primary from pos.Next.
+func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progressed bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID}}
+	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusConflict {
+		why, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return false, s.recover(ctx, pf, pos, strings.TrimSpace(string(why)))
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return false, fmt.Errorf("primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	// A watchdog: no message for three pings means a dead connection.
+	alive := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(3 * DefaultPing)
+		defer t.Stop()
+		for {
+			select {
+			case <-alive:
+				t.Reset(3 * DefaultPing)
+			case <-t.C:
+				cancel()
+				return
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
+	r := bufio.NewReaderSize(resp.Body, 1<<20)
+	var buf []byte
+	var batch txBatch
+	want := pos.Next
+	var sent int64
+	for {
+		typ, msg, err := readMsg(r, buf)
+		buf = msg
+		if err != nil {
+			if sctx.Err() != nil && ctx.Err() == nil {
+				return progressed, errors.New("primary silent for too long")
+			}
+			return progressed, err
+		}
+		select {
+		case alive <- struct{}{}:
+		default:
+		}
+		switch typ {
+		case msgHello:
+			var h helloMsg
+			if err := json.Unmarshal(msg, &h); err != nil {
+				return progressed, fmt.Errorf("hello: %w", err)
+			}
+			if pos.LogID == "" {
+				pos.LogID = h.LogID
+				s.logID.Store(h.LogID)
+			}
+			s.known.Store(h.Next)
+			s.state.Store("streaming")
+		case msgPing:
+			if len(msg) >= 16 {
+				next := binary.BigEndian.Uint64(msg[8:])
+				s.known.Store(next)
+				if next <= s.applied.Load() {
+					s.lagNs.Store(0)
+				}
+			}
+		case msgError:
+			return progressed, s.recover(ctx, pf, pos, string(msg))
+		case msgFrames:
+			if len(msg) < 8 {
+				return progressed, errBadFrames
+			}
+			sent = int64(binary.BigEndian.Uint64(msg))
+			// The message buffer is reused: the batch keeps copies.
+			recs := append([]byte(nil), msg[8:]...)
+			if want, err = parseFrames(&batch, recs, want); err != nil {
+				return progressed, err
+			}
+			if want > s.known.Load() {
+				s.known.Store(want)
+			}
+			// Merge whatever else already arrived; after a restart, run
+			// at least to the unfinished batch's end (see position).
+			more := r.Buffered() > 5 && len(batch.pages)*sqlite.PageSize < maxApplyBytes
+			if more || want < pos.Intent {
+				continue
+			}
+			if err := s.apply(ctx, pf, pos, &batch); err != nil {
+				return progressed, err
+			}
+			progressed = true
+			if sent > 0 {
+				s.lagNs.Store(max(time.Now().UnixNano()-sent, 0))
+			}
+			batch = txBatch{}
+		}
+	}
+}
+
+// apply writes a batch as one local transaction and moves the position.
+func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch) error {
+	next := b.last + 1
+	if err := pf.write(position{LogID: pos.LogID, Next: pos.Next, Intent: max(next, pos.Intent)}); err != nil {
+		return err
+	}
+	db, release, err := s.m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	err = db.ApplyPages(ctx, b.sorted(), b.size)
+	release()
+	if err != nil {
+		return fmt.Errorf("apply frames %d..%d: %w", b.first, b.last, err)
+	}
+	*pos = position{LogID: pos.LogID, Next: next}
+	if err := pf.write(*pos); err != nil {
+		return err
+	}
+	s.applied.Store(next)
+	s.txs.Add(uint64(b.txs))
+	s.batches.Add(1)
+	s.wakeMu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.wakeMu.Unlock()
+	if s.m.cfg.OnApply != nil {
+		s.m.cfg.OnApply(s.cfg.Name)
+	}
+	return nil
+}
+
+// recover handles the primary's refusal to stream from pos: bootstrap
+// from its snapshot, or start over when its log is not the one we follow.
+func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why string) error {
+	log := s.m.log.With("site", s.cfg.Name)
+	switch why {
+	case "need-snapshot":
+		log.Info("replica bootstrapping from the primary's snapshot", "position", pos.Next)
+		if err := s.bootstrap(ctx, pf, pos); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		return errRestart
+	case "log-reset", "ahead":
+		// Not the history we hold: start over from the primary's first
+		// frame (the whole database) or its snapshot.
+		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", why, "log_id", pos.LogID)
+		*pos = position{}
+		if err := pf.write(*pos); err != nil {
+			return err
+		}
+		s.logID.Store("")
+		s.applied.Store(0)
+		return errRestart
+	}
+	return fmt.Errorf("primary refused the stream: %s", why)
+}
+
+// bootstrap replaces the local copy with the primary's snapshot, as one
+// transaction (readers keep the old copy until it commits).
+func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error {
+	s.state.Store("bootstrapping")
+	resp, err := s.get(ctx, "/_ephpm/repl/v1/snapshot", url.Values{"site": {s.cfg.Name}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return fmt.Errorf("snapshot: primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	logID := resp.Header.Get(hdrLogID)
+	end, err1 := strconv.ParseUint(resp.Header.Get(hdrSnapEnd), 10, 64)
+	pages, err2 := strconv.ParseUint(resp.Header.Get(hdrSnapPages), 10, 32)
+	if len(logID) != 36 || err1 != nil || err2 != nil || pages == 0 {
+		return errors.New("snapshot: bad headers")
+	}
+	list := make([]sqlite.Page, 0, pages)
+	r := bufio.NewReaderSize(resp.Body, 1<<20)
+	for no := uint32(1); no <= uint32(pages); no++ {
+		p := make([]byte, sqlite.PageSize)
+		if _, err := io.ReadFull(r, p); err != nil {
+			return fmt.Errorf("snapshot page %d: %w", no, err)
+		}
+		list = append(list, sqlite.Page{No: no, Data: p})
+	}
+	if err := pf.write(position{LogID: logID, Next: pos.Next, Intent: end + 1}); err != nil {
+		return err
+	}
+	db, release, err := s.m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	err = db.ApplyPages(ctx, list, uint32(pages))
+	release()
+	if err != nil {
+		return fmt.Errorf("apply snapshot: %w", err)
+	}
+	*pos = position{LogID: logID, Next: end + 1}
+	if err := pf.write(*pos); err != nil {
+		return err
+	}
+	s.logID.Store(logID)
+	s.applied.Store(end + 1)
+	s.wakeMu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.wakeMu.Unlock()
+	if s.m.cfg.OnApply != nil {
+		s.m.cfg.OnApply(s.cfg.Name)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package replication
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/framelog"
+)
+
+// Headers between nodes.
+const (
+	hdrNode       = "X-Ephpm-Node"        // the calling node's name
+	hdrForwarded  = "X-Ephpm-Forwarded"   // a whole client request proxied from a replica
+	hdrClientAddr = "X-Ephpm-Client-Addr" // the client's address, on forwarded requests
+	hdrProto      = "X-Ephpm-Proto"       // "https" when the client used TLS
+	hdrFrame      = "X-Ephpm-Frame"       // the primary's log position after a forwarded request
+	hdrLogID      = "X-Ephpm-Log-Id"
+	hdrSnapEnd    = "X-Ephpm-Snapshot-End"
+	hdrSnapPages  = "X-Ephpm-Snapshot-Pages"
+)
+
+// Handler serves the replication listener: the node-to-node endpoints
+// under /_ephpm/repl/, whole requests forwarded by replicas (handed to
+// front), and everything else to public (the libSQL protocols, which
+// authenticate with their own per-site tokens); public may be nil.
+func (m *Manager) Handler(front, public http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_ephpm/repl/v1/stream", m.auth(m.serveStream))
+	mux.HandleFunc("GET /_ephpm/repl/v1/snapshot", m.auth(m.serveSnapshot))
+	mux.HandleFunc("POST /_ephpm/repl/v1/exec", m.auth(m.serveExec))
+	mux.HandleFunc("GET /_ephpm/repl/v1/status", m.auth(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(m.Status())
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_ephpm/repl/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		if r.Header.Get(hdrForwarded) != "" {
+			m.authBy(hdrAuth, func(w http.ResponseWriter, r *http.Request) { m.serveForwarded(front, w, r) })(w, r)
+			return
+		}
+		if public != nil {
+			public.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+}
+
+// auth admits requests that carry the node token.
+func (m *Manager) auth(h http.HandlerFunc) http.HandlerFunc { return m.authBy("Authorization", h) }
+
+func (m *Manager) authBy(header string, h http.HandlerFunc) http.HandlerFunc {
+	want := []byte("Bearer " + m.cfg.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get(header))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			m.log.Warn("replication request refused: bad or missing token", "remote", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ephpm replication"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// serveStream sends a site's frames from ?from= as they are committed,
+// until the replica goes away.
+func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("site")
+	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
+	if err != nil {
+		http.Error(w, "bad from", http.StatusBadRequest)
+		return
+	}
+	l, _, release, err := m.primaryLog(r.Context(), name)
+	if err != nil {
+		m.refuse(w, name, err)
+		return
+	}
+	defer release()
+	switch id := q.Get("log_id"); {
+	case id != "" && id != l.ID():
+		http.Error(w, "log-reset", http.StatusConflict)
+		return
+	case from > l.Next():
+		http.Error(w, "ahead", http.StatusConflict)
+		return
+	case from < l.Start():
+		http.Error(w, "need-snapshot", http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ephpm-frames")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	hello, _ := json.Marshal(helloMsg{LogID: l.ID(), Start: l.Start(), Next: l.Next()})
+	if writeMsg(w, msgHello, hello) != nil || rc.Flush() != nil {
+		return
+	}
+	ctx := r.Context()
+	buf := make([]byte, 8, 8+64*1024)
+	for {
+		buf, err = l.ReadFrames(buf[:8], from, DefaultBatchFrames)
+		if errors.Is(err, ephpm.ErrNeedSnapshot) {
+			// Compaction overtook this replica.
+			_ = writeMsg(w, msgError, []byte("need-snapshot"))
+			return
+		}
+		if err != nil {
+			m.log.Error("replication stream: read log", "site", name, "err", err)
+			return
+		}
+		if n := (len(buf) - 8) / framelog.FrameSize; n > 0 {
+			binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
+			if writeMsg(w, msgFrames, buf) != nil || rc.Flush() != nil {
+				return
+			}
+			from += uint64(n)
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, DefaultPing)
+		err = l.Wait(wctx, from)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil { // idle: say so, with where the log is
+			var p [16]byte
+			binary.BigEndian.PutUint64(p[:], uint64(time.Now().UnixNano()))
+			binary.BigEndian.PutUint64(p[8:], l.Next())
+			if writeMsg(w, msgPing, p[:]) != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (m *Manager) refuse(w http.ResponseWriter, name string, err error) {
+	if errors.Is(err, errNotPrimary) {
+		http.Error(w, "this node is not the primary for "+name, http.StatusMisdirectedRequest)
+		return
+	}
+	m.log.Error("replication: site unavailable", "site", name, "err", err)
+	http.Error(w, "site unavailable", http.StatusServiceUnavailable)
+}
+
+// serveSnapshot sends the site's snapshot: the pages as of a frame.
+func (m *Manager) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("site")
+	l, _, release, err := m.primaryLog(r.Context(), name)
+	if err != nil {
+		m.refuse(w, name, err)
+		return
+	}
+	defer release()
+	snap, err := l.Snapshot(r.Context())
+	if err != nil {
+		http.Error(w, "no snapshot: stream from frame 0", http.StatusNotFound)
+		return
+	}
+	defer snap.Close()
+	w.Header().Set(hdrLogID, snap.ID())
+	w.Header().Set(hdrSnapEnd, strconv.FormatUint(snap.End(), 10))
+	w.Header().Set(hdrSnapPages, strconv.FormatUint(uint64(snap.Pages()), 10))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(int64(snap.Pages())*4096, 10))
+	if _, err := io.Copy(w, snap.Reader()); err != nil {
+		m.log.Warn("snapshot send failed", "site", name, "err", err)
+	}
+}
+
+// serveForwarded runs a request a replica proxied whole, as if the client
+// had sent it here; the response says how far the site's log is after it,
+// so the replica can make the client's next read wait for it.
+func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *http.Request) {
+	if addr := r.Header.Get(hdrClientAddr); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err == nil {
+			r.RemoteAddr = addr
+		}
+	}
+	if r.Header.Get(hdrProto) == "https" && r.TLS == nil {
+		r.TLS = &tls.ConnectionState{}
+	}
+	for k := range r.Header {
+		if strings.HasPrefix(k, "X-Ephpm-") {
+			r.Header.Del(k)
+		}
+	}
+	host := r.Host
+	fw := &frameWriter{ResponseWriter: w, m: m, host: host}
+	front.ServeHTTP(fw, r)
+}
+
+// frameWriter stamps the site's log position on the response headers.
+type frameWriter struct {
+	http.ResponseWriter
+	m     *Manager
+	host  string
+	wrote bool
+}
+
+func (f *frameWriter) stamp() {
+	if f.wrote {
+		return
+	}
+	f.wrote = true
+	if next, ok := f.m.logNext(f.host); ok {
+		f.Header().Set(hdrFrame, strconv.FormatUint(next, 10))
+	}
+}
+
+func (f *frameWriter) WriteHeader(code int) { f.stamp(); f.ResponseWriter.WriteHeader(code) }
+func (f *frameWriter) Write(b []byte) (int, error) {
+	f.stamp()
+	return f.ResponseWriter.Write(b)
+}
+func (f *frameWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// logNext is the primary log position of the site serving host.
+func (m *Manager) logNext(host string) (uint64, bool) {
+	name := strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = strings.ToLower(h)
+	}
+	if m.cfg.SiteOf != nil {
+		if n, ok := m.cfg.SiteOf(host); ok {
+			name = n
+		}
+	}
+	s := m.site(name)
+	if s == nil || s.cfg.Role != RolePrimary {
+		return 0, false
+	}
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.flog == nil {
+		return 0, false
+	}
+	return s.flog.Next(), true
+}
