@@ -96,6 +96,17 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	sessions *sessions
+
+	connMu sync.Mutex
+	conns  map[string]*primaryConn // by primary URL
+}
+
+// primaryConn makes the streams to one primary share a connection: the
+// first request after a failure goes alone, so that concurrent streams
+// do not each dial their own.
+type primaryConn struct {
+	mu sync.Mutex
+	ok bool
 }
 
 // site is the replication state of one site on this node.
@@ -147,7 +158,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger, client: cfg.Client,
-		sites: map[string]*site{}, byPath: map[string]*site{},
+		sites: map[string]*site{}, byPath: map[string]*site{}, conns: map[string]*primaryConn{},
 	}
 	if m.client == nil {
 		m.client = NewClient(nil)
@@ -251,25 +262,37 @@ func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 	case RoleReplica:
 		db.SetReadOnly(true)
 	case RolePrimary:
-		s.logMu.Lock()
-		// A previous instance of this database may still be closing.
-		if s.flog != nil && s.flogDB != db {
-			closed := s.logClosed
-			s.logMu.Unlock()
-			select {
-			case <-closed:
-			case <-time.After(30 * time.Second):
-				return fmt.Errorf("replication: %s: previous log still open", s.cfg.Name)
-			}
-			s.logMu.Lock()
-		}
-		defer s.logMu.Unlock()
-		l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: m.cfg.CompactFrames, Logger: m.log})
-		if err != nil {
-			return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
-		}
-		s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})
+		db.SetReadOnly(false)
+		return s.openLog(ctx, db)
 	}
+	return nil
+}
+
+// openLog opens the frame log of a primary's database (once per open
+// database).
+func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
+	s.logMu.Lock()
+	if s.flogDB == db {
+		s.logMu.Unlock()
+		return nil
+	}
+	// A previous instance of this database may still be closing.
+	if s.flog != nil {
+		closed := s.logClosed
+		s.logMu.Unlock()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("replication: %s: previous log still open", s.cfg.Name)
+		}
+		s.logMu.Lock()
+	}
+	defer s.logMu.Unlock()
+	l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: s.m.cfg.CompactFrames, Logger: s.m.log})
+	if err != nil {
+		return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
+	}
+	s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})
 	return nil
 }
 
@@ -302,16 +325,14 @@ func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The database may have opened before the site became a primary.
+	if err := s.openLog(ctx, db); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
 	s.logMu.Lock()
 	l := s.flog
-	if s.flogDB != db {
-		l = nil
-	}
 	s.logMu.Unlock()
-	if l == nil {
-		release()
-		return nil, nil, nil, fmt.Errorf("replication: %s: no log", name)
-	}
 	return l, db, release, nil
 }
 

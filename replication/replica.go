@@ -82,13 +82,54 @@ func (s *site) get(ctx context.Context, path string, q url.Values) (*http.Respon
 	return s.m.client.Do(req)
 }
 
+// connect makes sure a connection to the primary is up before a stream
+// starts on it (see primaryConn).
+func (s *site) connect(ctx context.Context) error {
+	s.m.connMu.Lock()
+	pc := s.m.conns[s.cfg.PrimaryURL]
+	if pc == nil {
+		pc = &primaryConn{}
+		s.m.conns[s.cfg.PrimaryURL] = pc
+	}
+	s.m.connMu.Unlock()
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.ok {
+		return nil
+	}
+	resp, err := s.get(ctx, "/_ephpm/repl/v1/ping", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("primary answered %s", resp.Status)
+	}
+	pc.ok = true
+	return nil
+}
+
+func (s *site) disconnected() {
+	s.m.connMu.Lock()
+	if pc := s.m.conns[s.cfg.PrimaryURL]; pc != nil {
+		pc.mu.Lock()
+		pc.ok = false
+		pc.mu.Unlock()
+	}
+	s.m.connMu.Unlock()
+}
+
 // stream runs one connection: follow the primary from pos.Next.
 func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progressed bool, err error) {
+	if err := s.connect(ctx); err != nil {
+		return false, err
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID}}
 	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
 	if err != nil {
+		s.disconnected()
 		return false, err
 	}
 	defer resp.Body.Close()

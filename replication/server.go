@@ -39,6 +39,9 @@ func (m *Manager) Handler(front, public http.Handler) http.Handler {
 	mux.HandleFunc("GET /_ephpm/repl/v1/stream", m.auth(m.serveStream))
 	mux.HandleFunc("GET /_ephpm/repl/v1/snapshot", m.auth(m.serveSnapshot))
 	mux.HandleFunc("POST /_ephpm/repl/v1/exec", m.auth(m.serveExec))
+	mux.HandleFunc("GET /_ephpm/repl/v1/ping", m.auth(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	mux.HandleFunc("GET /_ephpm/repl/v1/status", m.auth(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(m.Status())

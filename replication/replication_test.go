@@ -1,0 +1,265 @@
+package replication_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephpm/ephpm/replication"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+const token = "test-token-0123456789"
+
+// node is one Manager with its own pool and data dir, serving its
+// replication endpoint on loopback.
+type node struct {
+	m     *replication.Manager
+	pool  *sqlite.Pool
+	dir   string
+	url   string
+	srv   *http.Server
+	conns atomic.Int64 // TCP connections accepted
+}
+
+func startNode(t *testing.T, dir string, compact int) *node {
+	t.Helper()
+	n := &node{dir: dir}
+	n.pool = sqlite.NewPool(sqlite.PoolConfig{
+		OnOpen:  func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
+		OnClose: func(db *sqlite.DB) { n.m.OnClose(db) },
+	})
+	m, err := replication.New(replication.Config{Node: filepath.Base(dir), Token: token, Pool: n.pool, CompactFrames: compact})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.m = m
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	n.srv = &http.Server{Handler: m.Handler(http.NotFoundHandler(), nil), Protocols: &p,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				n.conns.Add(1)
+			}
+		}}
+	go n.srv.Serve(ln)
+	n.url = "http://" + ln.Addr().String()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) stop() {
+	n.srv.Close()
+	n.m.Close()
+	n.pool.Close()
+}
+
+func (n *node) db(t *testing.T, site string) *sqlite.DB {
+	t.Helper()
+	db, release, err := n.pool.Acquire(context.Background(), filepath.Join(n.dir, site+".db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return db
+}
+
+func write(t *testing.T, db *sqlite.DB, q string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := db.AcquireWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Release(ctx)
+	if _, err := w.ExecContext(ctx, q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func count(db *sqlite.DB, table string) int {
+	var n int
+	if err := db.Reader().QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+func sameHash(t *testing.T, a, b string) bool {
+	ha, _, err1 := sqlite.Hash(context.Background(), a)
+	hb, _, err2 := sqlite.Hash(context.Background(), b)
+	return err1 == nil && err2 == nil && ha == hb
+}
+
+func setup(primary, replica *node, sites ...string) {
+	var p, r []replication.SiteConfig
+	for _, s := range sites {
+		p = append(p, replication.SiteConfig{Name: s, DBPath: filepath.Join(primary.dir, s+".db"), Role: replication.RolePrimary})
+		r = append(r, replication.SiteConfig{Name: s, DBPath: filepath.Join(replica.dir, s+".db"), Role: replication.RoleReplica, PrimaryURL: primary.url})
+	}
+	primary.m.SetSites(p)
+	replica.m.SetSites(r)
+}
+
+func TestReplicaFollowsPrimary(t *testing.T) {
+	root := t.TempDir()
+	p := startNode(t, filepath.Join(root, "frankfurt"), 0)
+	r := startNode(t, filepath.Join(root, "tokyo"), 0)
+	os.MkdirAll(p.dir, 0o700)
+	os.MkdirAll(r.dir, 0o700)
+	setup(p, r, "alice-blog.com")
+
+	pdb := p.db(t, "alice-blog.com")
+	write(t, pdb, "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT)")
+	for i := range 100 {
+		write(t, pdb, "INSERT INTO posts (title) VALUES (?)", fmt.Sprint("post ", i))
+	}
+	rdb := r.db(t, "alice-blog.com")
+	eventually(t, "100 rows on the replica", func() bool { return count(rdb, "posts") == 100 })
+	if !sameHash(t, pdb.Path(), rdb.Path()) {
+		t.Fatal("replica pages differ from the primary's")
+	}
+	// Nothing but replication writes a replica.
+	if _, err := rdb.AcquireWriter(context.Background()); err == nil {
+		t.Fatal("a client could write the replica")
+	}
+	st := r.m.Status()
+	if len(st) != 1 || st[0].Role != "replica" || st[0].Position == 0 || st[0].LagFrames != 0 {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
+func TestManySitesShareOneConnection(t *testing.T) {
+	root := t.TempDir()
+	p := startNode(t, filepath.Join(root, "frankfurt"), 0)
+	r := startNode(t, filepath.Join(root, "tokyo"), 0)
+	os.MkdirAll(p.dir, 0o700)
+	os.MkdirAll(r.dir, 0o700)
+	var names []string
+	for i := range 50 {
+		names = append(names, fmt.Sprintf("site%02d.example", i))
+	}
+	setup(p, r, names...)
+	for _, s := range names {
+		write(t, p.db(t, s), "CREATE TABLE t (a)")
+	}
+	for _, s := range names {
+		rdb := r.db(t, s)
+		eventually(t, s+" replicated", func() bool { return count(rdb, "t") == 0 })
+	}
+	if c := p.conns.Load(); c != 1 {
+		t.Fatalf("%d sites used %d TCP connections to the primary, want 1", len(names), c)
+	}
+}
+
+func TestReplicaResumesAndRebootstraps(t *testing.T) {
+	root := t.TempDir()
+	pdir, rdir := filepath.Join(root, "frankfurt"), filepath.Join(root, "tokyo")
+	os.MkdirAll(pdir, 0o700)
+	os.MkdirAll(rdir, 0o700)
+	p := startNode(t, pdir, 200)
+	r := startNode(t, rdir, 0)
+	setup(p, r, "s.com")
+	pdb := p.db(t, "s.com")
+	write(t, pdb, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	write(t, pdb, "INSERT INTO t (b) VALUES ('one')")
+	rdb := r.db(t, "s.com")
+	eventually(t, "first row", func() bool { return count(rdb, "t") == 1 })
+	txBefore := r.m.Status()[0].Txs
+
+	// The replica stops; the primary writes on; the replica resumes from
+	// its position (it applies only the new transactions).
+	r.stop()
+	for range 5 {
+		write(t, pdb, "INSERT INTO t (b) VALUES ('while away')")
+	}
+	r2 := startNode(t, rdir, 0)
+	r2.url = r.url
+	setup(p, r2, "s.com")
+	rdb2 := r2.db(t, "s.com")
+	eventually(t, "resume", func() bool { return count(rdb2, "t") == 6 })
+	if st := r2.m.Status()[0]; st.Txs != 5 {
+		t.Fatalf("resumed replica applied %d transactions (had %d before), want exactly the 5 new ones", st.Txs, txBefore)
+	}
+
+	// Compaction: a new replica bootstraps from the snapshot.
+	for range 300 {
+		write(t, pdb, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 3000))
+	}
+	fdir := filepath.Join(root, "saopaulo")
+	os.MkdirAll(fdir, 0o700)
+	f := startNode(t, fdir, 0)
+	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: replication.RoleReplica, PrimaryURL: p.url}})
+	fdb := f.db(t, "s.com")
+	eventually(t, "bootstrap", func() bool { return count(fdb, "t") == 306 })
+	eventually(t, "same pages", func() bool { return sameHash(t, pdb.Path(), fdb.Path()) })
+	if st := f.m.Status()[0]; st.Txs >= 300 {
+		t.Fatalf("fresh replica replayed %d transactions instead of bootstrapping from the snapshot", st.Txs)
+	}
+
+	// The primary's log is reset (a new history): replicas start over.
+	p.stop()
+	os.RemoveAll(filepath.Join(pdir, "s.com.db-replog"))
+	p2 := startNode(t, pdir, 0)
+	pdb2 := p2.db(t, "s.com")
+	write(t, pdb2, "DELETE FROM t WHERE a > 3")
+	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: replication.RoleReplica, PrimaryURL: p2.url}})
+	p2.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(pdir, "s.com.db"), Role: replication.RolePrimary}})
+	eventually(t, "re-bootstrap after the log reset", func() bool { return count(fdb, "t") == 3 })
+	eventually(t, "same pages after reset", func() bool { return sameHash(t, pdb2.Path(), fdb.Path()) })
+}
+
+func TestStreamNeedsToken(t *testing.T) {
+	root := t.TempDir()
+	p := startNode(t, filepath.Join(root, "frankfurt"), 0)
+	for _, path := range []string{"/_ephpm/repl/v1/stream?site=x&from=0", "/_ephpm/repl/v1/snapshot?site=x", "/_ephpm/repl/v1/status"} {
+		for _, auth := range []string{"", "Bearer wrong-token-0123456789"} {
+			req, _ := http.NewRequest("GET", p.url+path, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s with %q: %s, want 401", path, auth, resp.Status)
+			}
+		}
+	}
+	// Forwarded requests too.
+	req, _ := http.NewRequest("POST", p.url+"/wp-admin/post.php", nil)
+	req.Header.Set("X-Ephpm-Forwarded", "evil")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("forwarded request without token: %s", resp.Status)
+	}
+}
