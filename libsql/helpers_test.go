@@ -181,7 +181,13 @@ type testSite struct {
 
 func openDB(t testing.TB) *sqlite.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "site.db")})
+	return openDBConfig(t, sqlite.Config{})
+}
+
+func openDBConfig(t testing.TB, cfg sqlite.Config) *sqlite.DB {
+	t.Helper()
+	cfg.Path = filepath.Join(t.TempDir(), "site.db")
+	db, err := sqlite.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func (o *replicaOut) values() []string {
 	return vs
 }
 
-func mustExec(t *testing.T, db *sqlite.DB, q string, args ...any) {
+func mustExec(t testing.TB, db *sqlite.DB, q string, args ...any) {
 	t.Helper()
 	w, err := db.AcquireWriter(context.Background())
 	if err != nil {
