@@ -187,20 +187,20 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 			}
 			return nil, &sqlError{code: "SQLITE_ERROR", ext: sqlite.CodeError, msg: "cannot " + what + " - no transaction is active"}
 		}
+		// What the client asked for happens even if it hangs up meanwhile.
+		ctx := context.WithoutCancel(ctx)
 		var err error
 		if st.kind == kindCommit {
 			err = s.w.Commit(ctx)
 			if err != nil && strings.Contains(err.Error(), "no transaction is active") {
 				// SQLite already rolled back on its own (e.g. after an error).
-				s.inTx = false
 				_ = s.w.Rollback(ctx)
 			}
 		} else {
 			err = s.w.Rollback(ctx)
 		}
-		if err == nil {
-			s.inTx = false
-		}
+		// A commit whose hook failed is still committed: follow the writer.
+		s.inTx = s.w.InTx()
 		s.releaseIdle(ctx)
 		if err != nil {
 			return nil, err
@@ -230,8 +230,15 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 	if err := s.acquire(ctx, db); err != nil {
 		return nil, err
 	}
+	// Outside a transaction the writer goes back as soon as the statement
+	// is done, so that other clients are not kept waiting.
+	defer s.releaseIdle(ctx)
 	res, err := query(ctx, s.w, st, args, wantRows)
-	s.w.AfterStatement(ctx)
+	// The commit hooks (frame log) run now; if they fail, so does the
+	// statement: the client must not believe in an unlogged commit.
+	if herr := s.w.AfterStatement(ctx); err == nil && herr != nil {
+		err = fmt.Errorf("after commit: %w", herr)
+	}
 	if err != nil {
 		return nil, err
 	}
