@@ -1,11 +1,14 @@
 package libsql_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -214,7 +217,7 @@ func TestGRPCReplicationErrors(t *testing.T) {
 		{"unauthenticated", ts.url, "/wal_log.ReplicationLog/Hello", "bad", "", nil, "16", ""},
 		{"not a primary", noLog.url, "/wal_log.ReplicationLog/Hello", testToken, "", nil, "3", "not a primary"},
 		{"libsql wal flavor", ts.url, "/wal_log.ReplicationLog/BatchLogEntries", testToken, string(token), append(append([]byte{}, offset0...), 0x10, 1), "3", ""},
-		{"unknown method", ts.url, "/wal_log.ReplicationLog/LogEntries", testToken, string(token), offset0, "12", ""},
+		{"unknown method", ts.url, "/proxy.Proxy/StreamExec", testToken, string(token), offset0, "12", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,5 +242,56 @@ func TestGRPCReplicationErrors(t *testing.T) {
 	_, st, m := grpcCall(t, ts.url, "/wal_log.ReplicationLog/BatchLogEntries", testToken, string(token), offset0)
 	if st != "9" || m != "NEED_SNAPSHOT" {
 		t.Errorf("compacted: %s %q, want 9 NEED_SNAPSHOT", st, m)
+	}
+}
+
+// TestLogEntriesPush: LogEntries keeps the call open and pushes each new
+// transaction as soon as it is logged.
+func TestLogEntriesPush(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, "CREATE TABLE t (v)")
+	log := newMemLog(t, db)
+	ts := serve(t, db, log, libsql.Config{})
+	msgs, _, _ := grpcCall(t, ts.url, "/wal_log.ReplicationLog/Hello", testToken, "", nil)
+	_, token, _ := field(msgs[0], 4)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	from := log.Next()
+	msg := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), from)
+	body := append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg))), msg...)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.url+"/wal_log.ReplicationLog/LogEntries", bytes.NewReader(body))
+	req.Header.Set("x-authorization", "Bearer "+testToken)
+	req.Header.Set("x-session-token", string(token))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	readFrame := func() uint64 {
+		t.Helper()
+		hdr := make([]byte, 5)
+		if _, err := io.ReadFull(resp.Body, hdr); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		payload := make([]byte, binary.BigEndian.Uint32(hdr[1:]))
+		if _, err := io.ReadFull(resp.Body, payload); err != nil || hdr[0] != 0 {
+			t.Fatalf("read: flag %x %v", hdr[0], err)
+		}
+		_, data, _ := field(payload, 1)
+		if len(data) != libsql.FrameSize {
+			t.Fatalf("frame of %d bytes", len(data))
+		}
+		return binary.LittleEndian.Uint64(data)
+	}
+	for round := 0; round < 2; round++ {
+		mustExec(t, db, "INSERT INTO t VALUES (?)", round)
+		log.capture(t)
+		for no := from; no < log.Next(); no++ {
+			if got := readFrame(); got != no {
+				t.Fatalf("round %d: frame %d, want %d", round, got, no)
+			}
+		}
+		from = log.Next()
 	}
 }

@@ -48,6 +48,9 @@ func (s *Server) grpc(w http.ResponseWriter, r *http.Request) {
 		case "/wal_log.ReplicationLog/Snapshot":
 			s.snapshot(w, r, rs.site, msg)
 			return
+		case "/wal_log.ReplicationLog/LogEntries":
+			s.logEntries(w, r, rs.site, msg)
+			return
 		case "/proxy.Proxy/Execute":
 			out, st = s.proxyExecute(r.Context(), rs, msg)
 		case "/proxy.Proxy/Describe":
@@ -190,6 +193,61 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request, site *Site, ms
 		}
 	}
 	w.Write(appendTrailer(out, grpcOK, ""))
+}
+
+// logEntries streams frames from the offset on and then each new
+// transaction as it is logged (a long poll without end: push latency for
+// replicas that keep the call open), until the client or the server goes.
+func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, site *Site, msg []byte) {
+	if st := s.checkSession(r, site); st != nil {
+		writeGRPCWeb(w, nil, st)
+		return
+	}
+	off, err := decodeLogOffset(msg)
+	if err != nil || off.hasFlavor && off.flavor != 0 {
+		writeGRPCWeb(w, nil, &grpcStatus{grpcInvalidArgument, "bad log offset"})
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	w.Header().Set("Content-Type", "application/grpc-web+proto")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	next := off.next
+	var buf, out []byte
+	for {
+		buf, err = site.Log.ReadFrames(buf[:0], next, DefaultBatchFrames)
+		switch {
+		case errors.Is(err, ephpm.ErrNeedSnapshot):
+			w.Write(appendTrailer(nil, grpcFailedPrecondition, "NEED_SNAPSHOT"))
+			return
+		case err != nil:
+			w.Write(appendTrailer(nil, grpcInternal, "read frames: "+err.Error()))
+			return
+		}
+		out = out[:0]
+		for len(buf) >= FrameSize {
+			out = appendDataFrame(out, appendMsg(nil, 1, buf[:FrameSize]))
+			next = binary.LittleEndian.Uint64(buf) + 1
+			buf = buf[FrameSize:]
+		}
+		if len(out) > 0 {
+			if _, err := w.Write(out); err != nil {
+				return
+			}
+			rc.Flush()
+			continue
+		}
+		if err := site.Log.Wait(ctx, next); err != nil {
+			if s.ctx.Err() != nil {
+				w.Write(appendTrailer(nil, grpcUnavailable, "server shutting down"))
+			}
+			return
+		}
+	}
 }
 
 // proxySession is an embedded replica's write session (its client_id).
