@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,11 +41,24 @@ func (m *Manager) startReplica(s *site) {
 // run streams until ctx ends, reconnecting with backoff.
 func (s *site) run(ctx context.Context) {
 	log := s.m.log.With("site", s.cfg.Name, "primary", s.cfg.PrimaryURL)
-	pf, pos, err := openPos(s.cfg.DBPath)
-	if err != nil {
-		log.Error("replica cannot start", "err", err)
+	var (
+		pf  *posFile
+		pos position
+		err error
+	)
+	for {
+		if err = os.MkdirAll(filepath.Dir(s.cfg.DBPath), 0o700); err == nil {
+			if pf, pos, err = openPos(s.cfg.DBPath); err == nil {
+				break
+			}
+		}
+		log.Error("replica cannot start; retrying", "err", err)
 		s.state.Store("error: " + err.Error())
-		return
+		select {
+		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+			return
+		}
 	}
 	defer pf.close()
 	s.applied.Store(pos.Next)

@@ -31,6 +31,9 @@ Usage:
   ephpm db shell [--site NAME] [--config FILE]
                                  SQL prompt (mariadb client) on a site's
                                  database, through the running node
+  ephpm db status [--config FILE]
+                                 replicated sites of the running node: role,
+                                 primary, position, lag, forwarded writes
   ephpm version                  print the version
   ephpm help                     this text
 
@@ -59,8 +62,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sites":
 		return cmdSites(args[1:], stdout, stderr)
 	case "db":
+		if len(args) >= 2 && args[1] == "status" {
+			return cmdDBStatus(args[2:], stdout, stderr)
+		}
 		if len(args) < 2 || args[1] != "shell" {
-			fmt.Fprintf(stderr, "usage: ephpm db shell [--site NAME] [--config FILE]\n")
+			fmt.Fprintf(stderr, "usage: ephpm db shell [--site NAME] [--config FILE] | ephpm db status [--config FILE]\n")
 			return 2
 		}
 		return cmdDBShell(args[2:], stdout, stderr)

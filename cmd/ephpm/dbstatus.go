@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ephpm/ephpm/replication"
+)
+
+// cmdDBStatus prints every replicated site of the running node: role,
+// primary, position and lag, read from its replication listener.
+func cmdDBStatus(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags("db status", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "ephpm: %v\n", err)
+		return 1
+	}
+	rc := cfg.Replication
+	if !rc.Enabled() {
+		fmt.Fprintln(stderr, "ephpm: replication is not configured ([replication] listen / auth_token)")
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(rc.Listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if rc.TLSCert != "" {
+		scheme = "https"
+	}
+	req, _ := http.NewRequest("GET", scheme+"://"+net.JoinHostPort(host, port)+"/_ephpm/repl/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+rc.AuthToken)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "ephpm: is the node running? %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "ephpm: replication status: %s\n", resp.Status)
+		return 1
+	}
+	var list []replication.Status
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		fmt.Fprintf(stderr, "ephpm: replication status: %v\n", err)
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tROLE\tPRIMARY\tPOSITION\tLAG (FRAMES)\tLAG (MS)\tFORWARDED (STMT/REQ)\tSTATE")
+	for _, s := range list {
+		primary := s.Primary
+		if s.Role == replication.RolePrimary {
+			primary = "(this node)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.1f\t%d/%d\t%s\n", s.Site, s.Role, primary, s.Position,
+			s.LagFrames, s.LagMillis, s.ForwardedStatements, s.ForwardedRequests, s.State)
+	}
+	tw.Flush()
+	return 0
+}
