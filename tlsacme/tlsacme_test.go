@@ -2,6 +2,9 @@ package tlsacme_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +12,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -46,7 +50,7 @@ func port(addr string) int {
 }
 
 // newFront starts listeners, Pebble and a Manager configured by edit.
-func newFront(t *testing.T, edit func(*tlsacme.Config)) *front {
+func newFront(t testing.TB, edit func(*tlsacme.Config)) *front {
 	t.Helper()
 	p := pebbletest.New(t)
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
@@ -116,7 +120,7 @@ func newFront(t *testing.T, edit func(*tlsacme.Config)) *front {
 	return f
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -317,4 +321,59 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label, value string) f
 		}
 	}
 	return 0
+}
+
+// BenchmarkHandshake compares a full handshake (no resumption) for a
+// certificate certmagic manages with one for a static certificate of
+// the same key type, server and client in this process.
+func BenchmarkHandshake(b *testing.B) {
+	f := newFront(b, nil)
+	if _, err := f.handshake("bench.allowed.example"); err != nil {
+		b.Fatal(err)
+	}
+	static := staticServer(b)
+	for _, tc := range []struct {
+		name, addr string
+		roots      *x509.CertPool
+	}{
+		{"certmagic", f.tlsAddr, f.roots},
+		{"static", static.addr, static.roots},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := &tls.Config{ServerName: "bench.allowed.example", RootCAs: tc.roots}
+			for b.Loop() {
+				c, err := tls.Dial("tcp", tc.addr, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+type staticSrv struct {
+	addr  string
+	roots *x509.CertPool
+}
+
+// staticServer serves a self-signed ECDSA P-256 certificate, certmagic's
+// default key type.
+func staticServer(tb testing.TB) staticSrv {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"bench.allowed.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
+		NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = srv.Serve(l) }()
+	tb.Cleanup(func() { srv.Close() })
+	return staticSrv{addr: l.Addr().String(), roots: pool}
 }
