@@ -403,3 +403,25 @@ func TestTLSManualCert(t *testing.T) {
 		t.Fatalf("%s %v", resp.Proto, m)
 	}
 }
+
+func TestTLSSingleSiteDomains(t *testing.T) {
+	pb := pebbletest.New(t)
+	root := testutil.WorldReadableDir(t)
+	_ = os.WriteFile(filepath.Join(root, "tls.php"), []byte(tlsPHP), 0o644)
+	n := &tlsNode{tlsAddr: freePort(t)}
+	n.proc = startEphpm(t, root, "EPHPM_SERVER_TLS__LISTEN="+n.tlsAddr, "EPHPM_SERVER_TLS__CA="+pb.Directory,
+		"EPHPM_SERVER_TLS__CA_ROOT="+pb.RootFile, `EPHPM_SERVER_TLS__DOMAINS=["shop.example"]`,
+		"EPHPM_SERVER__DATA_DIR="+filepath.Join(root, "data"))
+	pb.Start(portOf(t, n.addr), portOf(t, n.tlsAddr))
+	n.roots = pb.IssuerRoots()
+	// Without sites_dir only the listed domains are certified.
+	if _, err := n.handshake("other.example"); err == nil {
+		t.Fatal("certificate for a name outside domains")
+	}
+	if pb.Orders() != 0 {
+		t.Fatalf("orders = %d for a refused name", pb.Orders())
+	}
+	if _, body := n.httpsGet(t, "shop.example", "/tls.php"); phpJSON(t, body)["https"] != "on" {
+		t.Fatalf("single site over https: %s", body)
+	}
+}
