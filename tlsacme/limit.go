@@ -35,6 +35,14 @@ func newLimiter(rate int, window, bmin, bmax time.Duration) *limiter {
 	return &limiter{rate: rate, window: window, backoffMin: bmin, backoffMax: bmax, failed: map[string]*failure{}}
 }
 
+// blocked reports whether name is inside its backoff at now.
+func (l *limiter) blocked(name string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.failed[name]
+	return f != nil && now.Before(f.next)
+}
+
 // begin admits an issuance attempt for name at now, or says why not.
 func (l *limiter) begin(name string, now time.Time) error {
 	l.mu.Lock()

@@ -260,15 +260,21 @@ func (m *Manager) Close() error {
 
 // decide is certmagic's on-demand decision: fixed domains, then Allow.
 // Only names it accepts are looked up in storage or sent to the CA.
+// certmagic asks only for names not in its memory cache, so a name in
+// its backoff has no certificate to load: it is turned away here, before
+// certmagic takes a storage lock for an issuance the issuer would refuse.
 func (m *Manager) decide(ctx context.Context, name string) error {
-	if m.domains[name] {
-		return nil
+	if !m.domains[name] {
+		if m.cfg.Allow == nil {
+			return fmt.Errorf("%w: %s", ErrNotAllowed, name)
+		}
+		if err := m.cfg.Allow(ctx, name); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrNotAllowed, name, err)
+		}
 	}
-	if m.cfg.Allow == nil {
-		return fmt.Errorf("%w: %s", ErrNotAllowed, name)
-	}
-	if err := m.cfg.Allow(ctx, name); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrNotAllowed, name, err)
+	if m.limits.blocked(name, time.Now()) {
+		m.m.refused.WithLabelValues("backoff").Inc()
+		return fmt.Errorf("%s: %w", name, ErrBackoff)
 	}
 	return nil
 }
