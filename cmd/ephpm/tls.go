@@ -119,10 +119,11 @@ func (n *node) startACME(ctx context.Context, addr string) (*tlsacme.Manager, er
 }
 
 // redirectHTTPS sends a plain HTTP request to the same URL over HTTPS.
-// Health probes stay on HTTP so load balancers keep working.
+// ephpm's own endpoints (/_ephpm/health, /ready, /metrics) stay on HTTP
+// so load balancers and scrapers keep working.
 func redirectHTTPS(w http.ResponseWriter, r *http.Request, httpsPort string) bool {
 	switch p := r.URL.Path; {
-	case p == "/_ephpm/health" || p == "/_ephpm/ready":
+	case strings.HasPrefix(p, "/_ephpm/"):
 		return false
 	case strings.HasPrefix(p, "/.well-known/acme-challenge/"):
 		return false // another ACME client's challenge: the site answers it

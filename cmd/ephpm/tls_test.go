@@ -353,6 +353,7 @@ func TestTLSRedirectHTTP(t *testing.T) {
 		// Not ours: the site answers it (here its front controller).
 		{"unknown challenge not redirected", "GET", "alice-blog.example", "/.well-known/acme-challenge/nope", 200, ""},
 		{"ready probe stays on http", "GET", "alice-blog.example", "/_ephpm/ready", 200, ""},
+		{"metrics stay on http", "GET", "alice-blog.example", "/_ephpm/metrics", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := do(tc.method, tc.host, tc.path)
