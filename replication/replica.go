@@ -226,21 +226,25 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 			if want > s.known.Load() {
 				s.known.Store(want)
 			}
-			// Merge whatever else already arrived; after a restart, run
-			// at least to the unfinished batch's end (see position).
-			more := r.Buffered() > 5 && len(batch.pages)*sqlite.PageSize < maxApplyBytes
-			if more || want < pos.Intent {
-				continue
-			}
-			if err := s.apply(ctx, pf, pos, &batch); err != nil {
-				return progressed, err
-			}
-			progressed = true
-			if sent > 0 {
-				s.lagNs.Store(max(time.Now().UnixNano()-sent, 0))
-			}
-			batch = txBatch{}
 		}
+		if batch.pages == nil || want < pos.Intent {
+			// Nothing to apply; or, after a restart, not yet the end of
+			// the batch that was unfinished (see position).
+			continue
+		}
+		// Merge frames that already arrived into the same local
+		// transaction.
+		if next, _ := r.Peek(5); len(next) == 5 && next[0] == msgFrames && len(batch.pages)*sqlite.PageSize < maxApplyBytes {
+			continue
+		}
+		if err := s.apply(ctx, pf, pos, &batch); err != nil {
+			return progressed, err
+		}
+		progressed = true
+		if sent > 0 {
+			s.lagNs.Store(max(time.Now().UnixNano()-sent, 0))
+		}
+		batch = txBatch{}
 	}
 }
 
