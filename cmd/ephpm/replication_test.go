@@ -168,7 +168,7 @@ func (c *cluster) converged(site string) {
 			if first == "" {
 				first = h
 			} else if h != first {
-				return fmt.Errorf("%s differs (%d pages)", name, n)
+				return fmt.Errorf("%s differs (%d pages): %v", name, n, c.status(name))
 			}
 		}
 		return nil
@@ -364,6 +364,7 @@ func TestReplicationCrashes(t *testing.T) {
 		t.Fatalf("writer: %v", ids)
 	}
 	c.converged(site)
+	t.Log("converged after the first writes")
 
 	// A replica killed mid-stream resumes from its position: no snapshot.
 	var acked []int
