@@ -9,7 +9,7 @@ RUNTIME_PKGS=(php8.2-fpm php8.2-cli php8.2-mysql php8.2-sqlite3 php8.2-curl php8
 # nginx-light is listed so that it, not apache2, satisfies wordpress's
 # web-server dependency.
 TEST_PKGS=(php8.2-redis redis-server redis-tools mariadb-client curl nginx-light
-  wordpress wordpress-theme-twentytwentythree bsdutils)
+  wordpress wordpress-theme-twentytwentythree bsdutils pebble nodejs openssl)
 
 want=("${RUNTIME_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${TEST_PKGS[@]}"); fi
