@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/testutil"
 	"github.com/ephpm/ephpm/libsql"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -233,48 +234,11 @@ func (ts *testSite) checkReleased(t testing.TB) {
 	}
 }
 
-var (
-	npmOnce sync.Once
-	npmDir  string
-	npmErr  error
-)
-
 // npmClients installs the npm clients (libsql, @libsql/client) into
 // testdata/npm once and returns that directory.
 func npmClients(t testing.TB) string {
 	t.Helper()
-	for _, prog := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(prog); err != nil {
-			if os.Getenv("EPHPM_REQUIRE_ALL") == "" {
-				t.Skipf("%s not installed", prog)
-			}
-			t.Fatalf("%s not installed (EPHPM_REQUIRE_ALL is set)", prog)
-		}
-	}
-	npmOnce.Do(func() {
-		dir, err := filepath.Abs(filepath.Join("testdata", "npm"))
-		if err != nil {
-			npmErr = err
-			return
-		}
-		npmDir = dir
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "libsql", "package.json")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "node_modules", "@libsql", "client", "package.json")); err == nil {
-				return
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = fmt.Errorf("npm install: %v\n%s", err, out)
-		}
-	})
-	if npmErr != nil {
-		t.Fatal(npmErr)
-	}
-	return npmDir
+	return testutil.NPMInstall(t, filepath.Join("testdata", "npm"), "libsql", "@libsql/client")
 }
 
 // node runs a script from testdata/npm and decodes its JSON output.

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/replication"
 )
 
@@ -65,5 +66,45 @@ func cmdDBStatus(args []string, stdout, stderr io.Writer) int {
 			s.LagFrames, s.LagMillis, s.ForwardedStatements, s.ForwardedRequests, s.State)
 	}
 	tw.Flush()
+	return 0
+}
+
+// cmdDBToken prints the libSQL bearer token of a site: what
+// @libsql/client (authToken) or an embedded replica (syncUrl + authToken)
+// presents at the replication listener.
+func cmdDBToken(args []string, stdout, stderr io.Writer) int {
+	var site string
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--site" && i+1 < len(args) {
+			site = args[i+1]
+			i++
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	f, err := parseServeFlags("db token", rest, stderr)
+	if err != nil {
+		return 2
+	}
+	if site == "" {
+		fmt.Fprintln(stderr, "usage: ephpm db token --site NAME [--config FILE]")
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "ephpm: %v\n", err)
+		return 1
+	}
+	if !cfg.Replication.Enabled() {
+		fmt.Fprintln(stderr, "ephpm: [replication] auth_token is not set")
+		return 1
+	}
+	name, err := config.NormalizeHost(site)
+	if err != nil {
+		fmt.Fprintf(stderr, "ephpm: --site: %v\n", err)
+		return 2
+	}
+	fmt.Fprintln(stdout, replication.SiteToken(cfg.Replication.AuthToken, name))
 	return 0
 }

@@ -34,6 +34,9 @@ Usage:
   ephpm db status [--config FILE]
                                  replicated sites of the running node: role,
                                  primary, position, lag, forwarded writes
+  ephpm db token --site NAME [--config FILE]
+                                 the site's libSQL token (Hrana and embedded
+                                 replicas on the replication listener)
   ephpm version                  print the version
   ephpm help                     this text
 
@@ -64,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "db":
 		if len(args) >= 2 && args[1] == "status" {
 			return cmdDBStatus(args[2:], stdout, stderr)
+		}
+		if len(args) >= 2 && args[1] == "token" {
+			return cmdDBToken(args[2:], stdout, stderr)
 		}
 		if len(args) < 2 || args[1] != "shell" {
 			fmt.Fprintf(stderr, "usage: ephpm db shell [--site NAME] [--config FILE] | ephpm db status [--config FILE]\n")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,12 +11,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ephpm/ephpm/config"
+	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/libsql"
 	"github.com/ephpm/ephpm/replication"
 )
 
@@ -127,7 +132,7 @@ func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
 		return fmt.Errorf("replication listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           n.repl.Handler(front, nil),
+		Handler:           n.repl.Handler(front, n.libsqlHandler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 10000},
 	}
@@ -160,3 +165,60 @@ func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
 }
 
 var _ prometheus.Collector = (*replication.Collector)(nil)
+
+// libsqlHandler serves libSQL's clients (Hrana, embedded replicas) on
+// the replication listener; a client names its site with its token
+// (`ephpm db token --site NAME`).
+func (n *node) libsqlHandler() http.Handler {
+	rc := n.cfg.Replication
+	key := hmac.New(sha256.New, []byte(rc.AuthToken))
+	key.Write([]byte("libsql batons"))
+	srv := libsql.NewServer(libsql.Config{
+		Key:    key.Sum(nil),
+		Logger: n.log.WithGroup("libsql"),
+		Resolve: func(ctx context.Context, r *http.Request) (*libsql.Site, error) {
+			tok := r.Header.Get("Authorization")
+			if tok == "" {
+				tok = r.Header.Get("X-Authorization")
+			}
+			tok = strings.TrimSpace(strings.TrimPrefix(tok, "Bearer "))
+			name, ok := replication.ParseSiteToken(rc.AuthToken, tok)
+			if !ok {
+				return nil, libsql.ErrUnauthorized
+			}
+			s, err := n.sites.Get(name)
+			if err != nil || s.Err != nil {
+				return nil, fmt.Errorf("%w: %s", libsql.ErrNoSite, name)
+			}
+			db, release, err := n.pool.Acquire(ctx, s.DBPath)
+			if err != nil {
+				return nil, err
+			}
+			site := &libsql.Site{Name: name, DB: db, Release: release}
+			if n.repl.Role(name) == replication.RolePrimary {
+				l, lrelease, err := n.repl.PrimaryLog(ctx, name)
+				if err != nil {
+					release()
+					return nil, err
+				}
+				site.Log = libsqlLog{l}
+				site.Release = func() { lrelease(); release() }
+			}
+			return site, nil
+		},
+	})
+	n.defer_(func() { srv.Close() })
+	return srv
+}
+
+// libsqlLog adapts a frame log to libsql.Log (its Snapshot returns the
+// concrete type).
+type libsqlLog struct{ *framelog.Log }
+
+func (l libsqlLog) Snapshot(ctx context.Context) (libsql.Snapshot, error) {
+	s, err := l.Log.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

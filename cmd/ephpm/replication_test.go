@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -301,6 +302,11 @@ func TestReplicationWordPressThreeRegions(t *testing.T) {
 		t.Fatalf("status without token: %s", resp.Status)
 	}
 
+	// libSQL clients reach a site on its primary's replication listener
+	// with the site's token: Hrana queries, an embedded replica that syncs
+	// the whole WordPress database and delegates a write.
+	libsqlClients(t, c, "frankfurt", "alice-blog.com")
+
 	// /metrics on a replica carries the replication gauges.
 	_, metrics := get(t, "http://"+c.regions["tokyo"].p.addr+"/metrics")
 	for _, want := range []string{`ephpm_replication_role{role="replica",site="alice-blog.com"} 1`, `ephpm_replication_lag_frames{site="alice-blog.com"}`, `ephpm_replication_forwarded_requests_total{site="alice-blog.com"}`} {
@@ -413,5 +419,50 @@ func TestReplicationCrashes(t *testing.T) {
 		if s["site"] == site && s["log_id"] == before {
 			t.Fatalf("saopaulo still follows the old log %s", before)
 		}
+	}
+}
+
+func libsqlClients(t *testing.T, c *cluster, region, site string) {
+	dir := testutil.NPMInstall(t, "../../libsql/testdata/npm", "libsql", "@libsql/client")
+	cfg := filepath.Join(t.TempDir(), "ephpm.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[replication]\nauth_token = %q\n", replToken)), 0o644)
+	code, tok := run(t, "db", "token", "--site", site, "--config", cfg)
+	if code != 0 {
+		t.Fatalf("db token: %s", tok)
+	}
+	cmd := exec.Command("node", "ephpm-site.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "URL=http://"+c.regions[region].repl, "TOKEN="+strings.TrimSpace(tok),
+		"DBFILE="+filepath.Join(t.TempDir(), "embedded.db"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var res struct {
+		Blogname string   `json:"blogname"`
+		Posts    []string `json:"posts"`
+		Changes  int      `json:"changes"`
+		ReadBack *string  `json:"readBack"`
+		Error    string   `json:"error"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || res.Error != "" {
+		t.Fatalf("libsql clients: %v %s", err, out)
+	}
+	if res.Blogname != "Alice Blog" || !strings.Contains(strings.Join(res.Posts, "|"), "Guten Tag from Frankfurt") ||
+		res.Changes != 1 || res.ReadBack == nil || *res.ReadBack != "delegated" {
+		t.Fatalf("libsql clients saw %s", out)
+	}
+	// The delegated write went through the primary into the log: every
+	// region gets it.
+	c.converged(site)
+	// A wrong token is refused.
+	cmd = exec.Command("node", "ephpm-site.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "URL=http://"+c.regions[region].repl, "TOKEN="+site+".forged",
+		"DBFILE="+filepath.Join(t.TempDir(), "embedded.db"))
+	out, _ = cmd.CombinedOutput()
+	if !strings.Contains(string(out), "error") {
+		t.Fatalf("a forged token was accepted: %s", out)
 	}
 }

@@ -3,10 +3,12 @@
 package testutil
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -95,4 +97,38 @@ func ProcessesMatching(s string) []int {
 		}
 	}
 	return pids
+}
+
+var npmMu sync.Mutex
+
+// NPMInstall runs `npm install` in dir (a package.json of test clients)
+// unless every package in want is already in its node_modules, and
+// returns dir made absolute. Node and npm are Debian's nodejs.
+func NPMInstall(tb testing.TB, dir string, want ...string) string {
+	tb.Helper()
+	NeedProgram(tb, "node")
+	NeedProgram(tb, "npm")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	npmMu.Lock()
+	defer npmMu.Unlock()
+	missing := false
+	for _, p := range want {
+		if _, err := os.Stat(filepath.Join(abs, "node_modules", p, "package.json")); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return abs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund")
+	cmd.Dir = abs
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("npm install in %s: %v\n%s", abs, err, out)
+	}
+	return abs
 }
