@@ -61,12 +61,17 @@ func readMsg(r *bufio.Reader, buf []byte) (byte, []byte, error) {
 	if n > maxMessage {
 		return 0, buf, fmt.Errorf("replication stream: message of %d bytes", n)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, buf, fmt.Errorf("replication stream: truncated message: %w", err)
+	// Grow as the bytes arrive, so a lying length costs no memory.
+	buf = buf[:0]
+	for remaining := int(n); remaining > 0; {
+		chunk := min(remaining, 1<<20)
+		buf = slices.Grow(buf, chunk)
+		start := len(buf)
+		buf = buf[:start+chunk]
+		if _, err := io.ReadFull(r, buf[start:]); err != nil {
+			return 0, buf, fmt.Errorf("replication stream: truncated message: %w", err)
+		}
+		remaining -= chunk
 	}
 	switch h[0] {
 	case msgHello, msgFrames, msgPing, msgError:
