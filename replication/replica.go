@@ -234,8 +234,10 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		}
 		// Merge frames that already arrived into the same local
 		// transaction.
-		if next, _ := r.Peek(5); len(next) == 5 && next[0] == msgFrames && len(batch.pages)*sqlite.PageSize < maxApplyBytes {
-			continue
+		if r.Buffered() >= 5 && len(batch.pages)*sqlite.PageSize < maxApplyBytes {
+			if next, _ := r.Peek(1); next[0] == msgFrames {
+				continue
+			}
 		}
 		if err := s.apply(ctx, pf, pos, &batch); err != nil {
 			return progressed, err

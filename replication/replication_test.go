@@ -29,7 +29,7 @@ type node struct {
 	conns atomic.Int64 // TCP connections accepted
 }
 
-func startNode(t *testing.T, dir string, compact int) *node {
+func startNode(t testing.TB, dir string, compact int) *node {
 	t.Helper()
 	n := &node{dir: dir}
 	n.pool = sqlite.NewPool(sqlite.PoolConfig{
@@ -66,7 +66,7 @@ func (n *node) stop() {
 	n.pool.Close()
 }
 
-func (n *node) db(t *testing.T, site string) *sqlite.DB {
+func (n *node) db(t testing.TB, site string) *sqlite.DB {
 	t.Helper()
 	db, release, err := n.pool.Acquire(context.Background(), filepath.Join(n.dir, site+".db"))
 	if err != nil {
@@ -76,7 +76,7 @@ func (n *node) db(t *testing.T, site string) *sqlite.DB {
 	return db
 }
 
-func write(t *testing.T, db *sqlite.DB, q string, args ...any) {
+func write(t testing.TB, db *sqlite.DB, q string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
 	w, err := db.AcquireWriter(ctx)
@@ -89,7 +89,7 @@ func write(t *testing.T, db *sqlite.DB, q string, args ...any) {
 	}
 }
 
-func eventually(t *testing.T, what string, f func() bool) {
+func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !f() {
