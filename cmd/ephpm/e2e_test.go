@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +57,7 @@ type proc struct {
 
 // startEphpm runs the built binary in dir with extra environment and
 // waits until it is ready.
-func startEphpm(t *testing.T, dir string, env ...string) *proc {
+func startEphpm(t testing.TB, dir string, env ...string) *proc {
 	t.Helper()
 	testutil.NeedProgram(t, "php-fpm8.2", "php-fpm")
 	p := &proc{addr: freePort(t), runDir: filepath.Join(testutil.WorldReadableDir(t), "run"), out: &strings.Builder{}, done: make(chan error, 1)}
@@ -104,7 +104,7 @@ func startEphpm(t *testing.T, dir string, env ...string) *proc {
 	return p
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -115,7 +115,7 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func run(t *testing.T, args ...string) (int, string) {
+func run(t testing.TB, args ...string) (int, string) {
 	t.Helper()
 	out, err := exec.Command(binary, args...).CombinedOutput()
 	code := 0

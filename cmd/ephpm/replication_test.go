@@ -43,7 +43,7 @@ type region struct {
 // cluster builds frankfurt, tokyo and saopaulo; every node reaches every
 // other through a DelayProxy. primaries maps a site to its primary region.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	regions map[string]*region
 	proxies map[[2]string]*testutil.DelayProxy // [from, to]
 	tree    string                             // WordPress files
@@ -75,7 +75,11 @@ set_transient('ephpm_probe', $v, 3600);
 echo get_transient('ephpm_probe') === $v ? "stored $v" : "lost";
 `
 
-func newCluster(t *testing.T, primaries map[string]string) *cluster {
+func newCluster(t testing.TB, primaries map[string]string) *cluster {
+	return newClusterDelay(t, primaries, regionDelay)
+}
+
+func newClusterDelay(t testing.TB, primaries map[string]string, delay time.Duration) *cluster {
 	testutil.NeedProgram(t, "php")
 	c := &cluster{t: t, regions: map[string]*region{}, proxies: map[[2]string]*testutil.DelayProxy{}}
 	c.tree = wordpressTree(t, false)
@@ -93,7 +97,7 @@ func newCluster(t *testing.T, primaries map[string]string) *cluster {
 	for _, from := range clusterNames {
 		for _, to := range clusterNames {
 			if from != to {
-				c.proxies[[2]string{from, to}] = testutil.NewDelayProxy(t, c.regions[to].repl, regionDelay)
+				c.proxies[[2]string{from, to}] = testutil.NewDelayProxy(t, c.regions[to].repl, delay)
 			}
 		}
 	}
@@ -191,7 +195,7 @@ func (c *cluster) status(region string) []map[string]any {
 	return out
 }
 
-func waitFor(t *testing.T, what string, f func() (bool, string)) {
+func waitFor(t testing.TB, what string, f func() (bool, string)) {
 	t.Helper()
 	var last string
 	testutil.RetryUntil(t, 60*time.Second, func() error {

@@ -21,7 +21,7 @@ const wpSource = "/usr/share/wordpress"
 
 // wordpressTree copies Debian's stock WordPress (symlinks resolved,
 // translations left out) and adds examples/wordpress/wp-config.php.
-func wordpressTree(t *testing.T, withObjectCache bool) string {
+func wordpressTree(t testing.TB, withObjectCache bool) string {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(wpSource, "wp-settings.php")); err != nil {
 		if os.Getenv("EPHPM_REQUIRE_ALL") != "" {
@@ -121,12 +121,12 @@ func copyFile(src, dst string) error {
 }
 
 type wpClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
 
-func newWPClient(t *testing.T, base string) *wpClient {
+func newWPClient(t testing.TB, base string) *wpClient {
 	jar, _ := cookiejar.New(nil)
 	return &wpClient{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
