@@ -200,7 +200,9 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 	r2.url = r.url
 	setup(p, r2, "s.com")
 	rdb2 := r2.db(t, "s.com")
-	eventually(t, "resume", func() bool { return count(rdb2, "t") == 6 })
+	eventually(t, "resume", func() bool { return count(rdb2, "t") == 6 && r2.m.Status()[0].Position == p.m.Status()[0].Position })
+	// The counter moves just after the rows become visible.
+	eventually(t, "applied count", func() bool { return r2.m.Status()[0].Txs >= 5 })
 	if st := r2.m.Status()[0]; st.Txs != 5 {
 		t.Fatalf("resumed replica applied %d transactions (had %d before), want exactly the 5 new ones", st.Txs, txBefore)
 	}
