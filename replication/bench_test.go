@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -230,4 +231,61 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkManySites replicates 1,000 sites between two nodes: one TCP
+// connection, and site databases close when idle although their streams
+// stay open.
+func BenchmarkManySites(b *testing.B) {
+	const sites = 1000
+	root := b.TempDir()
+	p := startNodeIdle(b, filepath.Join(root, "p"), 0, time.Second)
+	r := startNodeIdle(b, filepath.Join(root, "r"), 0, time.Second)
+	os.MkdirAll(p.dir, 0o700)
+	os.MkdirAll(r.dir, 0o700)
+	var names []string
+	for i := range sites {
+		names = append(names, fmt.Sprintf("site%04d.example", i))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	setup(p, r, names...)
+	for _, s := range names {
+		db, release, err := p.pool.Acquire(context.Background(), filepath.Join(p.dir, s+".db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		write(b, db, "CREATE TABLE t (a)")
+		release()
+	}
+	eventually(b, "all replicated", func() bool {
+		for _, st := range r.m.Status() {
+			if st.Position == 0 || st.LagFrames != 0 || st.State != "streaming" {
+				return false
+			}
+		}
+		return true
+	})
+	b.ReportMetric(time.Since(start).Seconds(), "s-to-replicate")
+	deadline := time.Now().Add(30 * time.Second)
+	for p.pool.Len() != 0 || r.pool.Len() != 0 {
+		if time.Now().After(deadline) {
+			b.Fatalf("open databases: primary %d, replica %d", p.pool.Len(), r.pool.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(p.conns.Load()), "tcp-conns")
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/sites/1024, "heap-KB/site-pair")
+	b.ReportMetric(float64(runtime.NumGoroutine())/sites, "goroutines/site-pair")
+	// Still live: a write to an idle site reaches its replica.
+	db, release, _ := p.pool.Acquire(context.Background(), filepath.Join(p.dir, names[7]+".db"))
+	write(b, db, "INSERT INTO t VALUES (1)")
+	release()
+	rdb, rrelease, _ := r.pool.Acquire(context.Background(), filepath.Join(r.dir, names[7]+".db"))
+	defer rrelease()
+	eventually(b, "write after idle", func() bool { return count(rdb, "t") == 1 })
 }

@@ -205,6 +205,8 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		if old != nil {
 			m.stopSite(old)
 		}
+		// A database already open takes the new role at once.
+		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == RoleReplica) })
 		s := &site{cfg: c, m: m, wake: make(chan struct{})}
 		s.state.Store("starting")
 		s.logID.Store("")
@@ -288,12 +290,25 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 		s.logMu.Lock()
 	}
 	defer s.logMu.Unlock()
-	l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: s.m.cfg.CompactFrames, Logger: s.m.log})
+	l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: s.m.cfg.CompactFrames, Logger: s.m.log, OnAppend: s.appended})
 	if err != nil {
 		return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
 	}
 	s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})
+	s.logID.Store(l.ID())
+	s.appended(l.Next())
 	return nil
+}
+
+// appended records a primary's new log end and wakes its streams, which
+// wait here rather than on the log so that the database (and its log)
+// may close while the site is idle.
+func (s *site) appended(next uint64) {
+	s.known.Store(next)
+	s.wakeMu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.wakeMu.Unlock()
 }
 
 // OnClose is the pool's close hook: the primary's log closes after its
@@ -374,10 +389,11 @@ func (m *Manager) Status() []Status {
 			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
 		}
 		if s.cfg.Role == RolePrimary {
-			st.State = "idle"
+			st.LogID, _ = s.logID.Load().(string)
+			st.Position, st.State = s.known.Load(), "closed"
 			s.logMu.Lock()
 			if s.flog != nil {
-				st.LogID, st.Position, st.State = s.flog.ID(), s.flog.Next(), "open"
+				st.State = "open"
 			}
 			s.logMu.Unlock()
 		} else {

@@ -173,7 +173,8 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 			}
 		}
 	}()
-	r := bufio.NewReaderSize(resp.Body, 1<<20)
+	// Small buffers: a node streams a thousand idle sites.
+	r := bufio.NewReaderSize(resp.Body, 16<<10)
 	var buf []byte
 	var batch txBatch
 	want := pos.Next
@@ -220,6 +221,9 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 			sent = int64(binary.BigEndian.Uint64(msg))
 			// The message buffer is reused: the batch keeps copies.
 			recs := append([]byte(nil), msg[8:]...)
+			if cap(buf) > 1<<20 {
+				buf = nil // do not keep a large batch's buffer for an idle site
+			}
 			if want, err = parseFrames(&batch, recs, want); err != nil {
 				return progressed, err
 			}

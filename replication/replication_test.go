@@ -30,9 +30,14 @@ type node struct {
 }
 
 func startNode(t testing.TB, dir string, compact int) *node {
+	return startNodeIdle(t, dir, compact, 0)
+}
+
+func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *node {
 	t.Helper()
 	n := &node{dir: dir}
 	n.pool = sqlite.NewPool(sqlite.PoolConfig{
+		IdleClose: idle,
 		OnOpen:  func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
 		OnClose: func(db *sqlite.DB) { n.m.OnClose(db) },
 	})
@@ -49,6 +54,7 @@ func startNode(t testing.TB, dir string, compact int) *node {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	n.srv = &http.Server{Handler: m.Handler(http.NotFoundHandler(), nil), Protocols: &p,
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 10000},
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
 				n.conns.Add(1)

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
@@ -95,29 +94,67 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		m.refuse(w, name, err)
 		return
 	}
-	defer release()
-	switch id := q.Get("log_id"); {
-	case id != "" && id != l.ID():
+	id, start, next := l.ID(), l.Start(), l.Next()
+	release()
+	switch want := q.Get("log_id"); {
+	case want != "" && want != id:
 		http.Error(w, "log-reset", http.StatusConflict)
 		return
-	case from > l.Next():
+	case from > next:
 		http.Error(w, "ahead", http.StatusConflict)
 		return
-	case from < l.Start():
+	case from < start:
 		http.Error(w, "need-snapshot", http.StatusConflict)
 		return
 	}
+	s := m.site(name)
 	w.Header().Set("Content-Type", "application/x-ephpm-frames")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	hello, _ := json.Marshal(helloMsg{LogID: l.ID(), Start: l.Start(), Next: l.Next()})
+	hello, _ := json.Marshal(helloMsg{LogID: id, Start: start, Next: next})
 	if writeMsg(w, msgHello, hello) != nil || rc.Flush() != nil {
 		return
 	}
 	ctx := r.Context()
-	buf := make([]byte, 8, 8+64*1024)
+	var buf []byte
 	for {
-		buf, err = l.ReadFrames(buf[:8], from, DefaultBatchFrames)
+		// Wait (without holding the database) until the log has frames
+		// past from, or say we are alive.
+		s.wakeMu.Lock()
+		wake := s.wake
+		s.wakeMu.Unlock()
+		if s.known.Load() <= from {
+			t := time.NewTimer(DefaultPing)
+			select {
+			case <-wake:
+				t.Stop()
+				continue
+			case <-t.C:
+				var p [16]byte
+				binary.BigEndian.PutUint64(p[:], uint64(time.Now().UnixNano()))
+				binary.BigEndian.PutUint64(p[8:], s.known.Load())
+				if writeMsg(w, msgPing, p[:]) != nil || rc.Flush() != nil {
+					return
+				}
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		l, _, release, err := m.primaryLog(ctx, name)
+		if err != nil {
+			m.log.Warn("replication stream: site unavailable", "site", name, "err", err)
+			return
+		}
+		if l.ID() != id {
+			release()
+			_ = writeMsg(w, msgError, []byte("log-reset"))
+			return
+		}
+		// A fresh buffer per batch: idle streams hold no memory.
+		buf, err = l.ReadFrames(make([]byte, 8, 8+framelog.FrameSize), from, DefaultBatchFrames)
+		release()
 		if errors.Is(err, ephpm.ErrNeedSnapshot) {
 			// Compaction overtook this replica.
 			_ = writeMsg(w, msgError, []byte("need-snapshot"))
@@ -127,28 +164,23 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 			m.log.Error("replication stream: read log", "site", name, "err", err)
 			return
 		}
-		if n := (len(buf) - 8) / framelog.FrameSize; n > 0 {
-			binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
-			if writeMsg(w, msgFrames, buf) != nil || rc.Flush() != nil {
+		n := (len(buf) - 8) / framelog.FrameSize
+		if n == 0 {
+			// Nothing past from after all (a log reopened shorter):
+			// wait for the next append rather than spin.
+			select {
+			case <-wake:
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
 				return
 			}
-			from += uint64(n)
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, DefaultPing)
-		err = l.Wait(wctx, from)
-		cancel()
-		if ctx.Err() != nil {
+		binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
+		if writeMsg(w, msgFrames, buf) != nil || rc.Flush() != nil {
 			return
 		}
-		if err != nil { // idle: say so, with where the log is
-			var p [16]byte
-			binary.BigEndian.PutUint64(p[:], uint64(time.Now().UnixNano()))
-			binary.BigEndian.PutUint64(p[8:], l.Next())
-			if writeMsg(w, msgPing, p[:]) != nil || rc.Flush() != nil {
-				return
-			}
-		}
+		from += uint64(n)
 	}
 }
 
@@ -204,6 +236,12 @@ func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *h
 		}
 	}
 	host := r.Host
+	// Only a primary runs a forwarded request: a replica passing it on
+	// could send it round in a loop.
+	if m.siteRole(host) != RolePrimary {
+		http.Error(w, "this node is not the primary for "+host, http.StatusMisdirectedRequest)
+		return
+	}
 	fw := &frameWriter{ResponseWriter: w, m: m, host: host}
 	front.ServeHTTP(fw, r)
 }
@@ -233,8 +271,15 @@ func (f *frameWriter) Write(b []byte) (int, error) {
 }
 func (f *frameWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
-// logNext is the primary log position of the site serving host.
-func (m *Manager) logNext(host string) (uint64, bool) {
+// siteRole is this node's role for the site serving host.
+func (m *Manager) siteRole(host string) string {
+	if s := m.site(m.siteName(host)); s != nil {
+		return s.cfg.Role
+	}
+	return ""
+}
+
+func (m *Manager) siteName(host string) string {
 	name := strings.ToLower(host)
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		name = strings.ToLower(h)
@@ -244,14 +289,17 @@ func (m *Manager) logNext(host string) (uint64, bool) {
 			name = n
 		}
 	}
-	s := m.site(name)
+	return name
+}
+
+// logNext is the primary log position of the site serving host.
+func (m *Manager) logNext(host string) (uint64, bool) {
+	s := m.site(m.siteName(host))
 	if s == nil || s.cfg.Role != RolePrimary {
 		return 0, false
 	}
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	if s.flog == nil {
-		return 0, false
+	if id, _ := s.logID.Load().(string); id == "" {
+		return 0, false // no log yet: nothing written through it
 	}
-	return s.flog.Next(), true
+	return s.known.Load(), true
 }

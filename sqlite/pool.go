@@ -189,3 +189,21 @@ func (p *Pool) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// IfOpen calls f with the database at path if the pool has it open
+// (without taking a reference: f must not keep it).
+func (p *Pool) IfOpen(path string, f func(*DB)) {
+	p.mu.Lock()
+	e := p.dbs[path]
+	p.mu.Unlock()
+	if e == nil {
+		return
+	}
+	select {
+	case <-e.ready:
+		if e.db != nil {
+			f(e.db)
+		}
+	default:
+	}
+}
