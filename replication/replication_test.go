@@ -38,8 +38,8 @@ func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *n
 	n := &node{dir: dir}
 	n.pool = sqlite.NewPool(sqlite.PoolConfig{
 		IdleClose: idle,
-		OnOpen:  func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
-		OnClose: func(db *sqlite.DB) { n.m.OnClose(db) },
+		OnOpen:    func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
+		OnClose:   func(db *sqlite.DB) { n.m.OnClose(db) },
 	})
 	m, err := replication.New(replication.Config{Node: filepath.Base(dir), Token: token, Pool: n.pool, CompactFrames: compact})
 	if err != nil {
