@@ -2,9 +2,12 @@ package replication_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -270,4 +273,55 @@ func TestStreamNeedsToken(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("forwarded request without token: %s", resp.Status)
 	}
+}
+
+func TestReplicationOverTLS(t *testing.T) {
+	root := t.TempDir()
+	pdir, rdir := filepath.Join(root, "frankfurt"), filepath.Join(root, "tokyo")
+	os.MkdirAll(pdir, 0o700)
+	os.MkdirAll(rdir, 0o700)
+	p := &node{dir: pdir}
+	p.pool = sqlite.NewPool(sqlite.PoolConfig{
+		OnOpen:  func(ctx context.Context, db *sqlite.DB) error { return p.m.OnOpen(ctx, db) },
+		OnClose: func(db *sqlite.DB) { p.m.OnClose(db) },
+	})
+	var err error
+	if p.m, err = replication.New(replication.Config{Node: "frankfurt", Token: token, Pool: p.pool}); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(p.m.Handler(http.NotFoundHandler(), nil))
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(func() { ts.Close(); p.m.Close(); p.pool.Close() })
+
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	r := &node{dir: rdir}
+	r.pool = sqlite.NewPool(sqlite.PoolConfig{
+		OnOpen:  func(ctx context.Context, db *sqlite.DB) error { return r.m.OnOpen(ctx, db) },
+		OnClose: func(db *sqlite.DB) { r.m.OnClose(db) },
+	})
+	client := replication.NewClient(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}})
+	if r.m, err = replication.New(replication.Config{Node: "tokyo", Token: token, Pool: r.pool, Client: client}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.m.Close(); r.pool.Close() })
+
+	p.url = ts.URL
+	setup(p, r, "tls.example")
+	pdb := p.db(t, "tls.example")
+	write(t, pdb, "CREATE TABLE t (a)")
+	write(t, pdb, "INSERT INTO t VALUES (1)")
+	rdb := r.db(t, "tls.example")
+	eventually(t, "replicated over TLS", func() bool { return count(rdb, "t") == 1 })
+
+	// A replica that does not trust the primary's certificate gets nothing.
+	odir := filepath.Join(root, "saopaulo")
+	os.MkdirAll(odir, 0o700)
+	o := startNode(t, odir, 0) // default client: system roots
+	o.m.SetSites([]replication.SiteConfig{{Name: "tls.example", DBPath: filepath.Join(odir, "tls.example.db"), Role: replication.RoleReplica, PrimaryURL: ts.URL}})
+	eventually(t, "untrusted primary refused", func() bool {
+		st := o.m.Status()[0]
+		return st.Position == 0 && strings.Contains(st.State, "certificate")
+	})
 }
