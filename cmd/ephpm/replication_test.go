@@ -79,11 +79,52 @@ func newCluster(t testing.TB, primaries map[string]string) *cluster {
 	return newClusterDelay(t, primaries, regionDelay)
 }
 
+const txPHP = `<?php
+// A transaction, a duplicate key and a prepared statement, through mysqli.
+mysqli_report(MYSQLI_REPORT_OFF);
+$m = new mysqli($_SERVER['EPHPM_DB_HOST'], $_SERVER['EPHPM_DB_USER'], $_SERVER['EPHPM_DB_PASSWORD'],
+	$_SERVER['EPHPM_DB_NAME'], (int) $_SERVER['EPHPM_DB_PORT']);
+$t = 'tx_' . preg_replace('/[^a-z0-9]/', '', $_GET['t'] ?? 'x');
+$out = [];
+$m->query("CREATE TABLE $t (k VARCHAR(32) PRIMARY KEY, v INT)") or die("create: " . $m->error);
+$m->begin_transaction();
+$m->query("INSERT INTO $t (k, v) VALUES ('a', 1)");
+$r = $m->query("SELECT v FROM $t WHERE k = 'a'");
+$out['in_tx_read'] = $r ? (int) $r->fetch_row()[0] : null;
+$m->query("INSERT INTO $t (k, v) VALUES ('a', 2)");
+$out['dup_errno'] = $m->errno;
+$out['dup_error'] = $m->error;
+$m->rollback();
+$r = $m->query("SELECT count(*) FROM $t WHERE k = 'a'");
+$out['after_rollback'] = (int) $r->fetch_row()[0];
+$m->begin_transaction();
+$m->query("INSERT INTO $t (k, v) VALUES ('b', 7)");
+$m->commit();
+$r = $m->query("SELECT v FROM $t WHERE k = 'b'");
+$out['after_commit'] = $r && ($row = $r->fetch_row()) ? (int) $row[0] : null;
+$st = $m->prepare("INSERT INTO $t (k, v) VALUES (?, ?)");
+$k = 'c'; $v = 42;
+$st->bind_param('si', $k, $v);
+$st->execute();
+$out['prep_affected'] = $st->affected_rows;
+echo json_encode($out);
+`
+
+const kvPHP = `<?php
+// The site's KV keyspace on this node: set or get one key.
+$r = new Redis();
+$r->connect($_SERVER['EPHPM_KV_HOST'], (int) $_SERVER['EPHPM_KV_PORT']);
+$r->auth([$_SERVER['EPHPM_KV_USER'], $_SERVER['EPHPM_KV_PASSWORD']]);
+if (($_GET['op'] ?? '') === 'set') { $r->set('probe', 'cached'); }
+echo json_encode($r->get('probe'));
+`
+
 func newClusterDelay(t testing.TB, primaries map[string]string, delay time.Duration) *cluster {
 	testutil.NeedProgram(t, "php")
 	c := &cluster{t: t, regions: map[string]*region{}, proxies: map[[2]string]*testutil.DelayProxy{}}
 	c.tree = wordpressTree(t, false)
-	for _, f := range []struct{ name, body string }{{"ephpm-w.php", writerPHP}, {"ephpm-transient.php", transientPHP}} {
+	for _, f := range []struct{ name, body string }{{"ephpm-w.php", writerPHP}, {"ephpm-transient.php", transientPHP},
+		{"ephpm-tx.php", txPHP}, {"ephpm-kv.php", kvPHP}} {
 		if err := os.WriteFile(filepath.Join(c.tree, f.name), []byte(f.body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -121,6 +162,7 @@ func newClusterDelay(t testing.TB, primaries map[string]string, delay time.Durat
 			"EPHPM_DB_SQLITE_PROXY__ENABLED=true", "EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN=" + r.mysql,
 			"EPHPM_REPLICATION__LISTEN=" + r.repl, "EPHPM_REPLICATION__AUTH_TOKEN=" + replToken,
 			"EPHPM_REPLICATION__NODE=" + name, "EPHPM_PHP__WORKERS=3", "EPHPM_WP_DISABLE_CRON=1",
+			"EPHPM_KV__ENABLED=true", "EPHPM_KV__LISTEN=" + freePort(t),
 		}
 		c.start(name)
 	}
@@ -284,6 +326,38 @@ func TestReplicationWordPressThreeRegions(t *testing.T) {
 	if code != 200 || strings.Count(page, "ack ") != 3 || !strings.Contains(page, "affected 1") {
 		t.Fatalf("inserts forwarded from a replica: %d %.500s", code, page)
 	}
+	// A transaction on a replica runs on the primary, pinned to one
+	// session there: it reads its own writes, gets MySQL's errors, rolls
+	// back; a prepared statement carries its parameters.
+	code, page = c.client("saopaulo", "alice-blog.com").get("/ephpm-tx.php?t=sp")
+	var tx struct {
+		InTxRead      *int   `json:"in_tx_read"`
+		DupErrno      int    `json:"dup_errno"`
+		DupError      string `json:"dup_error"`
+		AfterRollback int    `json:"after_rollback"`
+		AfterCommit   *int   `json:"after_commit"`
+		PrepAffected  int    `json:"prep_affected"`
+	}
+	if err := json.Unmarshal([]byte(page), &tx); err != nil || code != 200 {
+		t.Fatalf("transaction on a replica: %d %.500s", code, page)
+	}
+	if tx.InTxRead == nil || *tx.InTxRead != 1 || tx.DupErrno != 1062 || tx.AfterRollback != 0 ||
+		tx.AfterCommit == nil || *tx.AfterCommit != 7 || tx.PrepAffected != 1 {
+		t.Fatalf("transaction on a replica: %s", page)
+	}
+
+	// The replica's object cache for a site is dropped when the site's
+	// database changes underneath it.
+	kv := c.client("tokyo", "alice-blog.com")
+	if _, page := kv.get("/ephpm-kv.php?op=set"); page != `"cached"` {
+		t.Fatalf("kv set on tokyo: %s", page)
+	}
+	c.acks("frankfurt", "alice-blog.com", 1, 0, nil)
+	waitFor(t, "tokyo's cache flushed after applying", func() (bool, string) {
+		_, page := kv.get("/ephpm-kv.php")
+		return page == "false", page
+	})
+
 	st := c.status("saopaulo")
 	var fwd float64
 	for _, s := range st {
