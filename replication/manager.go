@@ -305,10 +305,7 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 // may close while the site is idle.
 func (s *site) appended(next uint64) {
 	s.known.Store(next)
-	s.wakeMu.Lock()
-	close(s.wake)
-	s.wake = make(chan struct{})
-	s.wakeMu.Unlock()
+	s.broadcast()
 }
 
 // OnClose is the pool's close hook: the primary's log closes after its

@@ -273,17 +273,28 @@ func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch
 	if err := pf.write(*pos); err != nil {
 		return err
 	}
-	s.applied.Store(next)
 	s.txs.Add(uint64(b.txs))
 	s.batches.Add(1)
+	s.applyDone(next)
+	return nil
+}
+
+// applyDone publishes a new applied position: waiting readers wake, the
+// site's cache is dropped.
+func (s *site) applyDone(next uint64) {
+	s.applied.Store(next)
+	s.broadcast()
+	if s.m.cfg.OnApply != nil {
+		s.m.cfg.OnApply(s.cfg.Name)
+	}
+}
+
+// broadcast wakes everyone waiting on the site.
+func (s *site) broadcast() {
 	s.wakeMu.Lock()
 	close(s.wake)
 	s.wake = make(chan struct{})
 	s.wakeMu.Unlock()
-	if s.m.cfg.OnApply != nil {
-		s.m.cfg.OnApply(s.cfg.Name)
-	}
-	return nil
 }
 
 // recover handles the primary's refusal to stream from pos: bootstrap
@@ -357,13 +368,6 @@ func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error 
 		return err
 	}
 	s.logID.Store(logID)
-	s.applied.Store(end + 1)
-	s.wakeMu.Lock()
-	close(s.wake)
-	s.wake = make(chan struct{})
-	s.wakeMu.Unlock()
-	if s.m.cfg.OnApply != nil {
-		s.m.cfg.OnApply(s.cfg.Name)
-	}
+	s.applyDone(end + 1)
 	return nil
 }

@@ -16,14 +16,9 @@ import (
 // cmdDBStatus prints every replicated site of the running node: role,
 // primary, position and lag, read from its replication listener.
 func cmdDBStatus(args []string, stdout, stderr io.Writer) int {
-	f, err := parseServeFlags("db status", args, stderr)
-	if err != nil {
-		return 2
-	}
-	cfg, err := loadConfig(f)
-	if err != nil {
-		fmt.Fprintf(stderr, "ephpm: %v\n", err)
-		return 1
+	_, cfg, code := flagsAndConfig("db status", args, stderr)
+	if code != 0 {
+		return code
 	}
 	rc := cfg.Replication
 	if !rc.Enabled() {
@@ -73,28 +68,14 @@ func cmdDBStatus(args []string, stdout, stderr io.Writer) int {
 // @libsql/client (authToken) or an embedded replica (syncUrl + authToken)
 // presents at the replication listener.
 func cmdDBToken(args []string, stdout, stderr io.Writer) int {
-	var site string
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		if args[i] == "--site" && i+1 < len(args) {
-			site = args[i+1]
-			i++
-			continue
-		}
-		rest = append(rest, args[i])
-	}
-	f, err := parseServeFlags("db token", rest, stderr)
-	if err != nil {
-		return 2
-	}
+	site, rest := siteFlag(args)
 	if site == "" {
 		fmt.Fprintln(stderr, "usage: ephpm db token --site NAME [--config FILE]")
 		return 2
 	}
-	cfg, err := loadConfig(f)
-	if err != nil {
-		fmt.Fprintf(stderr, "ephpm: %v\n", err)
-		return 1
+	_, cfg, code := flagsAndConfig("db token", rest, stderr)
+	if code != 0 {
+		return code
 	}
 	if !cfg.Replication.Enabled() {
 		fmt.Fprintln(stderr, "ephpm: [replication] auth_token is not set")

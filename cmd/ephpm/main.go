@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/config"
 )
 
 const usage = `ephpm — PHP application server for edge hosting
@@ -112,15 +113,38 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 	return &f, nil
 }
 
-func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
-	f, err := parseServeFlags("config check", args, stderr)
+// flagsAndConfig parses a command's flags and loads the config; a
+// non-zero code is the exit status when something failed.
+func flagsAndConfig(name string, args []string, stderr io.Writer) (*serveFlags, *config.Config, int) {
+	f, err := parseServeFlags(name, args, stderr)
 	if err != nil {
-		return 2
+		return nil, nil, 2
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
-		return 1
+		return f, nil, 1
+	}
+	return f, cfg, 0
+}
+
+// siteFlag takes "--site NAME" out of args.
+func siteFlag(args []string) (site string, rest []string) {
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--site" && i+1 < len(args) {
+			site = args[i+1]
+			i++
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	return site, rest
+}
+
+func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
+	_, cfg, code := flagsAndConfig("config check", args, stderr)
+	if code != 0 {
+		return code
 	}
 	if _, err := findFPM(cfg); err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)

@@ -88,16 +88,7 @@ func firstLine(s string) string {
 // cmdDBShell opens the mariadb client on a site's database, through the
 // running node's MySQL front.
 func cmdDBShell(args []string, stdout, stderr io.Writer) int {
-	var site string
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		if args[i] == "--site" && i+1 < len(args) {
-			site = args[i+1]
-			i++
-			continue
-		}
-		rest = append(rest, args[i])
-	}
+	site, rest := siteFlag(args)
 	f, err := parseServeFlags("db shell", rest, stderr)
 	if err != nil {
 		return 2
