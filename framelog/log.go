@@ -99,10 +99,11 @@ func unmarshalHeader(b []byte) (header, bool) {
 // Log is one site's frame log. Its methods are safe for concurrent use;
 // Capture must only be called with the site's writer held.
 type Log struct {
-	dir     string
-	dbPath  string
-	log     *slog.Logger
-	compact uint64
+	dir      string
+	dbPath   string
+	log      *slog.Logger
+	compact  uint64
+	onAppend func(next uint64)
 
 	mu   sync.RWMutex // guards f, hdr, sum against compaction's swap
 	f    *os.File
@@ -123,7 +124,10 @@ type Stats struct {
 type Options struct {
 	// CompactFrames is DefaultCompactFrames when 0.
 	CompactFrames int
-	Logger        *slog.Logger
+	// OnAppend, if set, is called (under the log's lock: keep it short)
+	// with the new Next after every append.
+	OnAppend func(next uint64)
+	Logger   *slog.Logger
 }
 
 // Dir is where the log of the database at dbPath lives.
@@ -142,7 +146,7 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 	}
 	l := &Log{
 		dir: Dir(db.Path()), dbPath: db.Path(), log: opts.Logger.With("db", db.Path()),
-		compact: uint64(opts.CompactFrames), wake: make(chan struct{}),
+		compact: uint64(opts.CompactFrames), wake: make(chan struct{}), onAppend: opts.OnAppend,
 	}
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("framelog: %w", err)
@@ -291,6 +295,9 @@ func (l *Log) commit(recs []byte, salt, walSum [2]uint32, walOff int64, sum uint
 		l.stats.Frames += n
 		close(l.wake)
 		l.wake = make(chan struct{})
+		if l.onAppend != nil {
+			l.onAppend(h.Start + h.Count)
+		}
 	}
 	return nil
 }
