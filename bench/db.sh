@@ -16,6 +16,7 @@
 #   ROUNDS=1 DURATION=3 bash bench/db.sh      # quick check
 #   EPHPM_BIN=/path/to/ephpm bash bench/db.sh # skip the build
 #   HOLD=600 ROUNDS=1 bash bench/db.sh        # keep the stacks up 10 min after the checks
+#   WORKLOADS=q30 bash bench/db.sh            # measure only q30 (setup is unchanged)
 #
 # Run as root (installs Debian packages, runs MariaDB as mysql and PHP as
 # www-data). Only 127.0.0.1 is used.
@@ -405,7 +406,7 @@ stack_pids() { # workload who
 ticks() { local p; for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null || true; done | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { print t + 0 }'; }
 HZ=$(getconf CLK_TCK)
 declare -A RES
-WORKLOADS=(q30 wp-front)
+read -ra WORKLOADS <<<"${WORKLOADS:-q30 wp-front}"
 for r in $(seq "$ROUNDS"); do
   for wl in "${WORKLOADS[@]}"; do
     v=COLS_${wl//-/_}; read -ra cols <<<"${!v}"

@@ -2,12 +2,14 @@ package mysqlwire
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"vitess.io/vitess/go/mysql"
 	"vitess.io/vitess/go/mysql/collations"
@@ -37,26 +39,26 @@ const describeRows = 16
 // collect reads the rows (all of them, or at most limit when limit > 0:
 // types must be known before the first row is sent) and builds the MySQL
 // result.
-func (s *session) collect(plan *sqlxlate.Plan, rows *sql.Rows, limit int) (*sqltypes.Result, error) {
+func (s *session) collect(plan *sqlxlate.Plan, rows rowSource, limit int) (*sqltypes.Result, error) {
 	defer rows.Close()
-	cts, err := rows.ColumnTypes()
+	names, err := rows.Columns()
 	if err != nil {
 		return nil, err
 	}
-	n := len(cts)
+	n := len(names)
 	decl := make([]string, n)
-	for i, ct := range cts {
-		decl[i] = strings.ToUpper(ct.DatabaseTypeName())
+	for i := range names {
+		decl[i] = strings.ToUpper(rows.DeclType(i))
 	}
 	var cells [][]cell
-	vals := make([]any, n)
-	ptrs := make([]any, n)
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for (limit <= 0 || len(cells) < limit) && rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
+	vals := make([]driver.Value, n)
+	for limit <= 0 || len(cells) < limit {
+		ok, err := rows.Next(vals)
+		if err != nil {
 			return nil, err
+		}
+		if !ok {
+			break
 		}
 		row := make([]cell, n)
 		for i, v := range vals {
@@ -64,15 +66,12 @@ func (s *session) collect(plan *sqlxlate.Plan, rows *sql.Rows, limit int) (*sqlt
 		}
 		cells = append(cells, row)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	fields := make([]*querypb.Field, n)
-	for i, ct := range cts {
+	for i, name := range names {
 		if i < len(plan.Columns) {
 			fields[i] = s.columnField(plan.Columns[i])
 		} else {
-			fields[i] = s.inferField(ct.Name(), decl[i], cells, i)
+			fields[i] = s.inferField(name, decl[i], cells, i)
 		}
 	}
 	return buildResult(fields, cells), nil
@@ -159,9 +158,15 @@ func toCell(v any, decl string) cell {
 	case float64:
 		return cell{b: strconv.AppendFloat(nil, x, 'g', -1, 64), kind: 'f'}
 	case string:
-		return cell{b: []byte(x), kind: 's'}
+		// Strings are immutable and cells are only read: no copy.
+		if x == "" {
+			return cell{b: []byte{}, kind: 's'}
+		}
+		return cell{b: unsafe.Slice(unsafe.StringData(x), len(x)), kind: 's'}
 	case []byte:
-		return cell{b: append([]byte(nil), x...), kind: 'b'}
+		// The driver (and database/sql's Scan into *any) hand out their
+		// own copy, and cells are only read.
+		return cell{b: x, kind: 'b'}
 	case bool:
 		if x {
 			return cell{b: []byte("1"), kind: 'i'}
@@ -430,7 +435,7 @@ func (s *session) describeOn(q querier, plan *sqlxlate.Plan) ([]*querypb.Field, 
 		return nil, err
 	}
 	saved := s.foundRows
-	res, err := s.collect(plan, rows, describeRows)
+	res, err := s.collect(plan, &sqlRows{r: rows}, describeRows)
 	s.foundRows = saved
 	if err != nil {
 		return nil, err

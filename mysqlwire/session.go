@@ -37,6 +37,10 @@ type session struct {
 	release func()
 	site    *siteState
 	opened  bool
+	// rd runs the session's single-statement reads outside transactions:
+	// one pinned reader connection keeps its read snapshot across them
+	// while nothing commits (see sqlite.ReadSession).
+	rd *sqlite.ReadSession
 
 	database   string
 	autocommit bool
@@ -86,6 +90,10 @@ func (h *handler) ConnectionClosed(c *mysql.Conn) {
 	s.endTx(context.Background(), false)
 	if s.hasTemp {
 		s.dropTemps(context.Background())
+	}
+	if s.rd != nil {
+		s.rd.Close()
+		s.rd = nil
 	}
 	if s.release != nil {
 		h.srv.releaseSite(s.db)
@@ -208,6 +216,7 @@ func (s *session) open() error {
 		release = func() {}
 	}
 	s.db, s.release = db, release
+	s.rd = db.NewReadSession()
 	s.site = s.srv.acquireSite(db, s.acct.Database)
 	s.opened = true
 	return nil
@@ -431,6 +440,9 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 		return nil, errors.New("empty query plan")
 	}
 	named := s.bind(plan, args)
+	if s.w == nil && !plan.Write && !s.hasTemp && len(plan.Stmts) == 1 {
+		return s.queryFast(ctx, plan, named)
+	}
 	var q querier
 	switch {
 	case s.w != nil:
@@ -467,7 +479,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.collect(plan, rows, 0)
+	res, err := s.collect(plan, &sqlRows{r: rows}, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,16 @@ type DB struct {
 	applied   atomic.Uint64 // bumped after every ApplyPages
 	internal  atomic.Bool   // the writer runs an ephpm statement the authorizer must allow
 
+	// read fast path (readsession.go)
+	readerDSN string
+	fast      fastPool
+	commits   atomic.Uint64 // bumped by SQLite's commit hook on the writer
+	snapMu    sync.Mutex
+	snapGen   uint64 // bumped when the writer lease is taken and given back
+	leaseOut  bool   // the writer lease is out: keep no read transaction
+	pinned    int
+	sessions  map[*ReadSession]struct{} // sessions with a pinned connection
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	closeErr  error
@@ -187,6 +197,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		closing: make(chan struct{}),
 		stmts:   map[string]*sql.Stmt{},
 		seen:    map[string]bool{},
+
+		sessions: map[*ReadSession]struct{}{},
+		fast:     fastPool{idle: make(chan *rconn, 2*cfg.Readers), max: 2 * cfg.Readers},
 	}
 	db.readOnly.Store(cfg.ReadOnly)
 	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
@@ -215,7 +228,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open site db %q: journal mode %q: %v", cfg.Path, mode, err)
 	}
 
-	db.reader = sql.OpenDB(&connector{dsn: base + "&_pragma=query_only(1)", db: db})
+	db.readerDSN = base + "&_pragma=query_only(1)"
+	db.reader = sql.OpenDB(&connector{dsn: db.readerDSN, db: db})
 	db.reader.SetMaxOpenConns(cfg.Readers)
 	db.reader.SetMaxIdleConns(cfg.Readers)
 	db.reader.SetConnMaxIdleTime(5 * time.Minute)
@@ -343,6 +357,7 @@ func (db *DB) acquire(ctx context.Context) (*Writer, error) {
 	}
 	select {
 	case db.wsem <- struct{}{}:
+		db.takeLease()
 		return &Writer{db: db}, nil
 	default:
 	}
@@ -350,6 +365,7 @@ func (db *DB) acquire(ctx context.Context) (*Writer, error) {
 	defer t.Stop()
 	select {
 	case db.wsem <- struct{}{}:
+		db.takeLease()
 		return &Writer{db: db}, nil
 	case <-t.C:
 		return nil, ErrLockTimeout
@@ -453,6 +469,7 @@ func (db *DB) Close() error {
 		case <-t.C:
 		}
 		t.Stop()
+		db.takeLease() // kept read transactions would hold up the final checkpoint
 		var errs []error
 		db.stmtMu.Lock()
 		for q, st := range db.stmts {
@@ -463,6 +480,7 @@ func (db *DB) Close() error {
 		if db.reader != nil {
 			errs = append(errs, db.reader.Close())
 		}
+		errs = append(errs, db.closeFast())
 		errs = append(errs, db.closeApplier())
 		if held && db.wconn != nil {
 			if _, _, _, err := db.checkpoint(ctx, "TRUNCATE"); err != nil {
@@ -566,6 +584,7 @@ func (w *Writer) Release(ctx context.Context) {
 	if err := w.db.afterCommit(ctx); err != nil {
 		w.db.log.Error("commit on release not replicated yet", "err", err)
 	}
+	w.db.dropLease()
 	<-w.db.wsem
 }
 
@@ -596,7 +615,11 @@ func (c *connector) Connect(context.Context) (driver.Conn, error) {
 			conn.Close()
 			return nil, errors.New("sqlite driver has no commit hook")
 		}
-		h.RegisterCommitHook(func() int32 { c.db.committed.Store(true); return 0 })
+		h.RegisterCommitHook(func() int32 {
+			c.db.committed.Store(true)
+			c.db.commits.Add(1)
+			return 0
+		})
 	}
 	return conn, nil
 }
