@@ -325,3 +325,40 @@ func child() {
 		fmt.Printf("ack %d\n", id)
 	}
 }
+
+func TestLargeDatabaseStartsFromASnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openDB(t, filepath.Join(dir, "p.db"), false)
+	exec1(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	for i := range 200 {
+		exec1(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 1000+i))
+	}
+	l, err := framelog.Open(ctx, db, framelog.Options{BaseFrames: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Start() != 1 || l.Next() != 1 {
+		t.Fatalf("start %d next %d, want a log after a snapshot standing for frame 0", l.Start(), l.Next())
+	}
+	if _, err := l.ReadFrames(nil, 0, 10); !errors.Is(err, ephpm.ErrNeedSnapshot) {
+		t.Fatalf("frame 0: %v", err)
+	}
+	exec1(t, db, "INSERT INTO t (b) VALUES ('after')")
+	replica := openDB(t, filepath.Join(dir, "r.db"), true)
+	bootstrap(t, l, replica)
+	sameDB(t, db.Path(), replica.Path())
+
+	// Reopened, it is the same log.
+	id := l.ID()
+	l.Close()
+	l2, err := framelog.Open(ctx, db, framelog.Options{BaseFrames: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if l2.ID() != id || l2.Start() != 1 {
+		t.Fatalf("reopened: id %s start %d", l2.ID(), l2.Start())
+	}
+}

@@ -41,6 +41,10 @@ const (
 	// log is also longer than the database itself.
 	DefaultCompactFrames = 16384
 
+	// DefaultBaseFrames: databases up to 16 MB start a new log as its
+	// first transaction.
+	DefaultBaseFrames = 4096
+
 	headerSize = 4096 // two header slots of 512 bytes, then records
 	slotSize   = 512
 	magic      = "EPHPMLG1"
@@ -103,6 +107,7 @@ type Log struct {
 	dbPath   string
 	log      *slog.Logger
 	compact  uint64
+	base     int
 	onAppend func(next uint64)
 
 	mu   sync.RWMutex // guards f, hdr, sum against compaction's swap
@@ -124,6 +129,10 @@ type Stats struct {
 type Options struct {
 	// CompactFrames is DefaultCompactFrames when 0.
 	CompactFrames int
+	// BaseFrames is the largest database a new log starts with as its
+	// first transaction (DefaultBaseFrames when 0); a larger one starts as
+	// a snapshot, so that no stream message has to carry it whole.
+	BaseFrames int
 	// OnAppend, if set, is called (under the log's lock: keep it short)
 	// with the new Next after every append.
 	OnAppend func(next uint64)
@@ -144,9 +153,12 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 	if opts.CompactFrames <= 0 {
 		opts.CompactFrames = DefaultCompactFrames
 	}
+	if opts.BaseFrames <= 0 {
+		opts.BaseFrames = DefaultBaseFrames
+	}
 	l := &Log{
 		dir: Dir(db.Path()), dbPath: db.Path(), log: opts.Logger.With("db", db.Path()),
-		compact: uint64(opts.CompactFrames), wake: make(chan struct{}), onAppend: opts.OnAppend,
+		compact: uint64(opts.CompactFrames), wake: make(chan struct{}), onAppend: opts.OnAppend, base: opts.BaseFrames,
 	}
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("framelog: %w", err)
@@ -193,6 +205,23 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
 	}
 	l.f = f
 	l.hdr = header{ID: id, WALOff: 32}
+	if st, err := os.Stat(l.dbPath); err == nil && st.Size()/PageSize > int64(l.base) {
+		// A large database: the log starts at frame 1 after a snapshot
+		// that stands for frame 0.
+		if err := l.writeSnapshot(0); err != nil {
+			return err
+		}
+		l.hdr.Start = 1
+		if err := l.commit(nil, l.hdr.WALSalt, l.hdr.WALSum, 32, 0); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
+			return fmt.Errorf("framelog: %w", err)
+		}
+		syncDir(l.dir)
+		l.log.Info("replication log created from a snapshot", "id", id, "pages", st.Size()/PageSize)
+		return nil
+	}
 	var pages [][]byte
 	data, err := os.ReadFile(l.dbPath)
 	if err != nil {
@@ -351,6 +380,16 @@ func (l *Log) Wait(ctx context.Context, after uint64) error {
 // but always ending at a commit frame. from older than Start gives
 // ephpm.ErrNeedSnapshot; from at or past Next gives nothing.
 func (l *Log) ReadFrames(dst []byte, from uint64, max int) ([]byte, error) {
+	return l.readFrames(dst, from, max, true)
+}
+
+// ReadFramesPartial is ReadFrames without finishing the last transaction:
+// a huge transaction goes out in pieces of at most max frames.
+func (l *Log) ReadFramesPartial(dst []byte, from uint64, max int) ([]byte, error) {
+	return l.readFrames(dst, from, max, false)
+}
+
+func (l *Log) readFrames(dst []byte, from uint64, max int, whole bool) ([]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	start, next := l.hdr.Start, l.hdr.Start+l.hdr.Count
@@ -367,7 +406,7 @@ func (l *Log) ReadFrames(dst []byte, from uint64, max int) ([]byte, error) {
 		return dst[:base], fmt.Errorf("framelog: read: %w", err)
 	}
 	// Finish the transaction the last record belongs to.
-	for from+n < next && binary.LittleEndian.Uint32(dst[len(dst)-FrameSize+20:]) == 0 {
+	for whole && from+n < next && binary.LittleEndian.Uint32(dst[len(dst)-FrameSize+20:]) == 0 {
 		rec := make([]byte, FrameSize)
 		if _, err := l.f.ReadAt(rec, int64(headerSize)+int64(from+n-start)*FrameSize); err != nil {
 			return dst[:base], fmt.Errorf("framelog: read: %w", err)

@@ -231,7 +231,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				s.known.Store(want)
 			}
 		}
-		if batch.pages == nil || want < pos.Intent {
+		if batch.pages == nil || batch.pending || want < pos.Intent {
 			// Nothing to apply; or, after a restart, not yet the end of
 			// the batch that was unfinished (see position).
 			continue
@@ -342,15 +342,6 @@ func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error 
 	if len(logID) != 36 || err1 != nil || err2 != nil || pages == 0 {
 		return errors.New("snapshot: bad headers")
 	}
-	list := make([]sqlite.Page, 0, pages)
-	r := bufio.NewReaderSize(resp.Body, 1<<20)
-	for no := uint32(1); no <= uint32(pages); no++ {
-		p := make([]byte, sqlite.PageSize)
-		if _, err := io.ReadFull(r, p); err != nil {
-			return fmt.Errorf("snapshot page %d: %w", no, err)
-		}
-		list = append(list, sqlite.Page{No: no, Data: p})
-	}
 	if err := pf.write(position{LogID: logID, Next: pos.Next, Intent: end + 1}); err != nil {
 		return err
 	}
@@ -358,7 +349,20 @@ func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error 
 	if err != nil {
 		return err
 	}
-	err = db.ApplyPages(ctx, list, uint32(pages))
+	// Page by page from the wire into one local transaction.
+	r := bufio.NewReaderSize(resp.Body, 256<<10)
+	no := uint32(0)
+	err = db.ApplyPagesFunc(ctx, uint32(pages), func() (sqlite.Page, bool, error) {
+		if no == uint32(pages) {
+			return sqlite.Page{}, false, nil
+		}
+		no++
+		p := make([]byte, sqlite.PageSize)
+		if _, err := io.ReadFull(r, p); err != nil {
+			return sqlite.Page{}, false, fmt.Errorf("snapshot page %d: %w", no, err)
+		}
+		return sqlite.Page{No: no, Data: p}, true, nil
+	})
 	release()
 	if err != nil {
 		return fmt.Errorf("apply snapshot: %w", err)

@@ -146,8 +146,26 @@ func TestReplicaFollowsPrimary(t *testing.T) {
 	for i := range 100 {
 		write(t, pdb, "INSERT INTO posts (title) VALUES (?)", fmt.Sprint("post ", i))
 	}
+	// One transaction larger than a stream message (1,024 frames) goes
+	// out in pieces and is applied whole.
+	ctx := context.Background()
+	w, err := pdb.AcquireWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Begin(ctx)
+	for range 1500 {
+		if _, err := w.ExecContext(ctx, "INSERT INTO posts (title) VALUES (?)", strings.Repeat("big ", 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Release(ctx)
+	write(t, pdb, "DELETE FROM posts WHERE title LIKE 'big %'")
 	rdb := r.db(t, "alice-blog.com")
-	eventually(t, "100 rows on the replica", func() bool { return count(rdb, "posts") == 100 })
+	eventually(t, "100 rows on the replica", func() bool { return count(rdb, "posts") == 100 && r.m.Status()[0].LagFrames == 0 })
 	if !sameHash(t, pdb.Path(), rdb.Path()) {
 		t.Fatal("replica pages differ from the primary's")
 	}

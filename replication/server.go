@@ -153,7 +153,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// A fresh buffer per batch: idle streams hold no memory.
-		buf, err = l.ReadFrames(make([]byte, 8, 8+framelog.FrameSize), from, DefaultBatchFrames)
+		buf, err = l.ReadFramesPartial(make([]byte, 8, 8+framelog.FrameSize), from, DefaultBatchFrames)
 		release()
 		if errors.Is(err, ephpm.ErrNeedSnapshot) {
 			// Compaction overtook this replica.

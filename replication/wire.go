@@ -88,12 +88,14 @@ type txBatch struct {
 	size        uint32 // database size after the last transaction
 	pages       map[uint32][]byte
 	txs         int
+	pending     bool // the last transaction continues in the next message
 }
 
 var errBadFrames = errors.New("replication stream: bad frames")
 
-// parseFrames checks records (numbering from want, whole transactions)
-// and merges them into b; it returns the next expected frame number.
+// parseFrames checks records (numbering from want) and merges them into
+// b; a transaction may continue in the next message (b.pending). It
+// returns the next expected frame number.
 func parseFrames(b *txBatch, recs []byte, want uint64) (uint64, error) {
 	if len(recs) == 0 || len(recs)%framelog.FrameSize != 0 {
 		return want, fmt.Errorf("%w: %d bytes is not a whole number of frames", errBadFrames, len(recs))
@@ -122,9 +124,7 @@ func parseFrames(b *txBatch, recs []byte, want uint64) (uint64, error) {
 			b.txs++
 		}
 	}
-	if pending {
-		return want, fmt.Errorf("%w: batch ends inside a transaction", errBadFrames)
-	}
+	b.pending = pending
 	return want, nil
 }
 

@@ -40,6 +40,20 @@ func (c rawConnector) Driver() driver.Driver { return drv }
 // main schema is in memory and the site file attached, the layout
 // sqlite3_rsync uses (writing page 1 with the file as main schema fails).
 func (db *DB) ApplyPages(ctx context.Context, pages []Page, size uint32) error {
+	i := 0
+	return db.ApplyPagesFunc(ctx, size, func() (Page, bool, error) {
+		if i == len(pages) {
+			return Page{}, false, nil
+		}
+		i++
+		return pages[i-1], true, nil
+	})
+}
+
+// ApplyPagesFunc is ApplyPages with the pages coming from next (until it
+// reports false), so a whole snapshot is applied as one transaction
+// without holding it in memory.
+func (db *DB) ApplyPagesFunc(ctx context.Context, size uint32, next func() (Page, bool, error)) error {
 	w, err := db.acquire(ctx)
 	if err != nil {
 		return err
@@ -58,13 +72,22 @@ func (db *DB) ApplyPages(ctx context.Context, pages []Page, size uint32) error {
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		return fmt.Errorf("apply: %w", err)
 	}
-	for _, p := range pages {
+	var last uint32
+	for {
+		p, ok, err := next()
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			break
+		}
 		if len(p.Data) != PageSize {
 			return fail(fmt.Errorf("page %d: %d bytes", p.No, len(p.Data)))
 		}
-		if p.No == 0 || p.No > size {
-			return fail(fmt.Errorf("page %d beyond database size %d", p.No, size))
+		if p.No == 0 || p.No > size || p.No <= last {
+			return fail(fmt.Errorf("page %d out of order or beyond database size %d", p.No, size))
 		}
+		last = p.No
 		if _, err := conn.ExecContext(ctx, "INSERT INTO sqlite_dbpage(pgno,data,schema) VALUES(?,?,'r')", int64(p.No), p.Data); err != nil {
 			return fail(fmt.Errorf("page %d: %w", p.No, err))
 		}
