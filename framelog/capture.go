@@ -100,7 +100,11 @@ func (l *Log) captureLocked() error {
 	bigEndian := m == walMagicBE
 	salt := [2]uint32{binary.BigEndian.Uint32(wh[16:]), binary.BigEndian.Uint32(wh[20:])}
 	off, sum := l.hdr.WALOff, l.hdr.WALSum
+	ckpt := l.hdr.CkptFrame
 	if salt != l.hdr.WALSalt || off < walHeaderSize {
+		// SQLite restarts the WAL only after a complete checkpoint: all
+		// frames logged so far are in the database file.
+		ckpt = l.hdr.Start + l.hdr.Count
 		// A new WAL generation (after our checkpoint): start over.
 		s1, s2 := walChecksum(bigEndian, wh[:24], 0, 0)
 		if s1 != binary.BigEndian.Uint32(wh[24:]) || s2 != binary.BigEndian.Uint32(wh[28:]) {
@@ -153,6 +157,7 @@ func (l *Log) captureLocked() error {
 	if len(recs) == 0 && salt == l.hdr.WALSalt && commitOff == l.hdr.WALOff {
 		return nil
 	}
+	l.hdr.CkptFrame = ckpt
 	return l.commit(recs, salt, commitSum, commitOff, commitRS)
 }
 

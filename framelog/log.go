@@ -65,6 +65,10 @@ type header struct {
 	WALSalt [2]uint32
 	WALSum  [2]uint32
 	WALOff  int64
+	// CkptFrame: every frame before it is in the database file itself
+	// (SQLite started a new WAL generation after it, which it does only
+	// after a complete checkpoint).
+	CkptFrame uint64
 }
 
 func (h *header) marshal() []byte {
@@ -80,12 +84,13 @@ func (h *header) marshal() []byte {
 	binary.LittleEndian.PutUint32(b[84:], h.WALSum[0])
 	binary.LittleEndian.PutUint32(b[88:], h.WALSum[1])
 	binary.LittleEndian.PutUint64(b[92:], uint64(h.WALOff))
-	binary.LittleEndian.PutUint32(b[100:], crc32.ChecksumIEEE(b[:100]))
+	binary.LittleEndian.PutUint64(b[100:], h.CkptFrame)
+	binary.LittleEndian.PutUint32(b[108:], crc32.ChecksumIEEE(b[:108]))
 	return b
 }
 
 func unmarshalHeader(b []byte) (header, bool) {
-	if len(b) < 104 || string(b[:8]) != magic || crc32.ChecksumIEEE(b[:100]) != binary.LittleEndian.Uint32(b[100:]) {
+	if len(b) < 112 || string(b[:8]) != magic || crc32.ChecksumIEEE(b[:108]) != binary.LittleEndian.Uint32(b[108:]) {
 		return header{}, false
 	}
 	return header{
@@ -96,7 +101,8 @@ func unmarshalHeader(b []byte) (header, bool) {
 		StartSum: binary.LittleEndian.Uint64(b[68:]),
 		WALSalt:  [2]uint32{binary.LittleEndian.Uint32(b[76:]), binary.LittleEndian.Uint32(b[80:])},
 		WALSum:   [2]uint32{binary.LittleEndian.Uint32(b[84:]), binary.LittleEndian.Uint32(b[88:])},
-		WALOff:   int64(binary.LittleEndian.Uint64(b[92:])),
+		WALOff:    int64(binary.LittleEndian.Uint64(b[92:])),
+		CkptFrame: binary.LittleEndian.Uint64(b[100:]),
 	}, true
 }
 
@@ -173,6 +179,10 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 			}
 		} else if err := l.recover(); err != nil {
 			return err
+		} else if l.walLost() {
+			if err := l.repair(ctx, db); err != nil {
+				return fmt.Errorf("framelog: repair from the log: %w", err)
+			}
 		}
 		if err := l.capture(); err != nil {
 			return fmt.Errorf("framelog: catch up with the WAL: %w", err)
@@ -211,7 +221,7 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
 		if err := l.writeSnapshot(0); err != nil {
 			return err
 		}
-		l.hdr.Start = 1
+		l.hdr.Start, l.hdr.CkptFrame = 1, 1
 		if err := l.commit(nil, l.hdr.WALSalt, l.hdr.WALSum, 32, 0); err != nil {
 			return err
 		}
@@ -239,6 +249,7 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
 		}
 		recs, sum = appendRecord(recs, uint64(i), sum, uint32(i+1), size, p)
 	}
+	l.hdr.CkptFrame = uint64(len(pages)) // the base is the checkpointed file
 	if err := l.commit(recs, l.hdr.WALSalt, l.hdr.WALSum, 32, sum); err != nil {
 		return err
 	}

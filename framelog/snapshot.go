@@ -115,7 +115,7 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 	if err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	h := header{ID: l.hdr.ID, Start: next, StartSum: l.sum, WALSalt: [2]uint32{}, WALOff: walHeaderSize, Seq: 1}
+	h := header{ID: l.hdr.ID, Start: next, StartSum: l.sum, WALSalt: [2]uint32{}, WALOff: walHeaderSize, Seq: 1, CkptFrame: next}
 	if _, err := f.WriteAt(h.marshal(), slotSize); err != nil {
 		f.Close()
 		return fmt.Errorf("compact: %w", err)

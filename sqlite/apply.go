@@ -40,14 +40,12 @@ func (c rawConnector) Driver() driver.Driver { return drv }
 // main schema is in memory and the site file attached, the layout
 // sqlite3_rsync uses (writing page 1 with the file as main schema fails).
 func (db *DB) ApplyPages(ctx context.Context, pages []Page, size uint32) error {
-	i := 0
-	return db.ApplyPagesFunc(ctx, size, func() (Page, bool, error) {
-		if i == len(pages) {
-			return Page{}, false, nil
-		}
-		i++
-		return pages[i-1], true, nil
-	})
+	w, err := db.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Release(ctx)
+	return db.ApplyPagesHeld(ctx, pages, size)
 }
 
 // ApplyPagesFunc is ApplyPages with the pages coming from next (until it
@@ -59,6 +57,23 @@ func (db *DB) ApplyPagesFunc(ctx context.Context, size uint32, next func() (Page
 		return err
 	}
 	defer w.Release(ctx)
+	return db.applyHeld(ctx, size, next)
+}
+
+// ApplyPagesHeld is ApplyPages for a caller that holds the writer
+// (WithWriter): a primary repairing its database from its own log.
+func (db *DB) ApplyPagesHeld(ctx context.Context, pages []Page, size uint32) error {
+	i := 0
+	return db.applyHeld(ctx, size, func() (Page, bool, error) {
+		if i == len(pages) {
+			return Page{}, false, nil
+		}
+		i++
+		return pages[i-1], true, nil
+	})
+}
+
+func (db *DB) applyHeld(ctx context.Context, size uint32, next func() (Page, bool, error)) error {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	conn, err := db.applier(ctx)
