@@ -110,6 +110,13 @@ $out['prep_affected'] = $st->affected_rows;
 echo json_encode($out);
 `
 
+const readerPHP = `<?php
+// A read-only page: how many acknowledged rows this node's copy has.
+$m = new mysqli($_SERVER['EPHPM_DB_HOST'], $_SERVER['EPHPM_DB_USER'], $_SERVER['EPHPM_DB_PASSWORD'],
+	$_SERVER['EPHPM_DB_NAME'], (int) $_SERVER['EPHPM_DB_PORT']);
+echo "rows ", $m->query("SELECT count(*) FROM acks")->fetch_row()[0];
+`
+
 const kvPHP = `<?php
 // The site's KV keyspace on this node: set or get one key.
 $r = new Redis();
@@ -124,7 +131,7 @@ func newClusterDelay(t testing.TB, primaries map[string]string, delay time.Durat
 	c := &cluster{t: t, regions: map[string]*region{}, proxies: map[[2]string]*testutil.DelayProxy{}}
 	c.tree = wordpressTree(t, false)
 	for _, f := range []struct{ name, body string }{{"ephpm-w.php", writerPHP}, {"ephpm-transient.php", transientPHP},
-		{"ephpm-tx.php", txPHP}, {"ephpm-kv.php", kvPHP}} {
+		{"ephpm-tx.php", txPHP}, {"ephpm-kv.php", kvPHP}, {"ephpm-r.php", readerPHP}} {
 		if err := os.WriteFile(filepath.Join(c.tree, f.name), []byte(f.body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -467,6 +474,22 @@ func TestReplicationCrashes(t *testing.T) {
 	// The primary killed during a write load: every acknowledged write is
 	// there after its restart, and every region converges to its pages.
 	acked = append(acked, c.acks("frankfurt", site, 400, 80, func() { c.kill9("frankfurt") })...)
+	// With the primary down, replicas keep serving reads from their copy;
+	// writes fail cleanly instead of landing on a replica.
+	tokyo := c.client("tokyo", site)
+	if code, body := tokyo.get("/wp-login.php?action=lostpassword&probe=1"); code != 502 {
+		t.Fatalf("a write path with the primary down: %d %.200s", code, body)
+	}
+	if code, body := tokyo.get("/ephpm-r.php"); code != 200 || !strings.HasPrefix(body, "rows ") {
+		t.Fatalf("replica read with the primary down: %d %.200s", code, body)
+	}
+	// A write statement fails with a MySQL error, nothing is written locally.
+	if code, body := tokyo.get("/ephpm-w.php?n=1"); code == 200 && strings.Contains(body, "ack ") {
+		t.Fatalf("a write succeeded on a replica with the primary down: %s", body)
+	}
+	if err := c.rows("tokyo", site, acked[:len(acked)/2]); err != nil {
+		t.Fatalf("tokyo's copy while the primary is down: %v", err)
+	}
 	c.start("frankfurt")
 	if err := c.rows("frankfurt", site, acked); err != nil {
 		t.Fatal(err)
