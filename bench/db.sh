@@ -17,6 +17,8 @@
 #   EPHPM_BIN=/path/to/ephpm bash bench/db.sh # skip the build
 #   HOLD=600 ROUNDS=1 bash bench/db.sh        # keep the stacks up 10 min after the checks
 #   WORKLOADS=q30 bash bench/db.sh            # measure only q30 (setup is unchanged)
+#   EPHPM_BASE=/tmp/ephpm-old bash bench/db.sh  # also run q30 on another ephpm build
+#                                             # (column "base"): a before/after in one run
 #
 # Run as root (installs Debian packages, runs MariaDB as mysql and PHP as
 # www-data). Only 127.0.0.1 is used.
@@ -27,6 +29,7 @@ PORT_OURS_Q=${PORT_OURS_Q:-18280} PORT_OURS_WP=${PORT_OURS_WP:-18281}
 PORT_NGINX_Q=${PORT_NGINX_Q:-18282} PORT_NGINX_WP=${PORT_NGINX_WP:-18283}
 MYSQL_OURS_Q=${MYSQL_OURS_Q:-18284} MYSQL_OURS_WP=${MYSQL_OURS_WP:-18285}
 MARIADB_PORT=${MARIADB_PORT:-13306}
+PORT_BASE_Q=${PORT_BASE_Q:-18286} MYSQL_BASE_Q=${MYSQL_BASE_Q:-18287} EPHPM_BASE=${EPHPM_BASE:-}
 W=${BENCH_DIR:-/tmp/ephpm-bench-db}
 WP_SRC=${WP_SRC:-/usr/share/wordpress}
 WP_PASS='bench horse battery'
@@ -70,7 +73,7 @@ else
 fi
 
 # Refuse to run over someone else's server on one of our ports.
-for port in $PORT_OURS_Q $PORT_OURS_WP $PORT_NGINX_Q $PORT_NGINX_WP $MYSQL_OURS_Q $MYSQL_OURS_WP $MARIADB_PORT; do
+for port in $PORT_OURS_Q $PORT_OURS_WP $PORT_BASE_Q $MYSQL_BASE_Q $PORT_NGINX_Q $PORT_NGINX_WP $MYSQL_OURS_Q $MYSQL_OURS_WP $MARIADB_PORT; do
   if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then die "port $port is in use"; fi
 done
 
@@ -308,12 +311,12 @@ CONF
 start_bg nginx nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" -g 'daemon off;'
 
 # ------------------------------------------------------------------ ephpm
-start_ours() { # name port mysql_port docroot
+start_ours() { # name port mysql_port docroot [binary]
   mkdir -p "$W/$1/data"
   start_bg "ephpm $1" env EPHPM_PHP__WORKERS="$WORKERS" EPHPM_SERVER__ACCESS_LOG=false EPHPM_KV__ENABLED=false \
     EPHPM_SERVER__DATA_DIR="$W/$1/data" EPHPM_DB_SQLITE_PROXY__ENABLED=true \
     EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN="127.0.0.1:$3" EPHPM_WP_DISABLE_CRON=1 \
-    "$EPHPM" serve --listen "127.0.0.1:$2" --root "$4" >"$W/$1/stdout.log" 2>&1
+    "${5:-$EPHPM}" serve --listen "127.0.0.1:$2" --root "$4" >"$W/$1/stdout.log" 2>&1
 }
 start_ours ours-q "$PORT_OURS_Q" "$MYSQL_OURS_Q" "$W/q30"
 start_ours ours-wp "$PORT_OURS_WP" "$MYSQL_OURS_WP" "$W/wp-ours"
@@ -326,6 +329,13 @@ wait_for "ephpm's MySQL port" timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MYS
 log "ephpm: $ROWS rows over its MySQL port"
 [ "$(timeout 300 php "$W/rows.php" mysql 127.0.0.1 "$MYSQL_OURS_Q" '' ephpm "$(cat "$W/ours-q/data/mysql-password")" ephpm "$ROWS")" = "$ROWS" ] \
   || die "ephpm load (see $W/ours-q/stdout.log)"
+if [ -n "$EPHPM_BASE" ]; then
+  start_ours ours-base "$PORT_BASE_Q" "$MYSQL_BASE_Q" "$W/q30" "$EPHPM_BASE"
+  wait_for "ephpm base (see $W/ours-base/stdout.log)" up "http://127.0.0.1:$PORT_BASE_Q/check.php"
+  wait_for "ephpm base's MySQL port" timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MYSQL_BASE_Q"
+  [ "$(timeout 300 php "$W/rows.php" mysql 127.0.0.1 "$MYSQL_BASE_Q" '' ephpm "$(cat "$W/ours-base/data/mysql-password")" ephpm "$ROWS")" = "$ROWS" ] \
+    || die "ephpm base load (see $W/ours-base/stdout.log)"
+fi
 
 # ------------------------------------------------------------------ WordPress content
 wp_setup() { # base_url: install, then 10 posts over XML-RPC
@@ -363,6 +373,7 @@ declare -A URL=(
   [wp-front,mariadb]="http://127.0.0.1:$PORT_NGINX_WP/"
 )
 COLS_q30="ours mariadb sqlite" COLS_wp_front="ours mariadb"
+if [ -n "$EPHPM_BASE" ]; then URL[q30,base]="http://127.0.0.1:$PORT_BASE_Q/q30.php" COLS_q30="ours base mariadb sqlite"; fi
 for k in "${!URL[@]}"; do
   code=$(curl -sS -m 30 -o "$W/check.out" -w '%{http_code}' "${URL[$k]}" || echo 000)
   case $k in
@@ -398,6 +409,7 @@ tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
 stack_pids() { # workload who
   case $1,$2 in
     q30,ours) tree "${PIDOF[ephpm ours-q]}" ;;
+    q30,base) tree "${PIDOF[ephpm ours-base]}" ;;
     wp-front,ours) tree "${PIDOF[ephpm ours-wp]}" ;;
     *,mariadb) tree "${PIDOF[nginx]}"; tree "${PIDOF[php-fpm]}"; echo "${PIDOF[mariadbd]}" ;;
     *,sqlite) tree "${PIDOF[nginx]}"; tree "${PIDOF[php-fpm]}" ;;
@@ -427,8 +439,8 @@ done
 # ------------------------------------------------------------------ report
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 med() { local r; for r in $(seq "$ROUNDS"); do echo "${RES[$1,$2,$r]}" | awk -v f="$3" '{print $f}'; done | median; }
-declare -A NAME=([ours]="ephpm (embedded DB)" [mariadb]="nginx+fpm+MariaDB" [sqlite]="nginx+fpm+pdo_sqlite")
-declare -A TARGET=([q30,mariadb]=1.0 [q30,sqlite]=0.7 [wp-front,mariadb]=1.0)
+declare -A NAME=([ours]="ephpm (embedded DB)" [mariadb]="nginx+fpm+MariaDB" [sqlite]="nginx+fpm+pdo_sqlite" [base]="ephpm (base build)")
+declare -A TARGET=([q30,mariadb]=1.0 [q30,sqlite]=0.7 [wp-front,mariadb]=1.0 [q30,base]=1.0)
 echo
 echo "ephpm $("$EPHPM" version 2>/dev/null | awk '{print $2}') vs nginx $(nginx -v 2>&1 | sed 's/.*\///') + php-fpm $(php -r 'echo PHP_VERSION;') ($WORKERS workers, pm=static, OPcache on), MariaDB $(mcli -N -e 'SELECT VERSION()' | cut -d- -f1)"
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $LOAD0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end, wrk -t2 -c$CONNS (wp-front -c$CONNS_WP) -d${DURATION}s, median of $ROUNDS"

@@ -299,16 +299,8 @@ func defaultCharset(t querypb.Type) uint32 {
 func (s *session) inferField(name, decl string, cells [][]cell, i int) *querypb.Field {
 	f := &querypb.Field{Name: name, Database: s.database}
 	if decl != "" {
-		typ, flags, length := sqlxlate.FieldType(decl)
-		f.Type, f.ColumnLength = typ, length
-		if typ == sqltypes.Decimal {
-			f.Decimals = declScale(decl)
-		}
-		f.Charset = defaultCharset(typ)
-		f.Flags = flags | mysql.FlagsForColumn(typ, collations.ID(f.Charset))
-		if typ == sqltypes.Float64 || typ == sqltypes.Float32 {
-			f.Decimals = 31
-		}
+		t := declField(decl)
+		f.Type, f.ColumnLength, f.Decimals, f.Charset, f.Flags = t.Type, t.ColumnLength, t.Decimals, t.Charset, t.Flags
 		return f
 	}
 	var ints, floats, texts, bins int
@@ -335,6 +327,42 @@ func (s *session) inferField(name, decl string, cells [][]cell, i int) *querypb.
 		f.Type, f.ColumnLength, f.Charset = sqltypes.VarChar, 65535, charsetUTF8MB4
 	}
 	f.Flags = mysql.FlagsForColumn(f.Type, collations.ID(f.Charset))
+	return f
+}
+
+// declFields caches the field metadata of declared column types: parsing
+// a declaration costs more than the point read it describes. Schemas have
+// few distinct declarations; the cache empties itself if that is not so.
+var declFields struct {
+	sync.RWMutex
+	m map[string]*querypb.Field
+}
+
+const maxDeclFields = 1024
+
+func declField(decl string) *querypb.Field {
+	declFields.RLock()
+	f := declFields.m[decl]
+	declFields.RUnlock()
+	if f != nil {
+		return f
+	}
+	typ, flags, length := sqlxlate.FieldType(decl)
+	f = &querypb.Field{Type: typ, ColumnLength: length}
+	if typ == sqltypes.Decimal {
+		f.Decimals = declScale(decl)
+	}
+	f.Charset = defaultCharset(typ)
+	f.Flags = flags | mysql.FlagsForColumn(typ, collations.ID(f.Charset))
+	if typ == sqltypes.Float64 || typ == sqltypes.Float32 {
+		f.Decimals = 31
+	}
+	declFields.Lock()
+	if declFields.m == nil || len(declFields.m) >= maxDeclFields {
+		declFields.m = map[string]*querypb.Field{}
+	}
+	declFields.m[decl] = f
+	declFields.Unlock()
 	return f
 }
 

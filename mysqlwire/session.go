@@ -745,12 +745,28 @@ func (s *session) bind(plan *sqlxlate.Plan, args []any) []any {
 		if i < len(args) {
 			v = args[i]
 		}
-		named = append(named, sql.Named("v"+strconv.Itoa(i+1), v))
+		named = append(named, sql.Named(placeholderName(i), v))
 	}
 	for _, p := range plan.SessionParams {
 		named = append(named, sql.Named(bindName(p), s.param(p)))
 	}
 	return named
+}
+
+// placeholderNames are v1..vN, the names the translator gives ? markers.
+var placeholderNames = func() []string {
+	n := make([]string, 64)
+	for i := range n {
+		n[i] = "v" + strconv.Itoa(i+1)
+	}
+	return n
+}()
+
+func placeholderName(i int) string {
+	if i < len(placeholderNames) {
+		return placeholderNames[i]
+	}
+	return "v" + strconv.Itoa(i+1)
 }
 
 // bindName makes a parameter name acceptable to database/sql, which wants
@@ -893,17 +909,16 @@ func argsFor(q string, named []any) []any {
 // containsParam reports whether q has the parameter :name (not as a prefix
 // of a longer name, e.g. :v1 in :v10).
 func containsParam(q, name string) bool {
-	tok := ":" + name
 	for i := 0; ; {
-		j := strings.Index(q[i:], tok)
+		j := strings.Index(q[i:], name)
 		if j < 0 {
 			return false
 		}
-		end := i + j + len(tok)
-		if end == len(q) || !isIdentByte(q[end]) {
+		start, end := i+j, i+j+len(name)
+		if start > 0 && q[start-1] == ':' && (end == len(q) || !isIdentByte(q[end])) {
 			return true
 		}
-		i = end
+		i = start + 1
 	}
 }
 
