@@ -286,3 +286,39 @@ func BenchmarkReadSession(b *testing.B) {
 		})
 	}
 }
+
+// A replica's ApplyPages is seen by a session's next read, also by a
+// session that kept a read snapshot from before, and the apply does not
+// wait for that snapshot.
+func TestReadSessionSeesApplyPages(t *testing.T) {
+	ctx := context.Background()
+	primary := open(t, sqlite.Config{})
+	replica := open(t, sqlite.Config{Path: filepath.Join(t.TempDir(), "replica.db"), ReadOnly: true, BusyTimeout: 3 * time.Second, CheckpointPages: 1})
+	exec(t, primary, "CREATE TABLE t (v INTEGER)")
+	exec(t, primary, "INSERT INTO t VALUES (1)")
+	pages, size := pagesOf(t, primary)
+	if err := replica.ApplyPages(ctx, pages, size); err != nil {
+		t.Fatal(err)
+	}
+	rs := replica.NewReadSession()
+	defer rs.Close()
+	for want := int64(1); want <= 4; want++ {
+		if got := readOne(t, rs, "SELECT max(v) FROM t"); got != want {
+			t.Fatalf("read %v, want %d", got, want)
+		}
+		readOne(t, rs, "SELECT count(*) FROM t") // the snapshot is kept here
+		gen := replica.Generation()
+		exec(t, primary, "INSERT INTO t VALUES (?)", want+1)
+		pages, size := pagesOf(t, primary)
+		start := time.Now()
+		if err := replica.ApplyPages(ctx, pages, size); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("ApplyPages took %v: it waited for the kept snapshot", d)
+		}
+		if replica.Generation() == gen {
+			t.Errorf("Generation unchanged by ApplyPages")
+		}
+	}
+}
