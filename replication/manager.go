@@ -87,6 +87,7 @@ type Manager struct {
 	log    *slog.Logger
 	client *http.Client
 
+	setMu  sync.Mutex // serializes SetSites and Close
 	mu     sync.Mutex
 	sites  map[string]*site
 	byPath map[string]*site
@@ -193,23 +194,63 @@ func NewClient(tlsRoot *http.Transport) *http.Client {
 // SetSites replaces the set of replicated sites: replicas start or stop
 // streaming, roles change.
 func (m *Manager) SetSites(list []SiteConfig) {
+	m.setMu.Lock()
+	defer m.setMu.Unlock()
+	// Find what changes; stop the old streams without holding mu (a
+	// stream may be opening its database, whose open hook takes mu).
+	m.mu.Lock()
+	want := map[string]SiteConfig{}
+	var changed []SiteConfig
+	var stop []*site
+	for _, c := range list {
+		want[c.Name] = c
+		if old := m.sites[c.Name]; old == nil || old.cfg != c {
+			changed = append(changed, c)
+			if old != nil {
+				stop = append(stop, old)
+			}
+		}
+	}
+	for name, s := range m.sites {
+		if _, ok := want[name]; !ok {
+			stop = append(stop, s)
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range stop {
+		m.stopSite(s)
+	}
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	seen := map[string]bool{}
-	for _, c := range list {
-		seen[c.Name] = true
-		old := m.sites[c.Name]
-		if old != nil && old.cfg == c {
-			continue
+	for name, s := range m.sites {
+		if _, ok := want[name]; !ok {
+			delete(m.sites, name)
+			if m.byPath[s.cfg.DBPath] == s {
+				delete(m.byPath, s.cfg.DBPath)
+			}
 		}
-		if old != nil {
-			m.stopSite(old)
-		}
+	}
+	for _, c := range changed {
 		// A database already open takes the new role at once.
 		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == RoleReplica) })
 		s := &site{cfg: c, m: m, wake: make(chan struct{})}
 		s.state.Store("starting")
 		s.logID.Store("")
+		if old := m.byPath[c.DBPath]; old != nil {
+			// The database's log (its hook is installed) stays with it.
+			old.logMu.Lock()
+			s.flog, s.flogDB, s.logClosed = old.flog, old.flogDB, old.logClosed
+			old.flog, old.flogDB = nil, nil
+			old.logMu.Unlock()
+			if s.flog != nil {
+				s.logID.Store(s.flog.ID())
+				s.known.Store(s.flog.Next())
+			}
+		}
+		if old := m.sites[c.Name]; old != nil && m.byPath[old.cfg.DBPath] == old {
+			delete(m.byPath, old.cfg.DBPath)
+		}
 		m.sites[c.Name] = s
 		m.byPath[c.DBPath] = s
 		if c.Role == RoleReplica {
@@ -217,18 +258,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		}
 		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL)
 	}
-	for name, s := range m.sites {
-		if !seen[name] {
-			m.stopSite(s)
-			delete(m.sites, name)
-			if m.byPath[s.cfg.DBPath] == s {
-				delete(m.byPath, s.cfg.DBPath)
-			}
-		}
-	}
 }
 
-// stopSite stops a replica's stream (caller holds mu).
+// stopSite stops a replica's stream (without holding mu).
 func (m *Manager) stopSite(s *site) {
 	if s.stop != nil {
 		s.stop()
@@ -445,11 +477,17 @@ func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) boo
 // Close stops every replica stream and forwarded session.
 func (m *Manager) Close() error {
 	m.cancel()
+	m.setMu.Lock()
+	defer m.setMu.Unlock()
 	m.mu.Lock()
+	sites := make([]*site, 0, len(m.sites))
 	for _, s := range m.sites {
-		m.stopSite(s)
+		sites = append(sites, s)
 	}
 	m.mu.Unlock()
+	for _, s := range sites {
+		m.stopSite(s)
+	}
 	m.sessions.closeAll()
 	m.wg.Wait()
 	return nil
