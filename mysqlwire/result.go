@@ -4,9 +4,11 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -192,7 +194,8 @@ func fits(typ querypb.Type, c cell) bool {
 	if c.null {
 		return true
 	}
-	s := string(c.b)
+	// A view, not a copy: strconv does not keep it.
+	s := unsafe.String(unsafe.SliceData(c.b), len(c.b))
 	switch typ {
 	case sqltypes.Int8:
 		_, err := strconv.ParseInt(s, 10, 8)
@@ -333,22 +336,22 @@ func (s *session) inferField(name, decl string, cells [][]cell, i int) *querypb.
 // declFields caches the field metadata of declared column types: parsing
 // a declaration costs more than the point read it describes. Schemas have
 // few distinct declarations; the cache empties itself if that is not so.
+// Readers load the map without locking (copy on write: misses are rare).
 var declFields struct {
-	sync.RWMutex
-	m map[string]*querypb.Field
+	mu sync.Mutex
+	m  atomic.Pointer[map[string]*querypb.Field]
 }
 
 const maxDeclFields = 1024
 
 func declField(decl string) *querypb.Field {
-	declFields.RLock()
-	f := declFields.m[decl]
-	declFields.RUnlock()
-	if f != nil {
-		return f
+	if m := declFields.m.Load(); m != nil {
+		if f := (*m)[decl]; f != nil {
+			return f
+		}
 	}
 	typ, flags, length := sqlxlate.FieldType(decl)
-	f = &querypb.Field{Type: typ, ColumnLength: length}
+	f := &querypb.Field{Type: typ, ColumnLength: length}
 	if typ == sqltypes.Decimal {
 		f.Decimals = declScale(decl)
 	}
@@ -357,12 +360,14 @@ func declField(decl string) *querypb.Field {
 	if typ == sqltypes.Float64 || typ == sqltypes.Float32 {
 		f.Decimals = 31
 	}
-	declFields.Lock()
-	if declFields.m == nil || len(declFields.m) >= maxDeclFields {
-		declFields.m = map[string]*querypb.Field{}
+	declFields.mu.Lock()
+	next := map[string]*querypb.Field{}
+	if m := declFields.m.Load(); m != nil && len(*m) < maxDeclFields {
+		maps.Copy(next, *m)
 	}
-	declFields.m[decl] = f
-	declFields.Unlock()
+	next[decl] = f
+	declFields.m.Store(&next)
+	declFields.mu.Unlock()
 	return f
 }
 
