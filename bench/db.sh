@@ -19,6 +19,8 @@
 #   WORKLOADS=q30 bash bench/db.sh            # measure only q30 (setup is unchanged)
 #   EPHPM_BASE=/tmp/ephpm-old bash bench/db.sh  # also run q30 on another ephpm build
 #                                             # (column "base"): a before/after in one run
+#   OURS_ENV="GOMAXPROCS=1" BASE_ENV="GOMAXPROCS=2" EPHPM_BASE=bin/ephpm bash bench/db.sh
+#                                             # extra environment for each ephpm
 #
 # Run as root (installs Debian packages, runs MariaDB as mysql and PHP as
 # www-data). Only 127.0.0.1 is used.
@@ -311,9 +313,10 @@ CONF
 start_bg nginx nginx -p "$W/nginx/" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" -g 'daemon off;'
 
 # ------------------------------------------------------------------ ephpm
-start_ours() { # name port mysql_port docroot [binary]
+start_ours() { # name port mysql_port docroot [binary [env]]
   mkdir -p "$W/$1/data"
-  start_bg "ephpm $1" env EPHPM_PHP__WORKERS="$WORKERS" EPHPM_SERVER__ACCESS_LOG=false EPHPM_KV__ENABLED=false \
+  local -a extra; read -ra extra <<<"${6-${OURS_ENV:-}}"
+  start_bg "ephpm $1" env "${extra[@]}" EPHPM_PHP__WORKERS="$WORKERS" EPHPM_SERVER__ACCESS_LOG=false EPHPM_KV__ENABLED=false \
     EPHPM_SERVER__DATA_DIR="$W/$1/data" EPHPM_DB_SQLITE_PROXY__ENABLED=true \
     EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN="127.0.0.1:$3" EPHPM_WP_DISABLE_CRON=1 \
     "${5:-$EPHPM}" serve --listen "127.0.0.1:$2" --root "$4" >"$W/$1/stdout.log" 2>&1
@@ -330,7 +333,7 @@ log "ephpm: $ROWS rows over its MySQL port"
 [ "$(timeout 300 php "$W/rows.php" mysql 127.0.0.1 "$MYSQL_OURS_Q" '' ephpm "$(cat "$W/ours-q/data/mysql-password")" ephpm "$ROWS")" = "$ROWS" ] \
   || die "ephpm load (see $W/ours-q/stdout.log)"
 if [ -n "$EPHPM_BASE" ]; then
-  start_ours ours-base "$PORT_BASE_Q" "$MYSQL_BASE_Q" "$W/q30" "$EPHPM_BASE"
+  start_ours ours-base "$PORT_BASE_Q" "$MYSQL_BASE_Q" "$W/q30" "$EPHPM_BASE" "${BASE_ENV:-}"
   wait_for "ephpm base (see $W/ours-base/stdout.log)" up "http://127.0.0.1:$PORT_BASE_Q/check.php"
   wait_for "ephpm base's MySQL port" timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MYSQL_BASE_Q"
   [ "$(timeout 300 php "$W/rows.php" mysql 127.0.0.1 "$MYSQL_BASE_Q" '' ephpm "$(cat "$W/ours-base/data/mysql-password")" ephpm "$ROWS")" = "$ROWS" ] \
@@ -388,7 +391,7 @@ done
 log "all columns answer correctly; setup took $(( $(date +%s) - T0 )) s"
 if [ "${HOLD:-0}" -gt 0 ]; then   # keep the stacks up to poke at them
   for k in "${!URL[@]}"; do log "  $k ${URL[$k]}"; done
-  log "holding ${HOLD} s"; sleep "$HOLD" & wait $!
+  log "holding ${HOLD} s"; start_bg hold sleep "$HOLD"; wait "${PIDOF[hold]}" || true   # a signal ends it (cleanup kills the sleep)
 fi
 
 # ------------------------------------------------------------------ measure

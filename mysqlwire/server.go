@@ -325,10 +325,14 @@ func (s *Server) stop() {
 }
 
 // siteState is shared by the connections of one database: its catalog.
+// It outlives its connections for as long as the database stays open, so
+// that a site's next request (often with no other connection open in
+// between) finds its plans translated and its statements described.
 type siteState struct {
 	refs    int
 	cat     *sqlxlate.SQLiteCatalog
 	applied atomic.Uint64 // the DB's Applied() the catalog has seen
+	schema  atomic.Uint64 // the DB's SchemaVersion() the catalog has seen
 }
 
 func (s *Server) acquireSite(db *sqlite.DB, database string) *siteState {
@@ -336,7 +340,17 @@ func (s *Server) acquireSite(db *sqlite.DB, database string) *siteState {
 	defer s.mu.Unlock()
 	st := s.sites[db]
 	if st == nil {
+		// A new database: drop the states of closed ones (the map keeps
+		// them from being freed, so no new DB can reuse their address).
+		for d, old := range s.sites {
+			if old.refs <= 0 && (d.Closed() || d == db) {
+				delete(s.sites, d)
+				s.describes.forget(d)
+			}
+		}
 		st = &siteState{cat: sqlxlate.NewCatalog(db.Reader(), database)}
+		st.applied.Store(db.Applied())
+		st.schema.Store(db.SchemaVersion())
 		s.sites[db] = st
 	}
 	st.refs++
@@ -347,9 +361,9 @@ func (s *Server) releaseSite(db *sqlite.DB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.sites[db]; st != nil {
-		if st.refs--; st.refs <= 0 {
+		st.refs--
+		if st.refs <= 0 && db.Closed() {
 			delete(s.sites, db)
-			// The DB may be closed and its address reused by another.
 			s.describes.forget(db)
 		}
 	}

@@ -229,6 +229,11 @@ func (s *session) translate(query string) (*sqlxlate.Plan, error) {
 		s.site.applied.Store(a)
 		s.site.cat.Invalidate()
 	}
+	if v := s.db.SchemaVersion(); v != s.site.schema.Load() {
+		// Someone else (Hrana, ephpm) changed the schema.
+		s.site.schema.Store(v)
+		s.site.cat.Invalidate()
+	}
 	plan, err := s.srv.xl.Translate(s.srv.ctx, query, s.site.cat)
 	if err != nil {
 		return nil, toSQLError(err, s.database)

@@ -140,3 +140,82 @@ func TestReadSnapshotSeesReplicaApply(t *testing.T) {
 		}
 	}
 }
+
+// Schema changes made past the MySQL front (Hrana, ephpm itself) reach the
+// cached definitions, whether a connection stayed open or not.
+func TestSchemaChangeOutsideMySQLSeen(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	mustExec(t, db, "CREATE TABLE sc (id INT PRIMARY KEY, a VARCHAR(10))")
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The translator answers these from the catalog it caches.
+	tables := func(c *sql.Conn) []string {
+		t.Helper()
+		rows, err := c.QueryContext(ctx, "SHOW TABLES")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		return names
+	}
+	direct := func(q string) {
+		t.Helper()
+		w, err := ts.db.AcquireWriter(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Release(ctx)
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tables(conn); len(got) != 1 {
+		t.Fatalf("tables %v", got)
+	}
+	direct("CREATE TABLE sc2 (x INTEGER)")
+	if got := tables(conn); len(got) != 2 {
+		t.Fatalf("open connection after CREATE TABLE outside MySQL: tables %v, want 2", got)
+	}
+	conn.Close()
+	db.SetMaxIdleConns(0) // every statement on a new connection
+	direct("CREATE TABLE sc3 (x INTEGER)")
+	c2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if got := tables(c2); len(got) != 3 {
+		t.Fatalf("new connection after CREATE TABLE outside MySQL: tables %v, want 3", got)
+	}
+}
+
+// BenchmarkShortSession is a PHP request's pattern: connect, prepare, one
+// execute, disconnect, with no other connection open in between.
+func BenchmarkShortSession(b *testing.B) {
+	ts := startServer(b, withTranslator(nil))
+	db := ts.open(b, "")
+	mustExec(b, db, "CREATE TABLE bp (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, title VARCHAR(100), n INT)")
+	for i := 1; i <= 100; i++ {
+		mustExec(b, db, "INSERT INTO bp (id, title, n) VALUES (?, ?, ?)", i, "post", i)
+	}
+	db.SetMaxIdleConns(0)
+	var title string
+	var n int
+	for i := 0; b.Loop(); i++ {
+		if err := db.QueryRow("SELECT title, n FROM bp WHERE id = ?", i%100+1).Scan(&title, &n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -118,6 +118,7 @@ type DB struct {
 	readerDSN string
 	fast      fastPool
 	commits   atomic.Uint64 // bumped by SQLite's commit hook on the writer
+	schema    atomic.Uint64 // SQLite's schema_version after the last local commit
 	snapMu    sync.Mutex
 	snapGen   uint64 // bumped when the writer lease is taken and given back
 	leaseOut  bool   // the writer lease is out: keep no read transaction
@@ -221,6 +222,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	var mode string
 	db.internal.Store(true)
 	err = db.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+	if err == nil {
+		err = db.readSchemaVersion(ctx)
+	}
 	db.internal.Store(false)
 	if err != nil || !strings.EqualFold(mode, "wal") {
 		db.wconn.Close()
@@ -238,6 +242,32 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open site db %q readers: %w", cfg.Path, err)
 	}
 	return db, nil
+}
+
+// readSchemaVersion records SQLite's schema cookie; the caller holds the
+// writer and has set db.internal.
+func (db *DB) readSchemaVersion(ctx context.Context) error {
+	var v int64
+	if err := db.wconn.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&v); err != nil {
+		return err
+	}
+	db.schema.Store(uint64(v))
+	return nil
+}
+
+// SchemaVersion changes when a local commit changed the schema (any
+// client: MySQL, Hrana, ephpm itself). A replica's ApplyPages changes
+// Applied() instead.
+func (db *DB) SchemaVersion() uint64 { return db.schema.Load() }
+
+// Closed reports whether Close was called.
+func (db *DB) Closed() bool {
+	select {
+	case <-db.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // Path is the database file.
@@ -433,6 +463,12 @@ func (db *DB) afterCommit(ctx context.Context) error {
 	if !db.committed.Swap(false) {
 		return nil
 	}
+	db.internal.Store(true)
+	if err := db.readSchemaVersion(ctx); err != nil {
+		db.log.Warn("read schema version", "err", err)
+		db.schema.Add(1 << 32) // unknown: report a change
+	}
+	db.internal.Store(false)
 	db.hooksMu.RLock()
 	hooks := db.hooks
 	db.hooksMu.RUnlock()
