@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -188,12 +189,19 @@ func notSupported(what string) error {
 	return sqlerror.NewSQLErrorf(sqlerror.ERNotSupportedYet, sqlerror.SSClientError, "This version of ephpm doesn't yet support '%s'", what)
 }
 
-func (s *session) resetVars() {
-	s.vars = map[string]string{}
+// defaultVars are the session variables a connection starts with, keys
+// lower case; built once, copied per connection.
+var defaultVars = func() map[string]string {
+	m := map[string]string{}
 	for k, v := range sqlxlate.DefaultVariables() {
-		s.vars[strings.ToLower(k)] = v
+		m[strings.ToLower(k)] = v
 	}
-	s.vars["autocommit"] = "1"
+	m["autocommit"] = "1"
+	return m
+}()
+
+func (s *session) resetVars() {
+	s.vars = maps.Clone(defaultVars)
 	s.uvars = map[string]any{}
 }
 
