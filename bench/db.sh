@@ -418,6 +418,14 @@ stack_pids() { # workload who
     *,sqlite) tree "${PIDOF[nginx]}"; tree "${PIDOF[php-fpm]}" ;;
   esac
 }
+php_pids() { # workload who: the stack's php-fpm processes only
+  case $1,$2 in
+    q30,ours) tree "${PIDOF[ephpm ours-q]}" | tail -n +2 ;;
+    q30,base) tree "${PIDOF[ephpm ours-base]}" | tail -n +2 ;;
+    wp-front,ours) tree "${PIDOF[ephpm ours-wp]}" | tail -n +2 ;;
+    *) tree "${PIDOF[php-fpm]}" ;;
+  esac
+}
 ticks() { local p; for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null || true; done | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { print t + 0 }'; }
 HZ=$(getconf CLK_TCK)
 declare -A RES
@@ -430,11 +438,13 @@ for r in $(seq "$ROUNDS"); do
     for who in "${cols[@]}"; do
       timeout 15 wrk -t2 -c"$c" -d2s --timeout 10s "${URL[$wl,$who]}" >/dev/null 2>&1 || true   # warm-up
       mapfile -t pids < <(stack_pids "$wl" "$who")
-      t0=$(ticks "${pids[@]}")
+      mapfile -t ppids < <(php_pids "$wl" "$who")
+      t0=$(ticks "${pids[@]}") p0=$(ticks "${ppids[@]}")
       out=$(run_wrk "${URL[$wl,$who]}" "$c")
-      t1=$(ticks "${pids[@]}")
-      RES[$wl,$who,$r]="$out $(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$(echo "$out" | awk '{print $5}')" 'BEGIN { printf "%.2f", (n > 0 ? d * 1000 / hz / n : 0) }')"
-      log "round $r $wl $who: ${RES[$wl,$who,$r]}  (rps p50 p99 errors requests cpu_ms/req)"
+      t1=$(ticks "${pids[@]}") p1=$(ticks "${ppids[@]}")
+      n=$(echo "$out" | awk '{print $5}')
+      RES[$wl,$who,$r]="$out $(awk -v d=$((t1 - t0)) -v p=$((p1 - p0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f %.2f", (n > 0 ? d * 1000 / hz / n : 0), (n > 0 ? p * 1000 / hz / n : 0) }')"
+      log "round $r $wl $who: ${RES[$wl,$who,$r]}  (rps p50 p99 errors requests cpu_ms/req php_ms/req)"
     done
   done
 done
@@ -448,23 +458,23 @@ echo
 echo "ephpm $("$EPHPM" version 2>/dev/null | awk '{print $2}') vs nginx $(nginx -v 2>&1 | sed 's/.*\///') + php-fpm $(php -r 'echo PHP_VERSION;') ($WORKERS workers, pm=static, OPcache on), MariaDB $(mcli -N -e 'SELECT VERSION()' | cut -d- -f1)"
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $LOAD0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end, wrk -t2 -c$CONNS (wp-front -c$CONNS_WP) -d${DURATION}s, median of $ROUNDS"
 echo
-printf '| %-8s | %-22s | %9s | %8s | %8s | %6s | %11s | %-24s |\n' workload stack "req/s" "p50 ms" "p99 ms" errors "CPU ms/req" "ephpm / this"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ------------------------ ----------- ---------- ---------- -------- ------------- --------------------------
+printf '| %-8s | %-22s | %9s | %8s | %8s | %6s | %11s | %11s | %-24s |\n' workload stack "req/s" "p50 ms" "p99 ms" errors "CPU ms/req" "PHP ms/req" "ephpm / this"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ------------------------ ----------- ---------- ---------- -------- ------------- ------------- --------------------------
 for wl in "${WORKLOADS[@]}"; do
   v=COLS_${wl//-/_}; read -ra cols <<<"${!v}"
   ours=$(med "$wl" ours 1)
   for who in "${cols[@]}"; do
-    rps=$(med "$wl" "$who" 1) p50=$(med "$wl" "$who" 2) p99=$(med "$wl" "$who" 3) cpu=$(med "$wl" "$who" 6)
+    rps=$(med "$wl" "$who" 1) p50=$(med "$wl" "$who" 2) p99=$(med "$wl" "$who" 3) cpu=$(med "$wl" "$who" 6) phpcpu=$(med "$wl" "$who" 7)
     errs=$(for r in $(seq "$ROUNDS"); do echo "${RES[$wl,$who,$r]}" | awk '{print $4}'; done | awk '{s+=$1} END {print s+0}')
     ratio=""
     if [ "$who" != ours ]; then
       t=${TARGET[$wl,$who]}
       ratio=$(awk -v a="$ours" -v b="$rps" -v t="$t" 'BEGIN { r = b > 0 ? a/b : 0; printf "%.2fx (target %.1fx %s)", r, t, (r >= t ? "met" : "MISSED") }')
     fi
-    printf '| %-8s | %-22s | %9.0f | %8.2f | %8.2f | %6s | %11.2f | %-24s |\n' "$wl" "${NAME[$who]}" "$rps" "$p50" "$p99" "$errs" "$cpu" "$ratio"
+    printf '| %-8s | %-22s | %9.0f | %8.2f | %8.2f | %6s | %11.2f | %11.2f | %-24s |\n' "$wl" "${NAME[$who]}" "$rps" "$p50" "$p99" "$errs" "$cpu" "$phpcpu" "$ratio"
   done
 done
 echo
 echo "ephpm / this: ephpm's req/s over that stack's. CPU ms/req: user+system CPU of all the stack's"
 echo "processes (ephpm + its php-fpm; nginx + php-fpm + mariadbd) per request: steadier than req/s"
-echo "when other work shares the machine. Run took $(( $(date +%s) - T0 )) s (plus ~20 s to stop)."
+echo "when other work shares the machine. PHP ms/req: the php-fpm processes' share of it. Run took $(( $(date +%s) - T0 )) s (plus ~20 s to stop)."
