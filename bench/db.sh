@@ -276,6 +276,9 @@ php_loc() { # nginx PHP location; $1: extra fastcgi_param lines
         location ~ \.php\$ {
             try_files \$uri =404;
             include /etc/nginx/fastcgi_params;
+            # Debian's fastcgi_params sends \$host, which drops the port: WordPress
+            # on a port other than 80 would record and redirect to the wrong URL.
+            fastcgi_param HTTP_HOST \$http_host;
             fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
             $1
             fastcgi_pass unix:$W/fpm/php-fpm.sock;
@@ -366,6 +369,21 @@ XML
 log "WordPress: install + 10 posts (ephpm, nginx)"
 wp_setup "http://127.0.0.1:$PORT_OURS_WP"
 wp_setup "http://127.0.0.1:$PORT_NGINX_WP"
+# The installer may leave the two sites configured differently (it sets
+# pretty permalinks only where its loopback request succeeds). Pin both to
+# the same settings so the front pages do the same work; rewrite_rules is
+# rebuilt on the next request.
+wp_same() { # base_url: SQL for that site
+  echo "UPDATE wp_options SET option_value = '$1' WHERE option_name IN ('home', 'siteurl');
+    UPDATE wp_options SET option_value = '/%year%/%monthnum%/%day%/%postname%/' WHERE option_name = 'permalink_structure';
+    DELETE FROM wp_options WHERE option_name IN ('rewrite_rules', 'https_detection_errors');"
+}
+wp_same "http://127.0.0.1:$PORT_NGINX_WP" | mcli wordpress || die "nginx WordPress settings"
+wp_same "http://127.0.0.1:$PORT_OURS_WP" | timeout 60 mariadb --no-defaults -h127.0.0.1 -P"$MYSQL_OURS_WP" -uephpm \
+  -p"$(cat "$W/ours-wp/data/mysql-password")" ephpm || die "ephpm WordPress settings"
+for u in "http://127.0.0.1:$PORT_OURS_WP/" "http://127.0.0.1:$PORT_NGINX_WP/"; do   # rebuild rewrite_rules
+  curl -fsS -m 60 -o /dev/null "$u" || die "$u after the settings"
+done
 
 # ------------------------------------------------------------------ correctness
 declare -A URL=(
