@@ -37,6 +37,12 @@ func startNode(t testing.TB, dir string, compact int) *node {
 }
 
 func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *node {
+	return startNodeWith(t, dir, idle, func(c *replication.Config) { c.CompactFrames = compact })
+}
+
+// startNodeWith starts a node whose HTTP front answers "served by <node>
+// for <client>", so tests see where a request ran.
+func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*replication.Config)) *node {
 	t.Helper()
 	n := &node{dir: dir}
 	n.pool = sqlite.NewPool(sqlite.PoolConfig{
@@ -44,11 +50,16 @@ func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *n
 		OnOpen:    func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
 		OnClose:   func(db *sqlite.DB) { n.m.OnClose(db) },
 	})
-	m, err := replication.New(replication.Config{Node: filepath.Base(dir), Token: token, Pool: n.pool, CompactFrames: compact})
+	cfg := replication.Config{Node: filepath.Base(dir), Token: token, Pool: n.pool}
+	conf(&cfg)
+	m, err := replication.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.m = m
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "served by %s for %s", filepath.Base(dir), r.RemoteAddr)
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +67,7 @@ func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *n
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	n.srv = &http.Server{Handler: m.Handler(http.NotFoundHandler(), nil), Protocols: &p,
+	n.srv = &http.Server{Handler: m.Handler(front, nil), Protocols: &p,
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 10000},
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
@@ -349,4 +360,61 @@ func TestReplicationOverTLS(t *testing.T) {
 		st := o.m.Status()[0]
 		return st.Position == 0 && strings.Contains(st.State, "certificate")
 	})
+}
+
+func TestRouteWritesAndReadYourWrites(t *testing.T) {
+	root := t.TempDir()
+	p := startNode(t, filepath.Join(root, "frankfurt"), 0)
+	r := startNodeWith(t, filepath.Join(root, "tokyo"), 0, func(c *replication.Config) { c.WaitApplied = 300 * time.Millisecond })
+	os.MkdirAll(p.dir, 0o700)
+	os.MkdirAll(r.dir, 0o700)
+	setup(p, r, "s.com")
+	write(t, p.db(t, "s.com"), "CREATE TABLE t (a)")
+	eventually(t, "replica caught up", func() bool { return r.m.Status()[0].Position == p.m.Status()[0].Position })
+	route := r.m.Route("s.com")
+	do := func(method, path, cookie string) (bool, *httptest.ResponseRecorder) {
+		req := httptest.NewRequest(method, "http://s.com"+path, nil)
+		req.RemoteAddr = "203.0.113.7:4444"
+		req.Header.Set("X-Ephpm-Forwarded", "spoofed") // a client's own is dropped
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: replication.CookieName, Value: cookie})
+		}
+		rec := httptest.NewRecorder()
+		return route(rec, req), rec
+	}
+	if handled, _ := do("GET", "/", ""); handled {
+		t.Fatal("a plain read left the replica")
+	}
+	// A write goes whole to the primary, with the client's address, and
+	// comes back with the primary's position as a cookie.
+	handled, rec := do("POST", "/wp-admin/post.php", "")
+	if !handled || rec.Body.String() != "served by frankfurt for 203.0.113.7:4444" {
+		t.Fatalf("POST: handled=%v %q", handled, rec.Body.String())
+	}
+	var frame string
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == replication.CookieName {
+			frame = c.Value
+		}
+	}
+	if frame != fmt.Sprint(p.m.Status()[0].Position) {
+		t.Fatalf("cookie %q, primary at %d", frame, p.m.Status()[0].Position)
+	}
+	if handled, _ := do("GET", "/wp-login.php", ""); !handled {
+		t.Fatal("a write path was served by the replica")
+	}
+	// A read from a client whose write this replica has: served here.
+	if handled, _ := do("GET", "/", frame); handled {
+		t.Fatal("a read the replica can serve left it")
+	}
+	// One whose write has not arrived: waits, then goes to the primary
+	// rather than serve stale data.
+	start := time.Now()
+	handled, rec = do("GET", "/", fmt.Sprint(p.m.Status()[0].Position+1000))
+	if !handled || !strings.HasPrefix(rec.Body.String(), "served by frankfurt") {
+		t.Fatalf("stale read: handled=%v %q", handled, rec.Body.String())
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("gave up after %s, before wait_applied", waited)
+	}
 }
