@@ -15,7 +15,10 @@ $ephpm = static function (string $name, string $default = ''): string {
 define('DB_NAME', $ephpm('EPHPM_DB_NAME', 'wordpress'));
 define('DB_USER', $ephpm('EPHPM_DB_USER', 'wordpress'));
 define('DB_PASSWORD', $ephpm('EPHPM_DB_PASSWORD'));
-define('DB_HOST', $ephpm('EPHPM_DB_HOST', '127.0.0.1') . ':' . $ephpm('EPHPM_DB_PORT', '3306'));
+// The unix socket when ephpm offers one (no TCP per query), else TCP.
+define('DB_HOST', $ephpm('EPHPM_DB_SOCKET') !== ''
+	? 'localhost:' . $ephpm('EPHPM_DB_SOCKET')
+	: $ephpm('EPHPM_DB_HOST', '127.0.0.1') . ':' . $ephpm('EPHPM_DB_PORT', '3306'));
 define('DB_CHARSET', 'utf8mb4');
 define('DB_COLLATE', '');
 
