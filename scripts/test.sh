@@ -23,7 +23,19 @@ for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //' | sort -u); do
     echo "-- $pkg $fz"
-    go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/ephpm-fuzz.log 2>&1 || { cat /tmp/ephpm-fuzz.log; exit 1; }
+    # Go 1.26's fuzz coordinator can fail a target with a bare "context
+    # deadline exceeded" when -fuzztime ends mid-input (go.dev/issue/75804,
+    # fixed in 1.27): no input is written then. Such a run is retried once;
+    # a real finding (an input written, a panic) fails at once.
+    for try in 1 2; do
+      if go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/ephpm-fuzz.log 2>&1; then break; fi
+      if [ $try = 1 ] && grep -q 'context deadline exceeded' /tmp/ephpm-fuzz.log \
+         && ! grep -qE 'Failing input written|panic:' /tmp/ephpm-fuzz.log; then
+        echo "   (fuzztime deadline race, go.dev/issue/75804: once more)"
+        continue
+      fi
+      cat /tmp/ephpm-fuzz.log; exit 1
+    done
   done
 done
 echo "all tests passed"
