@@ -94,13 +94,13 @@ func unmarshalHeader(b []byte) (header, bool) {
 		return header{}, false
 	}
 	return header{
-		Seq:      binary.LittleEndian.Uint64(b[8:]),
-		ID:       string(b[16:52]),
-		Start:    binary.LittleEndian.Uint64(b[52:]),
-		Count:    binary.LittleEndian.Uint64(b[60:]),
-		StartSum: binary.LittleEndian.Uint64(b[68:]),
-		WALSalt:  [2]uint32{binary.LittleEndian.Uint32(b[76:]), binary.LittleEndian.Uint32(b[80:])},
-		WALSum:   [2]uint32{binary.LittleEndian.Uint32(b[84:]), binary.LittleEndian.Uint32(b[88:])},
+		Seq:       binary.LittleEndian.Uint64(b[8:]),
+		ID:        string(b[16:52]),
+		Start:     binary.LittleEndian.Uint64(b[52:]),
+		Count:     binary.LittleEndian.Uint64(b[60:]),
+		StartSum:  binary.LittleEndian.Uint64(b[68:]),
+		WALSalt:   [2]uint32{binary.LittleEndian.Uint32(b[76:]), binary.LittleEndian.Uint32(b[80:])},
+		WALSum:    [2]uint32{binary.LittleEndian.Uint32(b[84:]), binary.LittleEndian.Uint32(b[88:])},
 		WALOff:    int64(binary.LittleEndian.Uint64(b[92:])),
 		CkptFrame: binary.LittleEndian.Uint64(b[100:]),
 	}, true
