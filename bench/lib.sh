@@ -58,8 +58,9 @@ CONF
 
 # start_nginx DIR PORT ROOT FPM_SOCK [SERVER_NAME]: nginx as the usual
 # php-fpm front (try_files $uri $uri/ /index.php?$args; no access log).
+# Optional: $6 more listen parameters ("ssl http2"), $7 more server lines.
 start_nginx() {
-  local d=$1 port=$2 root=$3 sock=$4 name=${5:-_}
+  local d=$1 port=$2 root=$3 sock=$4 name=${5:-_} listen_opts=${6:-} server_extra=${7:-}
   mkdir -p "$d/tmp"
   cat >"$d/nginx.conf" <<CONF
 user www-data;
@@ -76,8 +77,9 @@ http {
     client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy;
     fastcgi_temp_path $d/tmp/fastcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
     server {
-        listen 127.0.0.1:$port default_server;
+        listen 127.0.0.1:$port $listen_opts default_server;
         server_name $name;
+        $server_extra
         root $root;
         index index.php index.html;
         location / { try_files \$uri \$uri/ /index.php?\$args; }

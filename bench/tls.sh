@@ -31,40 +31,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 start_fpm "$W/fpm" "$WORKERS"
 
 # nginx: the same front as bench/http.sh, on TLS (HTTP/2 on, wrk speaks HTTP/1.1).
-d=$W/nginx
-cat >"$d/nginx.conf" <<CONF
-user www-data;
-worker_processes auto;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 1024; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on; tcp_nopush on; tcp_nodelay on;
-    keepalive_timeout 65; keepalive_requests 100000;
-    client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
-    server {
-        listen 127.0.0.1:$PORT_NGINX ssl http2 default_server;
-        ssl_certificate $W/tls/cert.pem;
-        ssl_certificate_key $W/tls/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        root $W/docroot;
-        index index.php index.html;
-        location / { try_files \$uri \$uri/ /index.php?\$args; }
-        location ~ \.php\$ {
-            try_files \$uri =404;
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
-            fastcgi_pass unix:$W/fpm/php-fpm.sock;
-        }
-    }
-}
-CONF
-nginx -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" -g 'daemon off;' &
-PIDS+=($!)
+start_nginx "$W/nginx" "$PORT_NGINX" "$W/docroot" "$W/fpm/php-fpm.sock" _ "ssl http2" \
+  "ssl_certificate $W/tls/cert.pem; ssl_certificate_key $W/tls/key.pem; ssl_protocols TLSv1.2 TLSv1.3;"
 
 EPHPM_SERVER__ACCESS_LOG=false EPHPM_PHP__WORKERS=$WORKERS EPHPM_KV__ENABLED=false EPHPM_DB_SQLITE_PROXY__ENABLED=false \
   EPHPM_SERVER_TLS__LISTEN="127.0.0.1:$PORT_OURS_TLS" EPHPM_SERVER_TLS__CERT="$W/tls/cert.pem" EPHPM_SERVER_TLS__KEY="$W/tls/key.pem" \
