@@ -17,6 +17,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
+	"github.com/ephpm/ephpm/internal/testutil"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
@@ -28,19 +29,6 @@ func openDB(t testing.TB, path string, readOnly bool) *sqlite.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func exec1(t testing.TB, db *sqlite.DB, q string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	w, err := db.AcquireWriter(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Release(ctx)
-	if _, err := w.ExecContext(ctx, q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
 }
 
 // replay applies records to a replica one transaction at a time, the way
@@ -113,7 +101,7 @@ func TestLogReplaysToAnIdenticalDatabase(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db := openDB(t, filepath.Join(dir, "p.db"), false)
-	exec1(t, db, "CREATE TABLE before_log (a)") // in the database before the log exists
+	testutil.Exec(t, db, "CREATE TABLE before_log (a)") // in the database before the log exists
 	l, err := framelog.Open(ctx, db, framelog.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,9 +111,9 @@ func TestLogReplaysToAnIdenticalDatabase(t *testing.T) {
 	if first == 0 {
 		t.Fatal("the log does not start with the existing database")
 	}
-	exec1(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	testutil.Exec(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
 	for i := range 300 {
-		exec1(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", i*10))
+		testutil.Exec(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", i*10))
 	}
 	// A multi-statement transaction is one log transaction.
 	w, _ := db.AcquireWriter(ctx)
@@ -137,7 +125,7 @@ func TestLogReplaysToAnIdenticalDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Release(ctx)
-	exec1(t, db, "DELETE FROM t WHERE a % 3 = 0")
+	testutil.Exec(t, db, "DELETE FROM t WHERE a % 3 = 0")
 
 	recs, err := l.ReadFrames(nil, 0, 1<<30)
 	if err != nil {
@@ -179,11 +167,11 @@ func TestLogSurvivesCheckpointsAndCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	exec1(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	testutil.Exec(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
 	replica := openDB(t, filepath.Join(dir, "r.db"), true)
 	pos := replay(t, replica, must(l.ReadFrames(nil, 0, 1<<30)), 0)
 	for i := range 400 {
-		exec1(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("z", 500+i))
+		testutil.Exec(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("z", 500+i))
 		if i == 100 {
 			// A replica that keeps up streams across compactions.
 			pos = replay(t, replica, must(l.ReadFrames(nil, pos, 1<<30)), pos)
@@ -342,9 +330,9 @@ func TestLargeDatabaseStartsFromASnapshot(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db := openDB(t, filepath.Join(dir, "p.db"), false)
-	exec1(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	testutil.Exec(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
 	for i := range 200 {
-		exec1(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 1000+i))
+		testutil.Exec(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 1000+i))
 	}
 	l, err := framelog.Open(ctx, db, framelog.Options{BaseFrames: 20})
 	if err != nil {
@@ -357,7 +345,7 @@ func TestLargeDatabaseStartsFromASnapshot(t *testing.T) {
 	if _, err := l.ReadFrames(nil, 0, 10); !errors.Is(err, ephpm.ErrNeedSnapshot) {
 		t.Fatalf("frame 0: %v", err)
 	}
-	exec1(t, db, "INSERT INTO t (b) VALUES ('after')")
+	testutil.Exec(t, db, "INSERT INTO t (b) VALUES ('after')")
 	replica := openDB(t, filepath.Join(dir, "r.db"), true)
 	bootstrap(t, l, replica)
 	sameDB(t, db.Path(), replica.Path())

@@ -44,7 +44,7 @@ func BenchmarkLag(b *testing.B) {
 		b.Run(fmt.Sprintf("oneway=%s", oneWay), func(b *testing.B) {
 			p, r, site, _ := benchPair(b, oneWay)
 			pdb := p.db(b, site)
-			write(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+			testutil.Exec(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
 			eventually(b, "replica up", func() bool { return r.m.Applied(site) > 0 && r.m.Applied(site) == p.m.Status()[0].Position })
 			const rate, n = 100, 300
 			type commit struct {
@@ -80,7 +80,7 @@ func BenchmarkLag(b *testing.B) {
 			tick := time.NewTicker(time.Second / rate)
 			for i := range n {
 				<-tick.C
-				write(b, pdb, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("row ", i))
+				testutil.Exec(b, pdb, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("row ", i))
 				at := time.Now()
 				mu.Lock()
 				commits = append(commits, commit{p.m.Status()[0].Position, at})
@@ -115,13 +115,13 @@ func BenchmarkLag(b *testing.B) {
 func BenchmarkThroughput(b *testing.B) {
 	p, r, site, _ := benchPair(b, 0)
 	pdb := p.db(b, site)
-	write(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	testutil.Exec(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
 	eventually(b, "replica up", func() bool { return r.m.Applied(site) > 0 })
 	n := max(b.N, 3000)
 	b.ResetTimer()
 	start := time.Now()
 	for i := range n {
-		write(b, pdb, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("row ", i))
+		testutil.Exec(b, pdb, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("row ", i))
 	}
 	wrote := time.Since(start)
 	target := p.m.Status()[0].Position
@@ -150,10 +150,10 @@ func BenchmarkCatchUp(b *testing.B) {
 	site := "bench.example"
 	p.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(p.dir, site+".db"), Role: replication.RolePrimary}})
 	pdb := p.db(b, site)
-	write(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	testutil.Exec(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
 	n := max(b.N, 5000)
 	for i := range n {
-		write(b, pdb, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("row ", i))
+		testutil.Exec(b, pdb, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("row ", i))
 	}
 	target := p.m.Status()[0].Position
 	b.ResetTimer()
@@ -190,10 +190,10 @@ func BenchmarkCommit(b *testing.B) {
 				}
 				defer l.Close()
 			}
-			write(b, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+			testutil.Exec(b, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				write(b, db, "INSERT INTO t (v) VALUES ('small row')")
+				testutil.Exec(b, db, "INSERT INTO t (v) VALUES ('small row')")
 			}
 		})
 	}
@@ -208,8 +208,8 @@ func BenchmarkApply(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer primary.Close()
-	write(b, primary, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-	write(b, primary, "INSERT INTO t (v) VALUES ('small row')")
+	testutil.Exec(b, primary, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	testutil.Exec(b, primary, "INSERT INTO t (v) VALUES ('small row')")
 	primary.Checkpoint(ctx, "TRUNCATE")
 	data, _ := os.ReadFile(primary.Path())
 	var pages []sqlite.Page
@@ -255,7 +255,7 @@ func BenchmarkManySites(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		write(b, db, "CREATE TABLE t (a)")
+		testutil.Exec(b, db, "CREATE TABLE t (a)")
 		release()
 	}
 	eventually(b, "all replicated", func() bool {
@@ -283,7 +283,7 @@ func BenchmarkManySites(b *testing.B) {
 	b.ReportMetric(float64(runtime.NumGoroutine())/sites, "goroutines/site-pair")
 	// Still live: a write to an idle site reaches its replica.
 	db, release, _ := p.pool.Acquire(context.Background(), filepath.Join(p.dir, names[7]+".db"))
-	write(b, db, "INSERT INTO t VALUES (1)")
+	testutil.Exec(b, db, "INSERT INTO t VALUES (1)")
 	release()
 	rdb, rrelease, _ := r.pool.Acquire(context.Background(), filepath.Join(r.dir, names[7]+".db"))
 	defer rrelease()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephpm/ephpm/internal/testutil"
 	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -96,19 +97,6 @@ func (n *node) db(t testing.TB, site string) *sqlite.DB {
 	return db
 }
 
-func write(t testing.TB, db *sqlite.DB, q string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	w, err := db.AcquireWriter(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Release(ctx)
-	if _, err := w.ExecContext(ctx, q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
 func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -153,9 +141,9 @@ func TestReplicaFollowsPrimary(t *testing.T) {
 	setup(p, r, "alice-blog.com")
 
 	pdb := p.db(t, "alice-blog.com")
-	write(t, pdb, "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT)")
+	testutil.Exec(t, pdb, "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT)")
 	for i := range 100 {
-		write(t, pdb, "INSERT INTO posts (title) VALUES (?)", fmt.Sprint("post ", i))
+		testutil.Exec(t, pdb, "INSERT INTO posts (title) VALUES (?)", fmt.Sprint("post ", i))
 	}
 	// One transaction larger than a stream message (1,024 frames) goes
 	// out in pieces and is applied whole.
@@ -174,7 +162,7 @@ func TestReplicaFollowsPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Release(ctx)
-	write(t, pdb, "DELETE FROM posts WHERE title LIKE 'big %'")
+	testutil.Exec(t, pdb, "DELETE FROM posts WHERE title LIKE 'big %'")
 	rdb := r.db(t, "alice-blog.com")
 	eventually(t, "the replica at the primary's position", func() bool {
 		return r.m.Status()[0].Position == p.m.Status()[0].Position
@@ -209,7 +197,7 @@ func TestManySitesShareOneConnection(t *testing.T) {
 	}
 	setup(p, r, names...)
 	for _, s := range names {
-		write(t, p.db(t, s), "CREATE TABLE t (a)")
+		testutil.Exec(t, p.db(t, s), "CREATE TABLE t (a)")
 	}
 	for _, s := range names {
 		rdb := r.db(t, s)
@@ -229,8 +217,8 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 	r := startNode(t, rdir, 0)
 	setup(p, r, "s.com")
 	pdb := p.db(t, "s.com")
-	write(t, pdb, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
-	write(t, pdb, "INSERT INTO t (b) VALUES ('one')")
+	testutil.Exec(t, pdb, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	testutil.Exec(t, pdb, "INSERT INTO t (b) VALUES ('one')")
 	rdb := r.db(t, "s.com")
 	eventually(t, "first row", func() bool { return count(rdb, "t") == 1 })
 	txBefore := r.m.Status()[0].Txs
@@ -239,7 +227,7 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 	// its position (it applies only the new transactions).
 	r.stop()
 	for range 5 {
-		write(t, pdb, "INSERT INTO t (b) VALUES ('while away')")
+		testutil.Exec(t, pdb, "INSERT INTO t (b) VALUES ('while away')")
 	}
 	r2 := startNode(t, rdir, 0)
 	r2.url = r.url
@@ -254,7 +242,7 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 
 	// Compaction: a new replica bootstraps from the snapshot.
 	for range 300 {
-		write(t, pdb, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 3000))
+		testutil.Exec(t, pdb, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 3000))
 	}
 	fdir := filepath.Join(root, "saopaulo")
 	os.MkdirAll(fdir, 0o700)
@@ -272,7 +260,7 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 	os.RemoveAll(filepath.Join(pdir, "s.com.db-replog"))
 	p2 := startNode(t, pdir, 0)
 	pdb2 := p2.db(t, "s.com")
-	write(t, pdb2, "DELETE FROM t WHERE a > 3")
+	testutil.Exec(t, pdb2, "DELETE FROM t WHERE a > 3")
 	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: replication.RoleReplica, PrimaryURL: p2.url}})
 	p2.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(pdir, "s.com.db"), Role: replication.RolePrimary}})
 	eventually(t, "re-bootstrap after the log reset", func() bool { return count(fdb, "t") == 3 })
@@ -346,8 +334,8 @@ func TestReplicationOverTLS(t *testing.T) {
 	p.url = ts.URL
 	setup(p, r, "tls.example")
 	pdb := p.db(t, "tls.example")
-	write(t, pdb, "CREATE TABLE t (a)")
-	write(t, pdb, "INSERT INTO t VALUES (1)")
+	testutil.Exec(t, pdb, "CREATE TABLE t (a)")
+	testutil.Exec(t, pdb, "INSERT INTO t VALUES (1)")
 	rdb := r.db(t, "tls.example")
 	eventually(t, "replicated over TLS", func() bool { return count(rdb, "t") == 1 })
 
@@ -369,7 +357,7 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	os.MkdirAll(p.dir, 0o700)
 	os.MkdirAll(r.dir, 0o700)
 	setup(p, r, "s.com")
-	write(t, p.db(t, "s.com"), "CREATE TABLE t (a)")
+	testutil.Exec(t, p.db(t, "s.com"), "CREATE TABLE t (a)")
 	eventually(t, "replica caught up", func() bool { return r.m.Status()[0].Position == p.m.Status()[0].Position })
 	route := r.m.Route("s.com")
 	do := func(method, path, cookie string) (bool, *httptest.ResponseRecorder) {
