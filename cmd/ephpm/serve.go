@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	if err := n.dirs(); err != nil {
 		return err
 	}
+	tuneGC(cfg, os.Getenv, log)
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
 		startPprof(addr, log)
 	}
