@@ -174,6 +174,10 @@ func TestServeZeroConfig(t *testing.T) {
 	if os.Geteuid() == 0 && !strings.HasSuffix(body, "www-data") {
 		t.Errorf("PHP runs as root: %q", body)
 	}
+	// serve re-executed itself (same PID) with sysmon kept awake.
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid)); err != nil || !strings.Contains(string(env), "GODEBUG=schedtrace=2147483647") {
+		t.Errorf("serve's environment lacks GODEBUG=schedtrace=2147483647 (err %v)", err)
+	}
 	if code, body := get(t, "http://"+p.addr+"/metrics"); code != 200 || !strings.Contains(body, "ephpm_phpfpm_restarts_total") || !strings.Contains(body, "ephpm_php_pool_busy") {
 		t.Errorf("metrics: %d", code)
 	}

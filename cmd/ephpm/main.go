@@ -46,6 +46,9 @@ EPHPM_SERVER__LISTEN=127.0.0.1:9000 or EPHPM_PHP__WORKERS=8.
 `
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		keepSysmonAwake()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

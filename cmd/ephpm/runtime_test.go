@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"testing"
 
 	"github.com/ephpm/ephpm/config"
@@ -43,6 +44,27 @@ func TestTuneGC(t *testing.T) {
 			}
 			if got := debug.SetMemoryLimit(-1); got != tc.wantLimit {
 				t.Errorf("memory limit = %d, want %d", got, tc.wantLimit)
+			}
+		})
+	}
+}
+
+func TestSysmonEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string // nil: no re-exec
+	}{
+		{"no GODEBUG", []string{"A=1"}, []string{"A=1", "GODEBUG=" + sysmonGODEBUG}},
+		{"other settings kept", []string{"GODEBUG=http2client=0", "B=2"}, []string{"B=2", "GODEBUG=http2client=0," + sysmonGODEBUG}},
+		{"empty GODEBUG", []string{"GODEBUG="}, []string{"GODEBUG=" + sysmonGODEBUG}},
+		{"already set by us", []string{"GODEBUG=" + sysmonGODEBUG}, nil},
+		{"user's own schedtrace", []string{"GODEBUG=gctrace=1,schedtrace=1000"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := sysmonEnv(tc.in)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("sysmonEnv(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}
