@@ -51,7 +51,8 @@ func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) (p
 // more than the command (a fifth of ephpm's CPU on a WordPress page, and
 // they slowed PHP too). With schedtrace set, sysmon never sleeps deeply
 // and backs off to one wake-up per 10 ms; the largest interval means the
-// trace itself prints at most every 24.8 days. GODEBUG is read only at
+// trace itself prints one line to stderr every 24.8 days of the host's
+// uptime (so at start on a host up longer). GODEBUG is read only at
 // start, so `ephpm serve` re-executes itself once with it set. q30 gained
 // 38 % over the same build without it (docs/benchmarks.md).
 const sysmonGODEBUG = "schedtrace=2147483647"
