@@ -13,8 +13,8 @@ import (
 
 // ephpm's live heap is small (sessions, plans, the KV store's entries) and
 // it allocates fast on the request path: at Go's default GOGC=100 it
-// collects every few MB, and the collections and their assists cost a
-// third of a 30-query page's CPU (docs/benchmarks.md). So the collector
+// collects every few MB, and the collections and their assists cost about
+// a quarter of a 30-query page's CPU (docs/benchmarks.md). So the collector
 // is given room (gcPercent), and a soft memory limit keeps that room from
 // growing with a full KV store: near the limit the runtime collects as
 // often as it must.
@@ -24,14 +24,13 @@ const (
 )
 
 // tuneGC applies that policy unless the environment sets Go's own knobs
-// (GOGC, GOMEMLIMIT), which then win. It returns what it set (0, 0 when
-// nothing).
-func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) (percent int, limit int64) {
+// (GOGC, GOMEMLIMIT), which then win.
+func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		log.Info("go gc from the environment", "GOGC", getenv("GOGC"), "GOMEMLIMIT", getenv("GOMEMLIMIT"))
-		return 0, 0
+		return
 	}
-	limit = minMemoryLimit
+	limit := int64(minMemoryLimit)
 	if cfg.KV.Enabled {
 		// The KV store's entries are most of the live heap when it is full;
 		// three times its limit leaves the collector its room above them.
@@ -40,7 +39,6 @@ func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) (p
 	debug.SetGCPercent(gcPercent)
 	debug.SetMemoryLimit(limit)
 	log.Debug("go gc", "gc_percent", gcPercent, "memory_limit", limit)
-	return gcPercent, limit
 }
 
 // Go's sysmon thread sleeps deeply whenever every P is idle, and the next
