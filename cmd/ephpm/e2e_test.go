@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,8 +52,27 @@ type proc struct {
 	cmd    *exec.Cmd
 	addr   string
 	runDir string
-	out    *strings.Builder
+	out    *syncBuilder
 	done   chan error
+}
+
+// syncBuilder is the child's output: written by the goroutine that scans
+// it, read by the test.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) WriteString(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(v)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startEphpm runs the built binary in dir with extra environment and
@@ -60,7 +80,7 @@ type proc struct {
 func startEphpm(t testing.TB, dir string, env ...string) *proc {
 	t.Helper()
 	testutil.NeedProgram(t, "php-fpm8.2", "php-fpm")
-	p := &proc{addr: freePort(t), runDir: filepath.Join(testutil.WorldReadableDir(t), "run"), out: &strings.Builder{}, done: make(chan error, 1)}
+	p := &proc{addr: freePort(t), runDir: filepath.Join(testutil.WorldReadableDir(t), "run"), out: &syncBuilder{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "serve")
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), "EPHPM_SERVER__LISTEN="+p.addr, "EPHPM_SERVER__RUNTIME_DIR="+p.runDir,

@@ -1,34 +1,51 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ephpm/ephpm/config"
 )
 
-// ephpm's live heap is small (sessions, plans, the KV store's entries) and
-// it allocates fast on the request path: at Go's default GOGC=100 it
-// collects every few MB, and the collections and their assists cost about
-// a quarter of a 30-query page's CPU (docs/benchmarks.md). So the collector
-// is given room (gcPercent), and a soft memory limit keeps that room from
-// growing with a full KV store: near the limit the runtime collects as
-// often as it must.
+// ephpm's live heap is usually small (sessions, plans, a few sites'
+// catalogs) and it allocates fast on the request path: at Go's default
+// GOGC=100 it collects every few MB, and the collections and their
+// assists cost about a quarter of a 30-query page's CPU
+// (docs/benchmarks.md). So while the live heap is small the collector is
+// given a fixed room (gcHeadroom, i.e. GOGC up to maxGCPercent); as the
+// heap grows (thousands of open sites, a full KV store) GOGC falls back
+// towards 100, where memory per site stays what it was. A soft memory
+// limit bounds the total either way.
 const (
-	gcPercent      = 400
+	gcHeadroom     = 128 << 20
+	maxGCPercent   = 400
+	minGCPercent   = 100
 	minMemoryLimit = 512 << 20
 )
 
-// tuneGC applies that policy unless the environment sets Go's own knobs
-// (GOGC, GOMEMLIMIT), which then win.
-func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) {
+// gcPercentFor is GOGC for a live heap of live bytes.
+func gcPercentFor(live uint64) int {
+	if live == 0 {
+		return maxGCPercent
+	}
+	return int(min(max(gcHeadroom*100/live, minGCPercent), maxGCPercent))
+}
+
+// startGCTuner applies that policy and keeps it, re-reading the live
+// heap every second, until ctx ends; then it puts back what it found.
+// The returned func waits for that. When the environment sets Go's own
+// knobs (GOGC, GOMEMLIMIT), they win and nothing is tuned.
+func startGCTuner(ctx context.Context, cfg *config.Config, getenv func(string) string, log *slog.Logger) (wait func()) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		log.Info("go gc from the environment", "GOGC", getenv("GOGC"), "GOMEMLIMIT", getenv("GOMEMLIMIT"))
-		return
+		return func() {}
 	}
 	limit := int64(minMemoryLimit)
 	if cfg.KV.Enabled {
@@ -36,9 +53,35 @@ func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) {
 		// three times its limit leaves the collector its room above them.
 		limit = max(limit, 3*int64(cfg.KV.MemoryLimit))
 	}
-	debug.SetGCPercent(gcPercent)
-	debug.SetMemoryLimit(limit)
-	log.Debug("go gc", "gc_percent", gcPercent, "memory_limit", limit)
+	prevLimit := debug.SetMemoryLimit(limit)
+	prevPercent := debug.SetGCPercent(maxGCPercent)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) }()
+		cur := maxGCPercent
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() != metrics.KindUint64 {
+				continue
+			}
+			live := sample[0].Value.Uint64()
+			if p := gcPercentFor(live); p != cur {
+				debug.SetGCPercent(p)
+				log.Debug("go gc", "gc_percent", p, "live_heap", live)
+				cur = p
+			}
+		}
+	}()
+	return func() { <-done }
 }
 
 // Go's sysmon thread sleeps deeply whenever every P is idle, and the next

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"runtime/debug"
@@ -10,7 +11,25 @@ import (
 	"github.com/ephpm/ephpm/config"
 )
 
-func TestTuneGC(t *testing.T) {
+func TestGCPercentFor(t *testing.T) {
+	for _, tc := range []struct {
+		live uint64
+		want int
+	}{
+		{0, maxGCPercent},
+		{4 << 20, maxGCPercent},  // a few sites: the full room
+		{32 << 20, maxGCPercent}, // 128 MB of room is 4x
+		{64 << 20, 200},
+		{128 << 20, minGCPercent},
+		{2 << 30, minGCPercent}, // never below Go's default
+	} {
+		if got := gcPercentFor(tc.live); got != tc.want {
+			t.Errorf("gcPercentFor(%d MB) = %d, want %d", tc.live>>20, got, tc.want)
+		}
+	}
+}
+
+func TestGCTuner(t *testing.T) {
 	oldPercent := debug.SetGCPercent(100)
 	oldLimit := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetGCPercent(oldPercent); debug.SetMemoryLimit(oldLimit) })
@@ -29,21 +48,35 @@ func TestTuneGC(t *testing.T) {
 		wantPercent int
 		wantLimit   int64
 	}{
-		{"defaults", config.New(), nil, gcPercent, minMemoryLimit},
-		{"kv off", kvOff, nil, gcPercent, minMemoryLimit},
-		{"big kv store", bigKV, nil, gcPercent, 3 << 30},
+		{"defaults", config.New(), nil, maxGCPercent, minMemoryLimit},
+		{"kv off", kvOff, nil, maxGCPercent, minMemoryLimit},
+		{"big kv store", bigKV, nil, maxGCPercent, 3 << 30},
 		{"GOGC set", config.New(), map[string]string{"GOGC": "50"}, 100, oldLimit},
 		{"GOMEMLIMIT set", config.New(), map[string]string{"GOMEMLIMIT": "1GiB"}, 100, oldLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetGCPercent(100)
 			debug.SetMemoryLimit(oldLimit)
-			tuneGC(tc.cfg, env(tc.env), quiet)
-			if got := debug.SetGCPercent(100); got != tc.wantPercent {
-				t.Errorf("GC percent = %d, want %d", got, tc.wantPercent)
+			ctx, cancel := context.WithCancel(context.Background())
+			wait := startGCTuner(ctx, tc.cfg, env(tc.env), quiet)
+			// Read without changing: set the same value back at once.
+			p := debug.SetGCPercent(-1)
+			debug.SetGCPercent(p)
+			if p != tc.wantPercent {
+				t.Errorf("GC percent = %d, want %d", p, tc.wantPercent)
 			}
 			if got := debug.SetMemoryLimit(-1); got != tc.wantLimit {
 				t.Errorf("memory limit = %d, want %d", got, tc.wantLimit)
+			}
+			cancel()
+			wait()
+			// Stopped: what was there before is back.
+			if got := debug.SetGCPercent(-1); got != 100 {
+				t.Errorf("GC percent after stop = %d, want 100", got)
+			}
+			debug.SetGCPercent(100)
+			if got := debug.SetMemoryLimit(-1); got != oldLimit {
+				t.Errorf("memory limit after stop = %d, want %d", got, oldLimit)
 			}
 		})
 	}

@@ -97,7 +97,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	if err := n.dirs(); err != nil {
 		return err
 	}
-	tuneGC(cfg, os.Getenv, log)
+	gcCtx, stopGC := context.WithCancel(ctx)
+	waitGC := startGCTuner(gcCtx, cfg, os.Getenv, log)
+	n.defer_(func() { stopGC(); waitGC() })
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
 		startPprof(addr, log)
 	}
