@@ -24,7 +24,7 @@ import (
 // towards 100, where memory per site stays what it was. A soft memory
 // limit bounds the total either way.
 const (
-	gcHeadroom     = 128 << 20
+	gcHeadroom     = 64 << 20
 	maxGCPercent   = 400
 	minGCPercent   = 100
 	minMemoryLimit = 512 << 20

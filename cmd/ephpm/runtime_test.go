@@ -18,9 +18,9 @@ func TestGCPercentFor(t *testing.T) {
 	}{
 		{0, maxGCPercent},
 		{4 << 20, maxGCPercent},  // a few sites: the full room
-		{32 << 20, maxGCPercent}, // 128 MB of room is 4x
-		{64 << 20, 200},
-		{128 << 20, minGCPercent},
+		{16 << 20, maxGCPercent}, // 64 MB of room is 4x
+		{32 << 20, 200},
+		{64 << 20, minGCPercent},
 		{2 << 30, minGCPercent}, // never below Go's default
 	} {
 		if got := gcPercentFor(tc.live); got != tc.want {
