@@ -42,13 +42,8 @@ func (s *session) queryFast(ctx context.Context, plan *sqlxlate.Plan, named []an
 			return nil, fmt.Errorf("found rows: %T", dest[0])
 		}
 		s.foundRows = n
-	} else {
-		s.foundRows = int64(len(res.Rows))
 	}
-	s.rowCount = -1
-	if plan.SchemaChange {
-		s.invalidate()
-	}
+	s.readDone(plan, res)
 	return res, nil
 }
 

@@ -500,14 +500,21 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 		if err := queryRowOn(ctx, q, plan.CalcFoundRows, named).Scan(&s.foundRows); err != nil {
 			return nil, fmt.Errorf("found rows: %w", err)
 		}
-	} else {
+	}
+	s.readDone(plan, res)
+	return res, nil
+}
+
+// readDone records what a read leaves for FOUND_ROWS() (its row count,
+// unless SQL_CALC_FOUND_ROWS set it already) and ROW_COUNT() (-1).
+func (s *session) readDone(plan *sqlxlate.Plan, res *sqltypes.Result) {
+	if plan.CalcFoundRows == "" {
 		s.foundRows = int64(len(res.Rows))
 	}
 	s.rowCount = -1
 	if plan.SchemaChange {
 		s.invalidate()
 	}
-	return res, nil
 }
 
 func (s *session) invalidate() {
