@@ -241,20 +241,8 @@ func TestReadSessionNeverStale(t *testing.T) {
 }
 
 func BenchmarkReadSession(b *testing.B) {
-	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "b.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := benchPosts(b)
 	ctx := context.Background()
-	w, _ := db.AcquireWriter(ctx)
-	for _, q := range []string{"CREATE TABLE p (id INTEGER PRIMARY KEY, title TEXT, n INTEGER)",
-		"INSERT INTO p WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000) SELECT x, 'post ' || x, x * 2 FROM c"} {
-		if _, err := w.ExecContext(ctx, q); err != nil {
-			b.Fatal(err)
-		}
-	}
-	w.Release(ctx)
 	for _, bc := range []struct {
 		name     string
 		snapshot bool
