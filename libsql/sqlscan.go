@@ -29,6 +29,10 @@ type sqlStmt struct {
 	explain bool
 }
 
+// sqlSpace is the whitespace the lexer skips. Only ASCII: to SQLite a byte
+// of 0x80 or more is part of an identifier, so U+2003 alone is a statement.
+const sqlSpace = " \t\n\r\f\v"
+
 var errUnterminated = errors.New("unterminated string, identifier or comment")
 
 // DefaultMaxParams bounds ?NNN so that a client cannot make us allocate a
@@ -53,7 +57,7 @@ func splitSQL(text string) ([]sqlStmt, error) {
 	)
 	finish := func(end int) {
 		if tokens > 0 {
-			st := sqlStmt{text: strings.TrimSpace(text[start:end]), params: params}
+			st := sqlStmt{text: strings.Trim(text[start:end], sqlSpace), params: params}
 			st.kind, st.explain = classify(words, anyWrite)
 			out = append(out, st)
 		}
@@ -88,7 +92,7 @@ func splitSQL(text string) ([]sqlStmt, error) {
 	for i < len(text) {
 		c := text[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+		case strings.IndexByte(sqlSpace, c) >= 0:
 			i++
 		case c == '-' && i+1 < len(text) && text[i+1] == '-':
 			j := strings.IndexByte(text[i:], '\n')
