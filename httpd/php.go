@@ -148,6 +148,7 @@ func (s *Server) servePHP(w *respWriter, r *http.Request, site *Site, rt *route)
 		defer f.Close()
 		body, cl = f, n
 	}
+	Watch(r) // a client that goes away frees its PHP worker
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 	defer cancel()
 	pp := paramPool.Get().(*[]fastcgi.Param)

@@ -71,6 +71,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	srvs []*http.Server
+	h1   *h1server // plain HTTP/1.1; TLS is net/http's
 }
 
 // New builds a Server from cfg.
@@ -125,6 +126,11 @@ func New(cfg Config) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg)
+	s.h1 = &h1server{
+		handler: s, maxHeader: s.maxHeader,
+		readHeaderTimeout: DefaultReadHeaderTimeout, idleTimeout: DefaultIdleTimeout,
+		log: func(msg string, args ...any) { s.log.Error(msg, args...) },
+	}
 	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return s, nil
 }
@@ -132,8 +138,10 @@ func New(cfg Config) (*Server, error) {
 // Metrics exposes the collectors others add to (PHP pool, fpm restarts).
 func (s *Server) Registry() prometheus.Registerer { return s.metrics.reg }
 
-// Serve serves HTTP on l until Shutdown.
-func (s *Server) Serve(l net.Listener) error { return s.serve(l, nil) }
+// Serve serves plain HTTP/1.1 on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	return s.h1.serve(l)
+}
 
 // ServeTLS serves HTTPS (HTTP/2 and HTTP/1.1) on l with cfg until Shutdown.
 func (s *Server) ServeTLS(l net.Listener, cfg *tls.Config) error { return s.serve(l, cfg) }
@@ -168,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srvs := s.srvs
 	s.mu.Unlock()
-	var errs []error
+	errs := []error{s.h1.shutdown(ctx)}
 	for _, srv := range srvs {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
