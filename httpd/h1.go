@@ -146,6 +146,7 @@ type h1conn struct {
 	remote string
 	state  atomic.Int32
 	br     *bufio.Reader
+	more   bool  // the next write is followed by sendfile: MSG_MORE
 	remain int64 // bytes the header phase may still read
 	hosts  hostCount
 
@@ -217,6 +218,47 @@ func (h *hostCount) feed(p []byte) {
 			h.col = -1
 		}
 	}
+}
+
+// Write is the response buffer's sink. A header that sendfile's body
+// follows goes with MSG_MORE, so that the kernel sends them together
+// (nginx's tcp_nopush) rather than the header as a segment of its own,
+// which costs the client a wake-up.
+func (c *h1conn) Write(p []byte) (int, error) {
+	if !c.more {
+		return c.nc.Write(p)
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return c.nc.Write(p)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			m, err := syscall.SendmsgN(int(fd), p[n:], nil, nil, syscall.MSG_MORE)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				return false // wait until writable
+			}
+			if err != nil {
+				serr = err
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = serr
+	}
+	return n, err
 }
 
 var errHeaderTooLarge = errors.New("request header too large")
@@ -557,7 +599,7 @@ func (w *h1resp) informational(code int) {
 		return
 	}
 	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(w.c.nc)
+	bw.Reset(w.c)
 	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
 	_ = w.hdr.Write(bw)
 	bw.WriteString("\r\n")
@@ -633,8 +675,10 @@ func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
 		}
 	}
 	if w.bw.Buffered() > 0 { // the header
-
-		if err := w.bw.Flush(); err != nil {
+		w.c.more = w.written < w.clen // never hold it back with no body to follow
+		err := w.bw.Flush()
+		w.c.more = false
+		if err != nil {
 			w.err = err
 			return 0, err
 		}
@@ -727,7 +771,7 @@ func bodyAllowed(status int) bool {
 func (w *h1resp) sendHeader(final bool) error {
 	w.headerSent = true
 	w.bw = writerPool.Get().(*bufio.Writer)
-	w.bw.Reset(w.c.nc)
+	w.bw.Reset(w.c)
 	h := w.hdr
 	req := w.req
 	isHead := req.Method == http.MethodHead

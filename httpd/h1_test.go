@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,21 @@ func h1Handler(t testing.TB, watched chan<- error) http.Handler {
 			rw.WriteString("echo:" + line)
 			rw.Flush()
 			nc.Close()
+		case "/file", "/emptyfile": // sendfile through ReadFrom
+			f, err := os.CreateTemp(t.TempDir(), "f")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			n := 200 << 10
+			if r.URL.Path == "/emptyfile" {
+				n = 0
+			}
+			f.Write(bytes.Repeat([]byte("x"), n))
+			f.Seek(0, io.SeekStart)
+			w.Header().Set("Content-Length", fmt.Sprint(n))
+			io.CopyN(w, f, int64(n))
 		case "/panic":
 			panic("boom")
 		default:
@@ -229,6 +245,28 @@ func TestH1Framing(t *testing.T) {
 				t.Fatalf("connection not reusable: %v", err)
 			}
 		})
+	}
+}
+
+// A header sent with MSG_MORE ahead of sendfile must never be held back
+// waiting for a body that does not come (the kernel would wait 200 ms).
+func TestH1SendfileHeader(t *testing.T) {
+	_, addr := startH1(t, nil)
+	_, _, c, br := exchange(t, addr, "", 0, "GET")
+	start := time.Now()
+	for i, path := range []string{"/file", "/emptyfile", "/emptyfile", "/emptyfile", "/file", "/emptyfile"} {
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%d %s: %v", i, path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if want := map[string]int{"/file": 200 << 10, "/emptyfile": 0}[path]; err != nil || len(b) != want {
+			t.Fatalf("%d %s: %d bytes, want %d (%v)", i, path, len(b), want, err)
+		}
+	}
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Fatalf("6 responses one after another took %v: a header was held back", d)
 	}
 }
 
