@@ -55,9 +55,9 @@ const (
 	// h1MaxDiscard is the most unread request body discarded to keep a
 	// connection alive, as net/http's maxPostHandlerReadBytes.
 	h1MaxDiscard = 256 << 10
+	// h1BodyIdle bounds the wait for each piece of a request body.
+	h1BodyIdle = 60 * time.Second
 )
-
-var errH1Closed = errors.New("httpd: server closed")
 
 func (s *h1server) serve(l net.Listener) error {
 	s.mu.Lock()
@@ -78,12 +78,15 @@ func (s *h1server) serve(l net.Listener) error {
 			if s.shutting.Load() {
 				return nil
 			}
-			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// EMFILE, ECONNABORTED and the like: the listener still
+			// works, so back off and go on, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log("http: accept error; retrying", "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		c := &h1conn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
@@ -287,6 +290,8 @@ func (c *h1conn) serve() {
 		}
 	}()
 	base := context.WithValue(context.Background(), http.LocalAddrContextKey, c.nc.LocalAddr())
+	wait := c.srv.readHeaderTimeout // a new connection owes its request soon
+	lastPost := false
 	for {
 		// Wait for the next request without a buffer-sized read per
 		// request when the previous one left bytes (pipelining).
@@ -296,13 +301,27 @@ func (c *h1conn) serve() {
 				return
 			}
 			c.remain = noLimit
-			if d := c.srv.idleTimeout; d > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(d))
+			if wait > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(wait))
 			}
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
 			c.state.Store(h1Active)
+		}
+		wait = c.srv.idleTimeout
+		if lastPost {
+			// RFC 9112 2.2: old clients send a CRLF after a POST body.
+			peek, _ := c.br.Peek(min(c.br.Buffered(), 4))
+			n := 0
+			for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+				n++
+			}
+			c.br.Discard(n)
+			lastPost = false
+			if c.br.Buffered() == 0 && n > 0 {
+				continue
+			}
 		}
 		if d := c.srv.readHeaderTimeout; d > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(d))
@@ -325,8 +344,9 @@ func (c *h1conn) serve() {
 			return
 		}
 		if req.ContentLength != 0 || len(req.TransferEncoding) > 0 {
-			c.nc.SetReadDeadline(time.Time{}) // the body is read at the handler's pace
+			c.nc.SetReadDeadline(time.Time{}) // h1body sets one per read
 		}
+		lastPost = req.Method == http.MethodPost
 		if !c.serveOne(base, req) {
 			return
 		}
@@ -375,19 +395,39 @@ func (c *h1conn) badRequest(err error) {
 		if errors.As(err, &ne) && ne.Timeout() {
 			return
 		}
-		if strings.Contains(err.Error(), "unsupported transfer encoding") {
-			c.reply(http.StatusNotImplemented, "unsupported transfer encoding")
+		msg := err.Error()
+		if strings.Contains(msg, "unsupported transfer encoding") {
+			c.reply(http.StatusNotImplemented, "unsupported Transfer-Encoding")
 			return
 		}
-		c.reply(http.StatusBadRequest, err.Error())
+		// Name the part that is wrong, without echoing the client's bytes.
+		for _, m := range badRequestReasons {
+			if strings.Contains(msg, m[0]) {
+				c.reply(http.StatusBadRequest, m[1])
+				return
+			}
+		}
+		c.reply(http.StatusBadRequest, "malformed request")
 	}
+}
+
+// badRequestReasons maps http.ReadRequest's errors to what we say.
+var badRequestReasons = [][2]string{
+	{"malformed HTTP request", "malformed request line"},
+	{"malformed HTTP version", "malformed HTTP version"},
+	{"invalid method", "invalid method"},
+	{"MIME header", "malformed header line"},
+	{"too many transfer encodings", "more than one Transfer-Encoding"},
+	{"multiple Content-Length", "conflicting Content-Length headers"},
+	{"Content-Length", "bad Content-Length"},
+	{"Trailer", "bad Trailer header"},
 }
 
 // reply writes a short error response; the connection closes after it,
 // once the client had a moment to read it.
 func (c *h1conn) reply(code int, msg string) {
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(c.nc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%d %s: %s",
+	fmt.Fprintf(c.nc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%d %s: %s\n",
 		code, http.StatusText(code), code, http.StatusText(code), msg)
 	closeWriteAndWait(c.nc)
 }
@@ -400,7 +440,7 @@ func (c *h1conn) serveOne(base context.Context, req *http.Request) (keep bool) {
 	w.closeAfter = req.Close || c.srv.shutting.Load()
 	if req.Body != nil && req.Body != http.NoBody {
 		w.body = &h1body{rc: req.Body, w: w,
-			expect: req.ProtoAtLeast(1, 1) && req.Header.Get("Expect") != ""}
+			owed: req.ProtoAtLeast(1, 1) && req.Header.Get("Expect") != ""}
 		req.Body = w.body
 	}
 	ctx = context.WithValue(ctx, watchKey{}, w.watch)
@@ -422,7 +462,7 @@ func (c *h1conn) serveOne(base context.Context, req *http.Request) (keep bool) {
 		return false
 	}
 	if w.closeAfter {
-		if w.body != nil && !w.body.eof {
+		if w.body != nil && !w.body.eof.Load() {
 			closeWriteAndWait(c.nc)
 		}
 		return false
@@ -444,11 +484,14 @@ func closeWriteAndWait(nc net.Conn) {
 // handlers that wait long (PHP) call it through the request context so
 // that a client that goes away cancels their context.
 func (w *h1resp) watch() {
-	if w.body == nil || w.body.eof {
+	if w.body == nil {
 		w.c.startBackgroundRead()
 		return
 	}
-	w.body.watch = true
+	w.body.watch.Store(true)
+	if w.body.eof.Load() && w.body.watch.Swap(false) {
+		w.c.startBackgroundRead()
+	}
 }
 
 // Watch asks the connection to cancel r's context when the client goes
@@ -508,38 +551,55 @@ func (c *h1conn) abortBackgroundRead() {
 }
 
 // h1body is the request body: it sends 100 Continue on the first read,
-// and remembers whether the handler read it all.
+// bounds the wait for each read (nginx's client_body_timeout), and
+// remembers whether the handler read it all. PHP's body is read by the
+// FastCGI client's goroutine while the handler may write, hence the lock
+// and the atomics.
 type h1body struct {
-	rc     io.ReadCloser
-	w      *h1resp
-	expect bool // 100-continue still owed
-	eof    bool
-	watch  bool // start the background read at EOF
-	err    error
+	rc    io.ReadCloser
+	w     *h1resp
+	mu    sync.Mutex  // the 100 Continue against the response header
+	owed  bool        // 100-continue still owed (under mu)
+	rmu   sync.Mutex  // held by each read of rc, and by the discard
+	eof   atomic.Bool // read to the end
+	watch atomic.Bool // start the background read at EOF
+	err   error
 }
 
 func (b *h1body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.expect {
-		b.expect = false
-		if !b.w.headerSent {
-			if _, err := io.WriteString(b.w.c.nc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
-				b.err = err
-				return 0, err
-			}
+	b.mu.Lock()
+	if b.owed {
+		b.owed = false
+		if _, err := io.WriteString(b.w.c.nc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			b.err = err
+			b.mu.Unlock()
+			return 0, err
 		}
 	}
+	b.mu.Unlock()
+	if b.w.c.br.Buffered() == 0 {
+		b.w.c.nc.SetReadDeadline(time.Now().Add(h1BodyIdle))
+	}
+	b.rmu.Lock()
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.eof = true
-		if b.watch {
-			b.watch = false
-			b.w.c.startBackgroundRead()
-		}
+	b.rmu.Unlock()
+	if err == io.EOF && !b.eof.Swap(true) && b.watch.Load() {
+		b.w.c.startBackgroundRead()
 	}
 	return n, err
+}
+
+// cancelContinue is called as the response header goes out: a 100 must
+// never follow it. It reports whether a 100 was owed.
+func (b *h1body) cancelContinue() bool {
+	b.mu.Lock()
+	owed := b.owed
+	b.owed = false
+	b.mu.Unlock()
+	return owed
 }
 
 func (b *h1body) Close() error {
@@ -566,6 +626,7 @@ type h1resp struct {
 	written     int64
 	closeAfter  bool
 	hijacked    bool
+	ended       bool // finished: the handler returned
 	err         error
 }
 
@@ -595,8 +656,11 @@ func (w *h1resp) WriteHeader(code int) {
 
 // informational sends a 1xx (103 Early Hints) ahead of the response.
 func (w *h1resp) informational(code int) {
-	if w.err != nil {
-		return
+	if w.err != nil || w.headerSent || !w.req.ProtoAtLeast(1, 1) {
+		return // HTTP/1.0 knows no 1xx (RFC 9110 15.2)
+	}
+	if code == http.StatusContinue && (w.body == nil || !w.body.cancelContinue()) {
+		return // not asked for, or sent already
 	}
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(w.c)
@@ -611,6 +675,9 @@ func (w *h1resp) informational(code int) {
 func (w *h1resp) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
+	}
+	if w.ended {
+		return 0, errAfterEnd
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -663,6 +730,9 @@ func (w *h1resp) writeBody(p []byte) error {
 // ReadFrom keeps sendfile for static files: the header goes out, then
 // the kernel copies the file.
 func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
+	if w.ended {
+		return 0, errAfterEnd
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -710,7 +780,7 @@ func (w *h1resp) ReadFrom(src io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 func (w *h1resp) Flush() {
-	if w.hijacked {
+	if w.hijacked || w.ended {
 		return
 	}
 	if !w.wroteHeader {
@@ -736,20 +806,38 @@ func (w *h1resp) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDead
 func (w *h1resp) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 func (w *h1resp) EnableFullDuplex() error            { return nil }
 
-// Hijack hands the connection to the handler (WebSocket proxying).
+// Hijack hands the connection to the handler (WebSocket proxying). A
+// header already written (101 Switching Protocols) goes out first, as is.
 func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if w.headerSent || w.hijacked {
+	if w.hijacked || w.ended {
 		return nil, nil, http.ErrHijacked
 	}
 	w.c.abortBackgroundRead()
+	nc := w.c.nc
+	switch {
+	case w.headerSent:
+		if w.err == nil {
+			w.err = w.bw.Flush()
+		}
+	case w.wroteHeader:
+		var b strings.Builder
+		fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
+		_ = w.hdr.Write(&b)
+		b.WriteString("\r\n")
+		_, w.err = io.WriteString(nc, b.String())
+	}
+	if w.err != nil {
+		return nil, nil, w.err
+	}
+	if w.body != nil {
+		w.body.cancelContinue()
+	}
 	w.hijacked = true
 	w.c.srv.remove(w.c)
+	// The reader still holds what the client sent past the request, and
+	// the byte a background read took.
 	br := w.c.br
 	w.c.br = nil
-	if w.c.hasByte {
-		br = bufio.NewReader(io.MultiReader(strings.NewReader(string(w.c.byteBuf[:])), br))
-	}
-	nc := w.c.nc
 	nc.SetDeadline(time.Time{}) // the header timeout is not the handler's
 	w.c.nc = hijackedConn{nc}
 	return nc, bufio.NewReadWriter(br, bufio.NewWriter(nc)), nil
@@ -769,29 +857,49 @@ func bodyAllowed(status int) bool {
 // into the write buffer; final says the handler has returned, so a held
 // body's length is known.
 func (w *h1resp) sendHeader(final bool) error {
+	if w.ended {
+		return errAfterEnd
+	}
 	w.headerSent = true
-	w.bw = writerPool.Get().(*bufio.Writer)
-	w.bw.Reset(w.c)
 	h := w.hdr
 	req := w.req
 	isHead := req.Method == http.MethodHead
 	allowed := bodyAllowed(w.status)
 	w.noBody = isHead || !allowed
+	if b := w.body; b != nil {
+		owed := b.cancelContinue()
+		switch {
+		case b.eof.Load():
+		case owed:
+			w.closeAfter = true // the client holds the body back for a 100 that will not come
+		default:
+			w.settleBody()
+		}
+	}
 
-	h.Del("Transfer-Encoding") // the loop frames the body itself
+	// The framing is the loop's: what the handler set after WriteHeader
+	// or as Transfer-Encoding does not count.
+	delete(h, "Transfer-Encoding")
 	switch {
 	case !allowed:
-		h.Del("Content-Length")
+		delete(h, "Content-Length")
 		w.clen = -1
+		if w.status == http.StatusNotModified {
+			delete(h, "Content-Type")
+		}
 	case w.clen >= 0:
+		h["Content-Length"] = []string{strconv.FormatInt(w.clen, 10)}
 	case final && (!isHead || w.written > 0):
 		w.clen = w.written
 		h["Content-Length"] = []string{strconv.FormatInt(w.clen, 10)}
 	case isHead:
+		delete(h, "Content-Length")
 	case req.ProtoAtLeast(1, 1):
+		delete(h, "Content-Length")
 		w.chunked = true
 		h["Transfer-Encoding"] = []string{"chunked"}
 	default:
+		delete(h, "Content-Length")
 		w.closeAfter = true // HTTP/1.0: the end of the body is the close
 	}
 	first := w.buf
@@ -799,16 +907,13 @@ func (w *h1resp) sendHeader(final bool) error {
 		first = w.sniff
 	}
 	w.sniff = nil
-	if _, ok := h["Content-Type"]; !ok && allowed && len(first) > 0 && !isHead {
+	if _, ok := h["Content-Type"]; !ok && allowed && len(first) > 0 && !isHead && len(h["Content-Encoding"]) == 0 {
 		h["Content-Type"] = []string{http.DetectContentType(first)}
 	}
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
-	if v := h.Get("Connection"); v != "" && httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
-		w.closeAfter = true
-	}
-	if w.c.srv.shutting.Load() {
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutting.Load() {
 		w.closeAfter = true
 	}
 	if w.closeAfter {
@@ -816,6 +921,8 @@ func (w *h1resp) sendHeader(final bool) error {
 	} else if !req.ProtoAtLeast(1, 1) {
 		h["Connection"] = []string{"keep-alive"}
 	}
+	w.bw = writerPool.Get().(*bufio.Writer)
+	w.bw.Reset(w.c)
 	bw := w.bw
 	bw.WriteString("HTTP/1.1 ")
 	bw.WriteString(strconv.Itoa(w.status))
@@ -839,6 +946,33 @@ func (w *h1resp) sendHeader(final bool) error {
 	return nil
 }
 
+// settleBody decides, before the header goes out so that it can say
+// Connection: close, what becomes of a request body the handler has not
+// read to the end: up to 256 KB are read and dropped, as net/http does.
+// A read in flight (PHP's body streaming to FastCGI while the response
+// starts) is left alone, and the connection closes after the response.
+func (w *h1resp) settleBody() {
+	b := w.body
+	switch {
+	case w.closeAfter:
+	case b.err != nil:
+		w.closeAfter = true // closed early: how much is left is unknown
+	case !b.rmu.TryLock():
+		w.closeAfter = true
+	default:
+		defer b.rmu.Unlock()
+		w.c.nc.SetReadDeadline(time.Now().Add(h1BodyIdle))
+		n, err := io.CopyN(io.Discard, b.rc, h1MaxDiscard+1)
+		if err == io.EOF && n <= h1MaxDiscard {
+			b.eof.Store(true)
+		} else {
+			w.closeAfter = true
+		}
+	}
+}
+
+var errAfterEnd = errors.New("http: write after the handler returned")
+
 // finish ends the response after the handler returned and decides
 // whether the connection can serve another request.
 func (w *h1resp) finish() error {
@@ -854,6 +988,7 @@ func (w *h1resp) finish() error {
 		w.bw.Reset(nil)
 		writerPool.Put(w.bw)
 		w.bw = nil
+		w.ended = true
 	}()
 	if w.chunked && w.err == nil {
 		w.bw.WriteString("0\r\n\r\n")
@@ -861,24 +996,11 @@ func (w *h1resp) finish() error {
 	if w.clen >= 0 && w.written < w.clen && !w.noBody {
 		w.closeAfter = true // the client waits for bytes that will not come
 	}
+	if b := w.body; b != nil && !b.eof.Load() {
+		w.closeAfter = true // read after the header went out, not to the end
+	}
 	if w.err == nil {
 		w.err = w.bw.Flush()
 	}
-	if w.err != nil {
-		return w.err
-	}
-	// An unread body must go before the next request can be read.
-	if b := w.body; b != nil && !b.eof && !w.closeAfter {
-		if b.expect {
-			w.closeAfter = true // the client never sent it
-		} else {
-			n, err := io.CopyN(io.Discard, b.rc, h1MaxDiscard+1)
-			if err != io.EOF || n > h1MaxDiscard {
-				w.closeAfter = true
-			} else {
-				b.eof = true
-			}
-		}
-	}
-	return nil
+	return w.err
 }

@@ -87,6 +87,46 @@ func h1Handler(t testing.TB, watched chan<- error) http.Handler {
 			f.Seek(0, io.SeekStart)
 			w.Header().Set("Content-Length", fmt.Sprint(n))
 			io.CopyN(w, f, int64(n))
+		case "/relength": // changes the header after WriteHeader
+			w.Header().Set("Content-Length", "10")
+			w.WriteHeader(200)
+			w.Header().Set("Content-Length", "3")
+			w.Write([]byte("0123456789"))
+		case "/gzipped":
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write([]byte{0x1f, 0x8b, 8, 0})
+		case "/notmodified":
+			w.Header().Set("Content-Type", "text/css")
+			w.WriteHeader(http.StatusNotModified)
+		case "/ws": // 101, then the connection is the handler's
+			w.Header().Set("Upgrade", "echo")
+			w.Header().Set("Connection", "Upgrade")
+			w.WriteHeader(http.StatusSwitchingProtocols)
+			fallthrough
+		case "/watchhijack":
+			if r.URL.Path == "/watchhijack" {
+				Watch(r) // a background read may take the first byte
+				time.Sleep(100 * time.Millisecond)
+			}
+			nc, rw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer nc.Close()
+			line, _ := rw.ReadString('\n')
+			rw.WriteString("echo:" + line)
+			rw.Flush()
+		case "/duplex": // reads the body on another goroutine while it answers
+			done := make(chan struct{})
+			go func() {
+				io.Copy(io.Discard, r.Body)
+				close(done)
+			}()
+			w.Header().Set("Content-Length", "2")
+			w.Write([]byte("ok"))
+			w.(http.Flusher).Flush()
+			<-done
 		case "/panic":
 			panic("boom")
 		default:
@@ -173,6 +213,7 @@ func TestH1Framing(t *testing.T) {
 		{name: "chunked request", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", status: 200, body: "5:abcde"},
 		{name: "missing host", raw: "GET /small HTTP/1.1\r\n\r\n", status: 400, closed: true},
 		{name: "two hosts", raw: "GET /small HTTP/1.1\r\nHost: a\r\nhOsT: b\r\n\r\n", status: 400, closed: true},
+		{name: "bad header line", raw: "GET /small HTTP/1.1\r\nHost: a\r\n<script>alert(1)</script>\r\n\r\n", status: 400, closed: true},
 		{name: "bad host", raw: "GET /small HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400, closed: true},
 		// As net/http: chunked wins over a Content-Length (RFC 9112 6.3).
 		{name: "chunked and length", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 200, body: "0:"},
@@ -181,6 +222,13 @@ func TestH1Framing(t *testing.T) {
 		{name: "http/2 preface", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", status: 505, closed: true},
 		{name: "expect other", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx", status: 417, closed: true},
 		{name: "panic closes", raw: "GET /panic HTTP/1.1\r\nHost: a\r\n\r\n", status: -1, closed: true},
+		{name: "length is the one written", raw: "GET /relength HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, body: "0123456789", hdr: map[string]string{"Content-Length": "10"}},
+		{name: "no sniffing of encoded bodies", raw: "GET /gzipped HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, hdr: map[string]string{"Content-Type": ""}},
+		{name: "304 has no type", raw: "GET /notmodified HTTP/1.1\r\nHost: a\r\n\r\n", status: 304, hdr: map[string]string{"Content-Type": ""}},
+		{name: "no 1xx for http/1.0", raw: "GET /hints HTTP/1.0\r\n\r\n", status: 200, body: "after hints", closed: true},
+		{name: "crlf after a post", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n", status: 200, body: "2:ab"},
+		{name: "unread big body announces close", raw: "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Length: 400000\r\n\r\n" + strings.Repeat("z", 400000), status: 200, body: "hello",
+			hdr: map[string]string{"Connection": "close"}, closed: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			method := tt.method
@@ -211,6 +259,9 @@ func TestH1Framing(t *testing.T) {
 			}
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tt.status, b)
+			}
+			if resp.StatusCode == 400 && strings.Contains(string(b), "<") {
+				t.Fatalf("400 echoes the request: %q", b)
 			}
 			if tt.body != "" && string(b) != tt.body {
 				t.Fatalf("body %.80q, want %.80q", b, tt.body)
@@ -267,6 +318,93 @@ func TestH1SendfileHeader(t *testing.T) {
 	}
 	if d := time.Since(start); d > 700*time.Millisecond {
 		t.Fatalf("6 responses one after another took %v: a header was held back", d)
+	}
+}
+
+func TestH1NewConnectionOwesItsRequestSoon(t *testing.T) {
+	s := &h1server{handler: h1Handler(t, nil), maxHeader: 4 << 10, readHeaderTimeout: 200 * time.Millisecond,
+		idleTimeout: 10 * time.Second, log: func(string, ...any) {}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.serve(ln)
+	defer s.shutdown(context.Background())
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a silent connection got bytes")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a silent new connection stayed %v: the idle timeout, not the header timeout", d)
+	}
+}
+
+func TestH1Hijack(t *testing.T) {
+	_, addr := startH1(t, nil)
+	for _, path := range []string{"/ws", "/watchhijack"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path)
+		time.Sleep(30 * time.Millisecond)
+		io.WriteString(c, "hello\n")
+		br := bufio.NewReader(c)
+		if path == "/ws" {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "echo" {
+				t.Fatalf("%s: %v %v", path, resp, err)
+			}
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || line != "echo:hello\n" {
+			t.Fatalf("%s: hijacked echo %q %v", path, line, err)
+		}
+	}
+}
+
+// A body read on another goroutine while the response goes out: the
+// 100 Continue and the header must not race (go test -race), and a 100
+// never follows the final status.
+func TestH1ContinueWhileAnswering(t *testing.T) {
+	_, addr := startH1(t, nil)
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "POST /duplex HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == 100 {
+			io.WriteString(c, "abc")
+			if resp, err = http.ReadResponse(br, nil); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			io.WriteString(c, "abc")
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		io.ReadAll(resp.Body)
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if rest, _ := br.Peek(1); len(rest) > 0 {
+			t.Fatalf("bytes after the response: %q", rest)
+		}
+		c.Close()
 	}
 }
 
