@@ -158,13 +158,22 @@ func startH1(t *testing.T, watched chan<- error) (*h1server, string) {
 	return s, ln.Addr().String()
 }
 
-// exchange sends raw bytes on a fresh connection and reads n responses.
-func exchange(t *testing.T, addr, raw string, n int, method string) ([]*http.Response, []string, net.Conn, *bufio.Reader) {
+// dialH1 connects to the loop, with a deadline and a cleanup.
+func dialH1(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// exchange sends raw bytes on a fresh connection and reads n responses.
+func exchange(t *testing.T, addr, raw string, n int, method string) ([]*http.Response, []string, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c := dialH1(t, addr)
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
@@ -235,12 +244,7 @@ func TestH1Framing(t *testing.T) {
 			if method == "" {
 				method = "GET"
 			}
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := dialH1(t, addr)
 			io.WriteString(c, tt.raw)
 			br := bufio.NewReader(c)
 			resp, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -348,12 +352,7 @@ func TestH1NewConnectionOwesItsRequestSoon(t *testing.T) {
 func TestH1Hijack(t *testing.T) {
 	_, addr := startH1(t, nil)
 	for _, path := range []string{"/ws", "/watchhijack"} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dialH1(t, addr)
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path)
 		time.Sleep(30 * time.Millisecond)
 		io.WriteString(c, "hello\n")
@@ -377,11 +376,7 @@ func TestH1Hijack(t *testing.T) {
 func TestH1ContinueWhileAnswering(t *testing.T) {
 	_, addr := startH1(t, nil)
 	for i := 0; i < 20; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dialH1(t, addr)
 		io.WriteString(c, "POST /duplex HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -422,12 +417,7 @@ func TestH1Pipelining(t *testing.T) {
 
 func TestH1ExpectContinue(t *testing.T) {
 	_, addr := startH1(t, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialH1(t, addr)
 	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
@@ -454,12 +444,7 @@ func TestH1UnreadBody(t *testing.T) {
 		t.Fatalf("after an unread body: %q", bodies[1])
 	}
 	// One past the limit closes it rather than read on.
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialH1(t, addr)
 	fmt.Fprintf(c, "POST /cl HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", 1<<30)
 	go c.Write(make([]byte, 1<<20))
 	br := bufio.NewReader(c)
@@ -475,11 +460,7 @@ func TestH1UnreadBody(t *testing.T) {
 
 func TestH1Streaming(t *testing.T) {
 	_, addr := startH1(t, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialH1(t, addr)
 	io.WriteString(c, "GET /flush HTTP/1.1\r\nHost: a\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -496,10 +477,7 @@ func TestH1Streaming(t *testing.T) {
 func TestH1WatchCancelsOnClientGone(t *testing.T) {
 	watched := make(chan error, 1)
 	_, addr := startH1(t, watched)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, addr)
 	io.WriteString(c, "GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(100 * time.Millisecond) // let the handler start waiting
 	c.Close()
@@ -515,12 +493,7 @@ func TestH1WatchCancelsOnClientGone(t *testing.T) {
 
 func TestH1EarlyHintsAndHijack(t *testing.T) {
 	_, addr := startH1(t, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialH1(t, addr)
 	io.WriteString(c, "GET /hints HTTP/1.1\r\nHost: a\r\n\r\n")
 	br := bufio.NewReader(c)
 	// The client reads past 1xx responses; check the wire instead.
