@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -68,8 +69,13 @@ func (s *Server) openStream(baton *string, siteName string) (*stream, error) {
 		if len(s.streams) >= s.cfg.MaxStreams {
 			return nil, errTooManyStreams
 		}
-		s.nextID++
-		st := &stream{id: s.nextID, siteName: siteName, idle: s.cfg.StreamIdle, lastUsed: time.Now()}
+		// Random, not counted: a replica tells its own batons from its
+		// primary's (same key, derived from the cluster token) by the id.
+		id := mrand.Uint64()
+		for s.streams[id] != nil || id == 0 {
+			id = mrand.Uint64()
+		}
+		st := &stream{id: id, siteName: siteName, idle: s.cfg.StreamIdle, lastUsed: time.Now()}
 		st.mu.Lock()
 		s.streams[st.id] = st
 		s.startReaperLocked()
@@ -128,23 +134,78 @@ func (s *Server) finishStream(ctx context.Context, st *stream, rs *reqSite) *str
 	return &b
 }
 
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		httpError(w, http.StatusRequestEntityTooLarge, "request body: "+err.Error())
-		return false
+		return nil, false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		httpError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// forPrimary reports whether a replica must pass a request on to the
+// site's primary: it continues a stream the primary holds (a baton this
+// node does not know), or it may write (a statement the lexer does not
+// call a read, BEGIN included). Reads outside a transaction stay here.
+func (s *Server) forPrimary(baton *string, reqs []streamReq, batch *hBatch) bool {
+	if baton != nil && *baton != "" {
+		id, _, err := s.decodeBaton(*baton)
+		s.mu.Lock()
+		_, local := s.streams[id]
+		s.mu.Unlock()
+		if err != nil || !local {
+			return true
+		}
+	}
+	writes := func(sql *string) bool {
+		if sql == nil {
+			return false
+		}
+		sts, err := splitSQL(*sql)
+		if err != nil {
+			return false // this node answers with the syntax error
+		}
+		for _, st := range sts {
+			if st.kind != kindRead {
+				return true
+			}
+		}
 		return false
 	}
-	return true
+	batchWrites := func(b *hBatch) bool {
+		if b == nil {
+			return false
+		}
+		for i := range b.Steps {
+			if writes(b.Steps[i].Stmt.SQL) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range reqs {
+		q := &reqs[i]
+		switch {
+		case q.Stmt != nil && writes(q.Stmt.SQL), writes(q.SQL), batchWrites(q.Batch):
+			return true
+		}
+	}
+	return batchWrites(batch)
 }
 
 // pipeline serves POST /v2/pipeline and /v3/pipeline.
 func (s *Server) pipeline(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 	var req pipelineReq
-	if !s.readJSON(w, r, &req) {
+	body, ok := s.readJSON(w, r, &req)
+	if !ok {
+		return
+	}
+	if rs.site.Forward != nil && s.forPrimary(req.Baton, req.Requests, nil) {
+		rs.site.Forward(w, r, body)
 		return
 	}
 	st, err := s.openStream(req.Baton, rs.site.Name)
@@ -436,11 +497,16 @@ func evalCond(c *batchCond, i int, res []*execResult, errs []*sqlError, ran []bo
 // cursor serves POST /v3/cursor: the batch's results as JSON lines.
 func (s *Server) cursor(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 	var req cursorReq
-	if !s.readJSON(w, r, &req) {
+	body, ok := s.readJSON(w, r, &req)
+	if !ok {
 		return
 	}
 	if req.Batch == nil {
 		httpError(w, http.StatusBadRequest, "cursor without batch")
+		return
+	}
+	if rs.site.Forward != nil && s.forPrimary(req.Baton, nil, req.Batch) {
+		rs.site.Forward(w, r, body)
 		return
 	}
 	st, err := s.openStream(req.Baton, rs.site.Name)

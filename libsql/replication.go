@@ -36,6 +36,12 @@ func (s *Server) grpc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.withSite(w, r, grpcAuthError, func(rs *reqSite) {
+		if rs.site.Forward != nil {
+			// A replica passes the embedded-replica protocol on whole: the
+			// log and the write sessions are the primary's.
+			rs.site.Forward(w, r, body)
+			return
+		}
 		var (
 			out []byte
 			st  *grpcStatus

@@ -74,7 +74,6 @@ type Server struct {
 
 	mu      sync.Mutex
 	closed  bool
-	nextID  uint64
 	streams map[uint64]*stream
 	proxies map[string]*proxySession
 	reaping bool

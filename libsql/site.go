@@ -52,6 +52,11 @@ type Site struct {
 	Log  Log        // nil when the site is not a replicated primary here
 	// Release is called when the request is done with DB.
 	Release func()
+	// Forward, set on a node that replicates the site, passes a request
+	// (its body already read) to the site's primary and copies the answer
+	// back: every write and transaction of a Hrana client, and the whole
+	// embedded-replica protocol. Nil means everything is served here.
+	Forward func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
 // Resolver authenticates a request and names its site. It returns an

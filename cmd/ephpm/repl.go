@@ -194,7 +194,7 @@ func (n *node) libsqlHandler() http.Handler {
 			if err != nil {
 				return nil, err
 			}
-			site := &libsql.Site{Name: name, DB: db, Release: release}
+			site := &libsql.Site{Name: name, DB: db, Release: release, Forward: n.repl.LibsqlForward(name, r)}
 			if n.repl.Role(name) == replication.RolePrimary {
 				l, lrelease, err := n.repl.PrimaryLog(ctx, name)
 				if err != nil {

@@ -391,6 +391,9 @@ func TestReplicationWordPressThreeRegions(t *testing.T) {
 	// with the site's token: Hrana queries, an embedded replica that syncs
 	// the whole WordPress database and delegates a write.
 	libsqlClients(t, c, "frankfurt", "alice-blog.com")
+	// The same clients on a replica node: reads are served there, writes,
+	// transactions and the embedded replica's protocol go to frankfurt.
+	libsqlClients(t, c, "tokyo", "alice-blog.com")
 
 	// /metrics on a replica carries the replication gauges.
 	_, metrics := get(t, "http://"+c.regions["tokyo"].p.addr+"/metrics")
@@ -534,7 +537,7 @@ func libsqlClients(t *testing.T, c *cluster, region, site string) {
 	cmd := exec.Command("node", "ephpm-site.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "URL=http://"+c.regions[region].repl, "TOKEN="+strings.TrimSpace(tok),
-		"DBFILE="+filepath.Join(t.TempDir(), "embedded.db"))
+		"DBFILE="+filepath.Join(t.TempDir(), "embedded.db"), "KEY=ephpm_libsql_"+region)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
@@ -544,6 +547,8 @@ func libsqlClients(t *testing.T, c *cluster, region, site string) {
 		Posts    []string `json:"posts"`
 		Changes  int      `json:"changes"`
 		ReadBack *string  `json:"readBack"`
+		Hrana    int      `json:"hranaChanges"`
+		HranaTx  string   `json:"hranaTx"`
 		Error    string   `json:"error"`
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -551,7 +556,7 @@ func libsqlClients(t *testing.T, c *cluster, region, site string) {
 		t.Fatalf("libsql clients: %v %s", err, out)
 	}
 	if res.Blogname != "Alice Blog" || !strings.Contains(strings.Join(res.Posts, "|"), "Guten Tag from Frankfurt") ||
-		res.Changes != 1 || res.ReadBack == nil || *res.ReadBack != "delegated" {
+		res.Changes != 1 || res.ReadBack == nil || *res.ReadBack != "delegated" || res.Hrana != 1 || res.HranaTx != "hrana-tx" {
 		t.Fatalf("libsql clients saw %s", out)
 	}
 	// The delegated write went through the primary into the log: every

@@ -1,0 +1,53 @@
+package replication
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// hdrLibsqlVia marks a libSQL client's request that a replica passed on to
+// the site's primary; a request that carries it is never passed on again,
+// so two nodes that both think the other is primary cannot loop.
+const hdrLibsqlVia = "X-Ephpm-Libsql-Via"
+
+// LibsqlForward returns, on a node that replicates the site, what passes
+// a libSQL client's request (body already read) on to the site's primary
+// and copies the answer back, streaming. The client's own per-site token
+// goes with it: every node accepts it. It returns nil on the primary, for
+// an unreplicated site, and for a request a replica already passed on.
+func (m *Manager) LibsqlForward(name string, r *http.Request) func(w http.ResponseWriter, r *http.Request, body []byte) {
+	s := m.site(name)
+	if s == nil || s.cfg.Role != RoleReplica || s.cfg.PrimaryURL == "" || r.Header.Get(hdrLibsqlVia) != "" {
+		return nil
+	}
+	return func(w http.ResponseWriter, r *http.Request, body []byte) {
+		start := time.Now()
+		s.fwdRequests.Add(1)
+		defer func() { s.fwdNanos.Add(int64(time.Since(start))) }()
+		target, err := url.Parse(s.cfg.PrimaryURL)
+		if err != nil {
+			http.Error(w, "bad primary URL", http.StatusBadGateway)
+			return
+		}
+		rp := &httputil.ReverseProxy{
+			Transport: m.client.Transport,
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Header.Set(hdrLibsqlVia, m.cfg.Node)
+			},
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				s.fwdErrors.Add(1)
+				m.log.Error("passing a libSQL request to the primary failed", "site", name, "primary", s.cfg.PrimaryURL, "err", err)
+				http.Error(w, "the site's primary node is unreachable", http.StatusBadGateway)
+			},
+			FlushInterval: -1, // LogEntries streams
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		rp.ServeHTTP(w, r)
+	}
+}
