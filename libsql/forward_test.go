@@ -39,3 +39,27 @@ func TestForPrimary(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOver: a stream of this node that starts to write moves to the
+// primary without its baton, and ends here.
+func TestHandOver(t *testing.T) {
+	s := NewServer(Config{})
+	defer s.Close()
+	st, err := s.openStream(nil, "site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	baton := s.encodeBaton(st.id, st.seq)
+	st.mu.Unlock()
+	body := []byte(`{"baton":"` + baton + `","requests":[{"type":"execute","stmt":{"sql":"INSERT INTO t VALUES (1)"}}]}`)
+	if got := string(s.handOver(&baton, "other-site", body)); got != string(body) {
+		t.Fatalf("another site's request changed: %s", got)
+	}
+	got := string(s.handOver(&baton, "site", body))
+	if got != `{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"INSERT INTO t VALUES (1)"}}]}` {
+		t.Fatalf("handed over: %s", got)
+	}
+	if !st.done {
+		t.Fatal("the local stream is still open")
+	}
+}

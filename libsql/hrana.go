@@ -147,6 +147,39 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte
 	return body, true
 }
 
+// handOver ends this node's stream when a request that continues it goes
+// to the primary (a client that read here and now writes), and takes the
+// baton out of the request: the primary opens a stream of its own, whose
+// baton the client follows from then on.
+func (s *Server) handOver(baton *string, siteName string, body []byte) []byte {
+	if baton == nil || *baton == "" {
+		return body
+	}
+	id, _, err := s.decodeBaton(*baton)
+	if err != nil {
+		return body
+	}
+	s.mu.Lock()
+	st := s.streams[id]
+	s.mu.Unlock()
+	if st == nil || st.siteName != siteName {
+		return body
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	m["baton"] = json.RawMessage("null")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	st.mu.Lock()
+	st.closeLocked(context.Background())
+	st.mu.Unlock()
+	return b
+}
+
 // forPrimary reports whether a replica must pass a request on to the
 // site's primary: it continues a stream the primary holds (a baton this
 // node does not know), or it may write (a statement the lexer does not
@@ -205,7 +238,7 @@ func (s *Server) pipeline(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 		return
 	}
 	if rs.site.Forward != nil && s.forPrimary(req.Baton, req.Requests, nil) {
-		rs.site.Forward(w, r, body)
+		rs.site.Forward(w, r, s.handOver(req.Baton, rs.site.Name, body))
 		return
 	}
 	st, err := s.openStream(req.Baton, rs.site.Name)
@@ -506,7 +539,7 @@ func (s *Server) cursor(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 		return
 	}
 	if rs.site.Forward != nil && s.forPrimary(req.Baton, nil, req.Batch) {
-		rs.site.Forward(w, r, body)
+		rs.site.Forward(w, r, s.handOver(req.Baton, rs.site.Name, body))
 		return
 	}
 	st, err := s.openStream(req.Baton, rs.site.Name)
