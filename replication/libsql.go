@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"time"
 )
 
 // hdrLibsqlVia marks a libSQL client's request that a replica passed on to
@@ -25,29 +24,13 @@ func (m *Manager) LibsqlForward(name string, r *http.Request) func(w http.Respon
 		return nil
 	}
 	return func(w http.ResponseWriter, r *http.Request, body []byte) {
-		start := time.Now()
-		s.fwdRequests.Add(1)
-		defer func() { s.fwdNanos.Add(int64(time.Since(start))) }()
-		target, err := url.Parse(s.cfg.PrimaryURL)
-		if err != nil {
-			http.Error(w, "bad primary URL", http.StatusBadGateway)
-			return
-		}
-		rp := &httputil.ReverseProxy{
-			Transport: m.client.Transport,
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.Out.Header.Set(hdrLibsqlVia, m.cfg.Node)
-			},
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				s.fwdErrors.Add(1)
-				m.log.Error("passing a libSQL request to the primary failed", "site", name, "primary", s.cfg.PrimaryURL, "err", err)
-				http.Error(w, "the site's primary node is unreachable", http.StatusBadGateway)
-			},
-			FlushInterval: -1, // LogEntries streams
-		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
-		rp.ServeHTTP(w, r)
+		m.viaPrimary(s, "libsql", w, r, func(target *url.URL) *httputil.ReverseProxy {
+			return &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Header.Set(hdrLibsqlVia, m.cfg.Node)
+			}}
+		})
 	}
 }

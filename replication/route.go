@@ -47,55 +47,66 @@ func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request
 	}
 }
 
-var proxies sync.Map // primary URL → *httputil.ReverseProxy
+var proxies sync.Map // node, kind, site, primary URL → *httputil.ReverseProxy
 
-func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
+// viaPrimary serves r from the site's primary through a reverse proxy
+// built once per site and kind; build sets how the request is rewritten.
+// Failures count in the site's forward errors and answer 502.
+func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *http.Request, build func(target *url.URL) *httputil.ReverseProxy) {
 	start := time.Now()
 	s.fwdRequests.Add(1)
 	defer func() { s.fwdNanos.Add(int64(time.Since(start))) }()
-	key := m.cfg.Node + "\x00" + s.cfg.PrimaryURL
-	if p, ok := proxies.Load(key); ok {
-		p.(*httputil.ReverseProxy).ServeHTTP(w, r)
-		return
-	}
-	target, err := url.Parse(s.cfg.PrimaryURL)
-	if err != nil {
-		http.Error(w, "bad primary URL", http.StatusBadGateway)
-		return
-	}
-	rp := &httputil.ReverseProxy{
-		Transport: m.client.Transport,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			for k := range pr.Out.Header {
-				if strings.HasPrefix(k, "X-Ephpm-") {
-					pr.Out.Header.Del(k) // never trust a client's
-				}
+	name, primary := s.cfg.Name, s.cfg.PrimaryURL
+	key := m.cfg.Node + "\x00" + kind + "\x00" + name + "\x00" + primary
+	p, ok := proxies.Load(key)
+	if !ok {
+		target, err := url.Parse(primary)
+		if err != nil {
+			http.Error(w, "bad primary URL", http.StatusBadGateway)
+			return
+		}
+		rp := build(target)
+		rp.Transport = m.client.Transport
+		rp.FlushInterval = -1 // PHP's flush(), libSQL's log stream
+		rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			if cur := m.site(name); cur != nil {
+				cur.fwdErrors.Add(1)
 			}
-			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host
-			pr.Out.Header.Set(hdrAuth, "Bearer "+m.cfg.Token)
-			pr.Out.Header.Set(hdrForwarded, m.cfg.Node)
-			pr.Out.Header.Set(hdrClientAddr, pr.In.RemoteAddr)
-			if pr.In.TLS != nil {
-				pr.Out.Header.Set(hdrProto, "https")
-			}
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			if f := resp.Header.Get(hdrFrame); f != "" {
-				resp.Header.Del(hdrFrame)
-				resp.Header.Add("Set-Cookie", (&http.Cookie{
-					Name: CookieName, Value: f, Path: "/", HttpOnly: true, MaxAge: 300, SameSite: http.SameSiteLaxMode,
-				}).String())
-			}
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.fwdErrors.Add(1)
-			m.log.Error("forwarding a request to the primary failed", "site", s.cfg.Name, "primary", s.cfg.PrimaryURL, "err", err)
+			m.log.Error("passing a request to the primary failed", "site", name, "kind", kind, "primary", primary, "err", err)
 			http.Error(w, "the site's primary node is unreachable", http.StatusBadGateway)
-		},
-		FlushInterval: -1,
+		}
+		p, _ = proxies.LoadOrStore(key, rp)
 	}
-	proxies.Store(key, rp)
-	rp.ServeHTTP(w, r)
+	p.(*httputil.ReverseProxy).ServeHTTP(w, r)
+}
+
+func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
+	m.viaPrimary(s, "http", w, r, func(target *url.URL) *httputil.ReverseProxy {
+		return &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				for k := range pr.Out.Header {
+					if strings.HasPrefix(k, "X-Ephpm-") {
+						pr.Out.Header.Del(k) // never trust a client's
+					}
+				}
+				pr.SetURL(target)
+				pr.Out.Host = pr.In.Host
+				pr.Out.Header.Set(hdrAuth, "Bearer "+m.cfg.Token)
+				pr.Out.Header.Set(hdrForwarded, m.cfg.Node)
+				pr.Out.Header.Set(hdrClientAddr, pr.In.RemoteAddr)
+				if pr.In.TLS != nil {
+					pr.Out.Header.Set(hdrProto, "https")
+				}
+			},
+			ModifyResponse: func(resp *http.Response) error {
+				if f := resp.Header.Get(hdrFrame); f != "" {
+					resp.Header.Del(hdrFrame)
+					resp.Header.Add("Set-Cookie", (&http.Cookie{
+						Name: CookieName, Value: f, Path: "/", HttpOnly: true, MaxAge: 300, SameSite: http.SameSiteLaxMode,
+					}).String())
+				}
+				return nil
+			},
+		}
+	})
 }
