@@ -586,7 +586,7 @@ func (b *h1body) Read(p []byte) (int, error) {
 	b.rmu.Lock()
 	n, err := b.rc.Read(p)
 	b.rmu.Unlock()
-	if err == io.EOF && !b.eof.Swap(true) && b.watch.Load() {
+	if err == io.EOF && !b.eof.Swap(true) && b.watch.Swap(false) {
 		b.w.c.startBackgroundRead()
 	}
 	return n, err
@@ -831,6 +831,7 @@ func (w *h1resp) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	if w.body != nil {
 		w.body.cancelContinue()
+		w.body.err = http.ErrHijacked // the connection's bytes are the handler's now
 	}
 	w.hijacked = true
 	w.c.srv.remove(w.c)

@@ -114,6 +114,11 @@ func h1Handler(t testing.TB, watched chan<- error) http.Handler {
 				return
 			}
 			defer nc.Close()
+			if r.Body != http.NoBody {
+				if _, err := r.Body.Read(make([]byte, 1)); err != http.ErrHijacked {
+					t.Errorf("body read after Hijack: %v, want ErrHijacked", err)
+				}
+			}
 			line, _ := rw.ReadString('\n')
 			rw.WriteString("echo:" + line)
 			rw.Flush()
@@ -351,9 +356,15 @@ func TestH1NewConnectionOwesItsRequestSoon(t *testing.T) {
 
 func TestH1Hijack(t *testing.T) {
 	_, addr := startH1(t, nil)
-	for _, path := range []string{"/ws", "/watchhijack"} {
+	for _, req := range []string{"GET /ws", "GET /watchhijack", "POST /ws"} {
+		path := strings.Fields(req)[1]
 		c := dialH1(t, addr)
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path)
+		if strings.HasPrefix(req, "POST") {
+			// The body's bytes belong to the handler after Hijack.
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n", path)
+		} else {
+			fmt.Fprintf(c, "%s HTTP/1.1\r\nHost: a\r\n\r\n", req)
+		}
 		time.Sleep(30 * time.Millisecond)
 		io.WriteString(c, "hello\n")
 		br := bufio.NewReader(c)
