@@ -398,8 +398,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for k, v := range c.PHP.IniOverrides {
-		if strings.ContainsAny(v, "\n\x00") {
-			bad("php.ini_overrides", "value of %q contains a newline or NUL", k)
+		if !ValidINIValue(v) {
+			bad("php.ini_overrides", "value of %q contains a control character", k)
 		}
 	}
 	if c.PHP.FPMBinary != "" {

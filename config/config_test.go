@@ -146,7 +146,16 @@ func TestSampleConfigs(t *testing.T) {
 	sites, _ := filepath.Glob("../examples/*/sites/*/site.toml")
 	for _, f := range sites {
 		t.Run(f, func(t *testing.T) {
-			if _, err := config.New().LoadSite(filepath.Base(filepath.Dir(f)), f); err != nil {
+			// A site.toml is read against its node's ephpm.toml (the
+			// peers it may name as primary).
+			g := config.New()
+			if node := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(f))), "ephpm.toml"); fileExists(node) {
+				data, _ := os.ReadFile(node)
+				if err := config.DecodeStrict(node, data, g); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := g.LoadSite(filepath.Base(filepath.Dir(f)), f); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -185,3 +194,5 @@ func FuzzLoad(f *testing.F) {
 		_ = config.KeyLines([]byte(body))
 	})
 }
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

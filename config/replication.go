@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"net/url"
 	"strings"
 )
 
@@ -32,6 +33,23 @@ type NodeReplication struct {
 	WaitApplied Duration `toml:"wait_applied"`
 	// CompactFrames is the log length that triggers compaction.
 	CompactFrames int `toml:"compact_frames"`
+	// Peers are the replication URLs of the other nodes. A site.toml may
+	// name only one of them as its primary: the node sends its auth_token
+	// to a site's primary, so that address must never come from a file a
+	// tenant could write.
+	Peers []string `toml:"peers"`
+}
+
+// IsPeer reports whether u is one of the configured peers (a trailing
+// slash aside).
+func (r NodeReplication) IsPeer(u string) bool {
+	u = strings.TrimSuffix(u, "/")
+	for _, p := range r.Peers {
+		if strings.TrimSuffix(p, "/") == u {
+			return true
+		}
+	}
+	return false
 }
 
 // Enabled reports whether this node replicates.
@@ -58,6 +76,12 @@ func (c *Config) validateReplication(bad func(key, format string, args ...any)) 
 	for _, p := range r.WritePaths {
 		if !strings.HasPrefix(p, "/") {
 			bad("replication.write_paths", "%q must start with /", p)
+		}
+	}
+	for _, p := range r.Peers {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("replication.peers", "want http(s)://host:port, got %q", p)
 		}
 	}
 	if r.CompactFrames < 0 {

@@ -2,8 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -77,8 +80,22 @@ type Site struct {
 }
 
 // LoadSite merges path (a site.toml, may not exist) over the globals.
-// Errors name the site, file, line and key.
+// Errors name the site, file, line and key. It trusts the file: a node
+// serving tenants reads it with sites.ReadSiteFile, which refuses a file
+// the tenant could have written, and hands the bytes to ParseSite.
 func (c *Config) LoadSite(name, path string) (*Site, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		data = nil
+	} else if err != nil {
+		return nil, fmt.Errorf("site %s: %w", name, err)
+	}
+	return c.ParseSite(name, path, filepath.Dir(path), data)
+}
+
+// ParseSite merges data (the contents of path, nil when there is none)
+// over the globals for the site whose document root is dir.
+func (c *Config) ParseSite(name, path, dir string, data []byte) (*Site, error) {
 	s := &Site{
 		Name:             name,
 		IndexFiles:       c.Server.IndexFiles,
@@ -88,12 +105,8 @@ func (c *Config) LoadSite(name, path string) (*Site, error) {
 		MaxExecutionTime: c.PHP.MaxExecutionTime,
 		IniOverrides:     c.PHP.IniOverrides,
 	}
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	if data == nil {
 		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("site %s: %w", name, err)
 	}
 	var f SiteFile
 	if err := DecodeStrict(path, data, &f); err != nil {
@@ -122,13 +135,11 @@ func (c *Config) LoadSite(name, path string) (*Site, error) {
 		for k, v := range c.PHP.IniOverrides {
 			merged[k] = v
 		}
-		for k, v := range f.PHP.IniOverrides {
-			if k == "" || strings.ContainsAny(k, "[]=\n\x00 ") || strings.ContainsAny(v, "\n\x00") {
-				bad("php.ini_overrides", "invalid directive %q", k)
-			}
-			switch k {
-			case "open_basedir", "disable_functions", "session.save_path", "upload_tmp_dir", "sys_temp_dir":
-				bad("php.ini_overrides", "%s is set by ephpm for isolation", k)
+		for _, k := range slices.Sorted(maps.Keys(f.PHP.IniOverrides)) {
+			v, err := checkSiteINI(k, f.PHP.IniOverrides[k], dir)
+			if err != nil {
+				bad("php.ini_overrides", "%v", err)
+				continue
 			}
 			merged[k] = v
 		}
@@ -169,6 +180,10 @@ func (c *Config) LoadSite(name, path string) (*Site, error) {
 			u, err := url.Parse(r.PrimaryGRPCURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad("db.sqlite.replication.primary_grpc_url", "want http(s)://host:port, got %q", r.PrimaryGRPCURL)
+			} else if !c.Replication.IsPeer(r.PrimaryGRPCURL) {
+				// The node sends its cluster token to a site's primary:
+				// only to an address the operator listed in ephpm.toml.
+				bad("db.sqlite.replication.primary_grpc_url", "%q is not one of this node's [replication] peers", r.PrimaryGRPCURL)
 			}
 		}
 	default:

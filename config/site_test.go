@@ -55,6 +55,7 @@ func FuzzNormalizeHost(f *testing.F) {
 func TestLoadSite(t *testing.T) {
 	g := config.New()
 	g.PHP.IniOverrides = map[string]string{"display_errors": "Off"}
+	g.Replication.Peers = []string{"http://frankfurt:5001/"}
 	dir := t.TempDir()
 	write := func(body string) string {
 		p := filepath.Join(dir, "site.toml")
@@ -89,12 +90,23 @@ memory_limit = "8MB"
 		s.Replication.Role != "replica" || s.Replication.PrimaryGRPCURL != "http://frankfurt:5001" || s.KVQuota != 8<<20 {
 		t.Errorf("merged: %+v", s)
 	}
+	s, err = g.LoadSite("a.com", write("[php]\nini_overrides = { auto_prepend_file = \"waf/boot.php\" }\n"))
+	if err != nil || s.IniOverrides["auto_prepend_file"] != filepath.Join(dir, "waf/boot.php") {
+		t.Errorf("auto_prepend_file inside the site: %v %+v", err, s)
+	}
 	for _, tc := range []struct{ name, body, want string }{
 		{"unknown key", "[php]\nmemroy = 1\n", "site a.com: " + filepath.Join(dir, "site.toml") + ":2: php.memroy: unknown key"},
 		{"bad role", "[db.sqlite.replication]\n\nrole = \"boss\"\n", "site.toml:3: db.sqlite.replication.role"},
 		{"bad url", "[db.sqlite.replication]\nrole = \"replica\"\nprimary_grpc_url = \"frankfurt\"\n", "site.toml:3: db.sqlite.replication.primary_grpc_url"},
 		{"bad alias", "[server]\naliases = [\"a/b\"]\n", "site.toml:2: server.aliases"},
-		{"isolation key", "[php]\nini_overrides = { open_basedir = \"/\" }\n", "open_basedir is set by ephpm"},
+		{"isolation key", "[php]\nini_overrides = { open_basedir = \"/\" }\n", "open_basedir may not be set by a site"},
+		{"ffi", "[php]\nini_overrides = { \"ffi.enable\" = \"true\" }\n", "ffi.enable may not be set by a site"},
+		{"url include", "[php]\nini_overrides = { allow_url_include = \"1\" }\n", "allow_url_include may not be set"},
+		{"extension", "[php]\nini_overrides = { extension = \"/tmp/x.so\" }\n", "extension may not be set"},
+		{"CR injects a directive", "[php]\nini_overrides = { html_errors = \"1\\ropen_basedir=/\" }\n", "control character"},
+		{"prepend data url", "[php]\nini_overrides = { auto_prepend_file = \"data://text/plain;base64,PD9waHA=\" }\n", "must be a file of the site"},
+		{"prepend outside", "[php]\nini_overrides = { auto_prepend_file = \"../bob/wp-config.php\" }\n", "outside the site's directory"},
+		{"primary not a peer", "[db.sqlite.replication]\nrole = \"replica\"\nprimary_grpc_url = \"http://127.0.0.1:9999\"\n", "not one of this node's [replication] peers"},
 		{"bad size", "[php]\nmemory_limit = \"lots\"\n", "site.toml:2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

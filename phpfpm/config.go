@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -94,16 +95,16 @@ func (c fpmConf) render() string {
 	// php_admin_value also takes booleans, and scripts cannot override it
 	// with ini_set. Values read as they would in php.ini.
 	for _, k := range slices.Sorted(maps.Keys(ini)) {
-		w("php_admin_value[%s] = %s", k, iniValue(ini[k]))
+		w("php_admin_value[%s] = %s", k, INIValue(ini[k]))
 	}
 	return b.String()
 }
 
-// iniValue writes simple values and constant expressions
+// INIValue writes simple values and constant expressions
 // ("E_ALL & ~E_NOTICE") bare, so they mean what they mean in php.ini
 // (quoted, an expression would be a string and error_reporting would read
 // it as 0); anything else is quoted.
-func iniValue(s string) string {
+func INIValue(s string) string {
 	if bareValue.MatchString(s) || constExpr.MatchString(s) {
 		return s
 	}
@@ -161,4 +162,41 @@ func writeFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// QueryINI returns the values php-fpm starts with (its php.ini and
+// built-in defaults, as `php-fpm -i` prints them) for the given
+// directives; "no value" reads as "".
+func QueryINI(binary string, keys []string) (map[string]string, error) {
+	bin, err := Find(binary)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(bin, "-i").Output()
+	if err != nil {
+		return nil, fmt.Errorf("phpfpm: %s -i: %w", bin, err)
+	}
+	return parseINIInfo(string(out), keys), nil
+}
+
+// parseINIInfo reads "directive => local value => master value" lines
+// of phpinfo's text output.
+func parseINIInfo(info string, keys []string) map[string]string {
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	vals := make(map[string]string, len(keys))
+	for _, line := range strings.Split(info, "\n") {
+		f := strings.Split(line, " => ")
+		if len(f) != 3 || !want[f[0]] {
+			continue
+		}
+		v := f[2]
+		if v == "no value" {
+			v = ""
+		}
+		vals[f[0]] = v
+	}
+	return vals
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/phpfpm"
 )
 
 // Defaults for the registry.
@@ -54,6 +56,10 @@ type Config struct {
 	PHP func(s *Site) (httpd.PHP, error)
 	// Params adds node-level variables for a site's PHP (EPHPM_DB_HOST, ...).
 	Params func(s *Site) []fastcgi.Param
+	// PHPDefaults are the node's values of every directive a site may
+	// set (config.SiteINI): sent with each request of a site that does
+	// not set it, so no shared worker keeps another site's value.
+	PHPDefaults map[string]string
 	// PHPUser owns the per-site state dirs (the pool user, when root).
 	PHPUser  int
 	PHPGroup int
@@ -94,7 +100,8 @@ type Registry struct {
 	// scanned remembers each site.toml's aliases by its size and mtime,
 	// so a scan re-reads only the files that changed.
 	scanned map[string]scanEntry
-	present map[string]bool // site dirs at the last scan
+	present map[string]bool   // site dirs at the last scan
+	refused map[string]string // alias -> why it is refused (logged once)
 	// loading serializes the first load of a site.
 	loadMu sync.Mutex
 
@@ -113,8 +120,29 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{cfg: cfg, log: cfg.Logger, sites: map[string]*Site{}, aliases: map[string]string{}}, nil
+	r := &Registry{cfg: cfg, log: cfg.Logger, sites: map[string]*Site{}, aliases: map[string]string{}}
+	if d := cfg.Default; d != nil && d.PHP != nil {
+		// The fallback root is served by the same workers as the sites:
+		// it carries a complete set of settings too, or it would run with
+		// the open_basedir of whichever site a worker served last.
+		conf, err := cfg.Global.ParseSite(DefaultName, "", d.Root, nil)
+		if err != nil {
+			return nil, err
+		}
+		sd, err := r.stateDir(DefaultName)
+		if err != nil {
+			return nil, err
+		}
+		def := *d
+		def.Params = append([]fastcgi.Param{{Name: "PHP_ADMIN_VALUE", Value: r.adminValue(d.Root, sd, conf)}}, d.Params...)
+		r.cfg.Default = &def
+	}
+	return r, nil
 }
+
+// DefaultName names the fallback document root's state directory; no
+// site can have it (a host name has no "_").
+const DefaultName = "_default"
 
 // Start builds the alias index and keeps it fresh; it also drops idle
 // cache entries.
@@ -162,7 +190,7 @@ func (r *Registry) scan() {
 		r.log.Warn("scan sites_dir", "dir", r.cfg.Dir, "err", err)
 		return
 	}
-	idx := map[string]string{}
+	claims := map[string][]string{} // alias -> sites claiming it
 	seen := make(map[string]scanEntry, len(r.scanned))
 	present := make(map[string]bool, len(ents))
 	for _, e := range ents {
@@ -171,7 +199,7 @@ func (r *Registry) scan() {
 			continue
 		}
 		present[name] = true
-		st, err := os.Stat(filepath.Join(r.cfg.Dir, name, SiteFile))
+		st, err := os.Lstat(filepath.Join(r.cfg.Dir, name, SiteFile))
 		if err != nil {
 			continue
 		}
@@ -179,7 +207,7 @@ func (r *Registry) scan() {
 		if !ok || !se.mod.Equal(st.ModTime()) || se.size != st.Size() {
 			se = scanEntry{mod: st.ModTime(), size: st.Size()}
 			if n, err := config.NormalizeHost(name); err == nil && n == name {
-				if c, err := r.cfg.Global.LoadSite(name, filepath.Join(r.cfg.Dir, name, SiteFile)); err == nil {
+				if c, err := r.loadConf(name); err == nil {
 					se.aliases = c.Aliases
 				}
 			}
@@ -187,10 +215,11 @@ func (r *Registry) scan() {
 		seen[name] = se
 		for _, a := range se.aliases {
 			if a, err := config.NormalizeHost(a); err == nil && a != name {
-				idx[a] = name
+				claims[a] = append(claims[a], name)
 			}
 		}
 	}
+	idx := r.aliasIndex(claims, present)
 	r.scanned = seen
 	// Gone: seen by the last scan, or served since, and not there now.
 	gone := map[string]bool{}
@@ -217,6 +246,32 @@ func (r *Registry) scan() {
 			r.cfg.OnRemove(name)
 		}
 	}
+}
+
+// aliasIndex keeps the aliases that name exactly one site and no site
+// directory: an alias never takes another site's name, and a name two
+// sites claim serves neither (each refusal is logged once).
+func (r *Registry) aliasIndex(claims map[string][]string, present map[string]bool) map[string]string {
+	idx := make(map[string]string, len(claims))
+	refused := map[string]string{}
+	for a, names := range claims {
+		switch {
+		case present[a]:
+			refused[a] = fmt.Sprintf("alias %s of %s is another site's name", a, strings.Join(names, ", "))
+		case len(names) > 1:
+			sort.Strings(names)
+			refused[a] = fmt.Sprintf("alias %s is claimed by %s", a, strings.Join(names, " and "))
+		default:
+			idx[a] = names[0]
+		}
+	}
+	for a, why := range refused {
+		if r.refused[a] != why {
+			r.log.Warn("alias refused", "alias", a, "reason", why)
+		}
+	}
+	r.refused = refused
+	return idx
 }
 
 func (r *Registry) evictIdle(cutoff time.Time) {
@@ -256,18 +311,40 @@ func (r *Registry) Get(name string) (*Site, error) {
 	now := time.Now()
 	r.mu.RLock()
 	s := r.sites[name]
-	if s == nil {
-		if target, ok := r.aliases[name]; ok {
-			s = r.sites[target]
-			name = target
-		}
-	}
+	target, alias := r.aliases[name]
 	r.mu.RUnlock()
+	if s == nil && alias && !r.isSiteDir(name) {
+		// A site directory of that name always wins over an alias, even
+		// one created since the last scan.
+		r.mu.RLock()
+		s = r.sites[target]
+		r.mu.RUnlock()
+		name = target
+	}
 	if s != nil && now.UnixNano()-s.checked.Load() < int64(DefaultRecheck) {
 		s.used.Store(now.UnixNano())
 		return s, nil
 	}
 	return r.load(name, s, now)
+}
+
+func (r *Registry) isSiteDir(name string) bool {
+	if strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(r.cfg.Dir, name))
+	return err == nil && st.IsDir()
+}
+
+// loadConf reads a site's site.toml the way a hosting node must: only a
+// file the operator wrote (ReadSiteFile) is believed.
+func (r *Registry) loadConf(name string) (*config.Site, error) {
+	dir := filepath.Join(r.cfg.Dir, name)
+	data, err := ReadSiteFile(dir)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", name, err)
+	}
+	return r.cfg.Global.ParseSite(name, filepath.Join(dir, SiteFile), dir, data)
 }
 
 // load (re)reads a site from disk when it is new or its check expired.
@@ -284,7 +361,7 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 	tomlPath := filepath.Join(dir, SiteFile)
 	var tmod time.Time
 	var tsize int64 = -1
-	if tst, err := os.Stat(tomlPath); err == nil {
+	if tst, err := os.Lstat(tomlPath); err == nil {
 		tmod, tsize = tst.ModTime(), tst.Size()
 	}
 	if old != nil && old.tomlMod.Equal(tmod) && old.tomlSize == tsize {
@@ -297,10 +374,10 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 	s := &Site{Name: name, Dir: dir, tomlMod: tmod, tomlSize: tsize}
 	s.checked.Store(now.UnixNano())
 	s.used.Store(now.UnixNano())
-	conf, err := r.cfg.Global.LoadSite(name, tomlPath)
+	conf, err := r.loadConf(name)
 	if err != nil {
 		s.Err = err
-		r.log.Error("site.toml is broken: the site answers 503 until it is fixed", "site", name, "err", err)
+		r.log.Error("site.toml is refused or broken: the site answers 503 until it is fixed", "site", name, "err", err)
 	} else if err := r.prepare(s, conf); err != nil {
 		s.Err = err
 		r.log.Error("site cannot be served", "site", name, "err", err)
@@ -316,32 +393,17 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 // prepare derives everything a site needs from its settings.
 func (r *Registry) prepare(s *Site, conf *config.Site) error {
 	s.Conf = conf
-	s.StateDir = filepath.Join(r.cfg.StateDir, s.Name)
-	for _, d := range []string{s.StateDir, filepath.Join(s.StateDir, "tmp"), filepath.Join(s.StateDir, "sessions")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
-		if r.cfg.PHPUser > 0 {
-			_ = os.Chown(d, r.cfg.PHPUser, r.cfg.PHPGroup)
-		}
+	sd, err := r.stateDir(s.Name)
+	if err != nil {
+		return err
 	}
+	s.StateDir = sd
 	s.DBUser = s.Name
 	s.DBName = s.Name
 	s.DBPassword = r.derive("mysql", s.Name)
 	s.KVPassword = r.derive("kv", s.Name)
-	s.DBPath = conf.DBPath
-	if s.DBPath == "" {
-		s.DBPath = filepath.Join(r.cfg.DBDir, s.Name+".db")
-	} else {
-		if !filepath.IsAbs(s.DBPath) {
-			s.DBPath = filepath.Join(s.Dir, s.DBPath)
-		}
-		s.DBPath = filepath.Clean(s.DBPath)
-		// A site.toml may move its own database, never onto another's.
-		own := filepath.Join(r.cfg.DBDir, s.Name)
-		if !within(s.DBPath, s.Dir) && !within(s.DBPath, own) {
-			return fmt.Errorf("site %s: [db.sqlite] path %q must be inside the site's directory or %s/", s.Name, conf.DBPath, own)
-		}
+	if s.DBPath, err = r.dbPath(s.Name, conf.DBPath); err != nil {
+		return err
 	}
 	hs := &httpd.Site{
 		Name:         s.Name,
@@ -363,30 +425,92 @@ func (r *Registry) prepare(s *Site, conf *config.Site) error {
 	return nil
 }
 
+// stateDir makes StateDir/<name>/{tmp,sessions}: the state root
+// traversable only (0711: PHP, an unprivileged user when ephpm is root,
+// must reach its own directory but not list the others), each site's
+// directories 0700 and owned by the PHP user. Made without following
+// symlinks: the site's PHP owns them and could have replaced one with a
+// link to /etc before ephpm chowns it.
+func (r *Registry) stateDir(name string) (string, error) {
+	if err := os.MkdirAll(r.cfg.StateDir, 0o711); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	if err := os.Chmod(r.cfg.StateDir, 0o711); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	uid, gid := -1, -1
+	if r.cfg.PHPUser > 0 {
+		uid, gid = r.cfg.PHPUser, r.cfg.PHPGroup
+	}
+	for _, rel := range []string{name, name + "/tmp", name + "/sessions"} {
+		if _, err := MkdirBeneath(r.cfg.StateDir, rel, 0o700, uid, gid); err != nil {
+			return "", fmt.Errorf("site %s: state dir: %w", name, err)
+		}
+	}
+	return filepath.Join(r.cfg.StateDir, name), nil
+}
+
+// dbPath is where a site's database lives: DBDir/<site>.db, or the
+// site.toml's [db.sqlite] path inside DBDir/<site>/. Never in the site's
+// own directory: PHP can write there, and SQLite opens the database and
+// its -wal and -shm by name, so a tenant could swap any of them for a
+// link to another site's database.
+func (r *Registry) dbPath(name, conf string) (string, error) {
+	if conf == "" {
+		return filepath.Join(r.cfg.DBDir, name+".db"), nil
+	}
+	own := filepath.Join(r.cfg.DBDir, name)
+	rel := conf
+	if filepath.IsAbs(conf) {
+		if !within(filepath.Clean(conf), own) {
+			return "", fmt.Errorf("site %s: [db.sqlite] path %q must be inside %s/", name, conf, own)
+		}
+		rel, _ = filepath.Rel(own, filepath.Clean(conf))
+	}
+	if err := os.MkdirAll(own, 0o700); err != nil {
+		return "", fmt.Errorf("site %s: database dir: %w", name, err)
+	}
+	p, err := ResolveFileBeneath(own, rel)
+	if err != nil {
+		return "", fmt.Errorf("site %s: [db.sqlite] path %q: %w", name, conf, err)
+	}
+	return p, nil
+}
+
 // params are the per-site CGI variables: credentials and the PHP
-// settings that isolate the site (sent with every request, so a worker
-// that served another site never keeps that site's settings).
+// settings of the site. php-fpm keeps a PHP_ADMIN_VALUE in the worker
+// for the rest of its life, so each request carries the complete set of
+// settings any site may change (config.SiteINI, the site's value or the
+// node's) besides those ephpm sets for isolation.
 func (r *Registry) params(s *Site) []fastcgi.Param {
-	var ini strings.Builder
-	tmp := filepath.Join(s.StateDir, "tmp")
-	fmt.Fprintf(&ini, "open_basedir=%s/:%s/\n", s.Dir, s.StateDir)
-	fmt.Fprintf(&ini, "session.save_path=%s\n", filepath.Join(s.StateDir, "sessions"))
-	fmt.Fprintf(&ini, "upload_tmp_dir=%s\nsys_temp_dir=%s\n", tmp, tmp)
-	fmt.Fprintf(&ini, "memory_limit=%s\n", s.Conf.MemoryLimit.PHPString())
-	fmt.Fprintf(&ini, "max_execution_time=%d\n", int(s.Conf.MaxExecutionTime.D().Seconds()))
-	keys := make([]string, 0, len(s.Conf.IniOverrides))
-	for k := range s.Conf.IniOverrides {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&ini, "%s=%s\n", k, s.Conf.IniOverrides[k])
-	}
-	p := []fastcgi.Param{{Name: "PHP_ADMIN_VALUE", Value: ini.String()}}
+	p := []fastcgi.Param{{Name: "PHP_ADMIN_VALUE", Value: r.adminValue(s.Dir, s.StateDir, s.Conf)}}
 	if r.cfg.Params != nil {
 		p = append(p, r.cfg.Params(s)...)
 	}
 	return p
+}
+
+// adminValue renders the PHP_ADMIN_VALUE of a site rooted at dir.
+func (r *Registry) adminValue(dir, stateDir string, conf *config.Site) string {
+	var ini strings.Builder
+	line := func(k, v string) { ini.WriteString(k + "=" + phpfpm.INIValue(v) + "\n") }
+	tmp := filepath.Join(stateDir, "tmp")
+	line("open_basedir", dir+"/:"+stateDir+"/")
+	line("session.save_path", filepath.Join(stateDir, "sessions"))
+	line("upload_tmp_dir", tmp)
+	line("sys_temp_dir", tmp)
+	line("memory_limit", conf.MemoryLimit.PHPString())
+	line("max_execution_time", strconv.Itoa(int(conf.MaxExecutionTime.D().Seconds())))
+	for _, k := range config.SiteINI {
+		v, ok := conf.IniOverrides[k]
+		if !ok {
+			if v, ok = r.cfg.PHPDefaults[k]; !ok {
+				continue
+			}
+		}
+		line(k, v)
+	}
+	return ini.String()
 }
 
 // derive makes a per-site secret from the node secret.

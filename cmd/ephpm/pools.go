@@ -268,7 +268,9 @@ func (b *doneBody) Buffered() int {
 	return 0
 }
 
-// chownTree gives dir and what is in it to the named user (as root).
+// chownTree gives the site's state directories (not what is in them) to
+// the named user (as root), without following a symlink the site's PHP
+// may have put in their place.
 func chownTree(dir, name string) error {
 	if os.Geteuid() != 0 {
 		return nil
@@ -279,10 +281,11 @@ func chownTree(dir, name string) error {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
-		if err != nil {
+	root, site := filepath.Split(filepath.Clean(dir))
+	for _, rel := range []string{site, site + "/tmp", site + "/sessions"} {
+		if _, err := sites.MkdirBeneath(root, rel, 0o700, uid, gid); err != nil {
 			return err
 		}
-		return os.Lchown(p, uid, gid)
-	})
+	}
+	return nil
 }

@@ -220,17 +220,6 @@ func (n *node) dirs() error {
 // startPHP starts the shared php-fpm pool and its FastCGI client.
 func (n *node) startPHP(ctx context.Context) error {
 	cfg := n.cfg
-	// PHP's own body limits follow max_body_size unless overridden.
-	ini := map[string]string{
-		"post_max_size":       cfg.Server.Request.MaxBodySize.PHPString(),
-		"upload_max_filesize": cfg.Server.Request.MaxBodySize.PHPString(),
-	}
-	if cfg.Server.SitesDir != "" && len(cfg.PHP.DisableFunctions) > 0 {
-		ini["disable_functions"] = strings.Join(cfg.PHP.DisableFunctions, ",")
-	}
-	for k, v := range cfg.PHP.IniOverrides {
-		ini[k] = v
-	}
 	sup, err := phpfpm.New(phpfpm.Config{
 		Binary:           cfg.PHP.FPMBinary,
 		RuntimeDir:       filepath.Join(n.runDir, "php-fpm"),
@@ -238,7 +227,7 @@ func (n *node) startPHP(ctx context.Context) error {
 		User:             cfg.PHP.User,
 		MemoryLimit:      cfg.PHP.MemoryLimit.PHPString(),
 		MaxExecutionTime: cfg.PHP.MaxExecutionTime.D(),
-		INI:              ini,
+		INI:              n.nodeINI(),
 		Logger:           n.log.WithGroup("phpfpm"),
 	})
 	if err != nil {
@@ -264,6 +253,30 @@ func (n *node) startPHP(ctx context.Context) error {
 	)
 	n.sup, n.php = sup, php
 	return nil
+}
+
+// nodeINI is the php.ini of the node's shared pool: what the operator
+// set in ephpm.toml, and what ephpm sets for tenants.
+func (n *node) nodeINI() map[string]string {
+	cfg := n.cfg
+	// PHP's own body limits follow max_body_size unless overridden.
+	ini := map[string]string{
+		"post_max_size":       cfg.Server.Request.MaxBodySize.PHPString(),
+		"upload_max_filesize": cfg.Server.Request.MaxBodySize.PHPString(),
+	}
+	if cfg.Server.SitesDir != "" {
+		if len(cfg.PHP.DisableFunctions) > 0 {
+			ini["disable_functions"] = strings.Join(cfg.PHP.DisableFunctions, ",")
+		}
+		// Only scripts under the runtime dir (there are none) may call
+		// opcache_get_status, opcache_invalidate and the like: a tenant
+		// must not list or evict the scripts of the others.
+		ini["opcache.restrict_api"] = filepath.Join(n.runDir, "php-fpm") + "/"
+	}
+	for k, v := range cfg.PHP.IniOverrides {
+		ini[k] = v
+	}
+	return ini
 }
 
 // singleSite serves document_root as the one site, with its database

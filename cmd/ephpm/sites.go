@@ -10,8 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/phpfpm"
 	"github.com/ephpm/ephpm/sites"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -123,6 +125,17 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 	if dbDir == "" {
 		dbDir = filepath.Join(dd, "sites")
 	}
+	// The node's value of every directive a site may set: sent with the
+	// requests of sites that do not set it.
+	defaults, err := phpfpm.QueryINI(cfg.PHP.FPMBinary, config.SiteINI)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range n.nodeINI() {
+		if config.SiteINIAllowed(k) {
+			defaults[k] = v
+		}
+	}
 	var def *httpd.Site
 	if cfg.Server.DocumentRoot != "" {
 		root, err := cfg.Root()
@@ -133,12 +146,13 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 			Fallback: cfg.Server.Fallback, CacheControl: cfg.Server.Static.CacheControl, PHP: n.php}
 	}
 	return sites.New(sites.Config{
-		Global:   cfg,
-		Dir:      dir,
-		Default:  def,
-		StateDir: filepath.Join(dd, "state"),
-		DBDir:    dbDir,
-		Secret:   []byte(sec),
+		Global:      cfg,
+		Dir:         dir,
+		Default:     def,
+		StateDir:    filepath.Join(dd, "state"),
+		DBDir:       dbDir,
+		Secret:      []byte(sec),
+		PHPDefaults: defaults,
 		Route: func(name string) func(http.ResponseWriter, *http.Request) bool {
 			if n.repl == nil {
 				return nil
