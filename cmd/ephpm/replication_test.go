@@ -164,7 +164,14 @@ func newClusterDelay(t testing.TB, primaries map[string]string, delay time.Durat
 				t.Fatal(err)
 			}
 		}
+		var peers []string
+		for _, to := range clusterNames {
+			if to != name {
+				peers = append(peers, fmt.Sprintf("%q", "http://"+c.proxies[[2]string{name, to}].Addr))
+			}
+		}
 		r.env = []string{
+			"EPHPM_REPLICATION__PEERS=[" + strings.Join(peers, ",") + "]",
 			"EPHPM_SERVER__SITES_DIR=" + r.sitesDir, "EPHPM_SERVER__DATA_DIR=" + filepath.Join(r.base, "data"),
 			"EPHPM_DB_SQLITE_PROXY__ENABLED=true", "EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN=" + r.mysql,
 			"EPHPM_REPLICATION__LISTEN=" + r.repl, "EPHPM_REPLICATION__AUTH_TOKEN=" + replToken,
