@@ -117,6 +117,18 @@ type PHP struct {
 	// PoolWorkers and PoolIdle size and reap the per-site pools.
 	PoolWorkers int      `toml:"pool_workers"`
 	PoolIdle    Duration `toml:"pool_idle"`
+	// OPcache is where the shared pool keeps compiled scripts: "file"
+	// (the default for sites in the shared pool) or "shm". In shared
+	// memory one site's PHP can include another's cached script past
+	// open_basedir; the file cache opens every script through
+	// open_basedir first.
+	OPcache string `toml:"opcache"`
+}
+
+// OPcacheFile reports whether the shared pool caches scripts in files
+// (see PHP.OPcache).
+func (c *Config) OPcacheFile() bool {
+	return c.Server.SitesDir != "" && c.PHP.Isolation == "shared" && c.PHP.OPcache != "shm"
 }
 
 // DefaultDisableFunctions are off for multi-tenant PHP: process control
@@ -388,6 +400,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PHP.MemoryLimit < 2<<20 {
 		bad("php.memory_limit", "must be at least 2M")
+	}
+	if c.PHP.OPcache != "" && c.PHP.OPcache != "file" && c.PHP.OPcache != "shm" {
+		bad("php.opcache", "must be \"file\" or \"shm\", got %q", c.PHP.OPcache)
 	}
 	if c.PHP.Isolation != "shared" && c.PHP.Isolation != "pool" {
 		bad("php.isolation", "must be \"shared\" or \"pool\", got %q", c.PHP.Isolation)

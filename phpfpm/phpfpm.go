@@ -22,12 +22,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,6 +86,10 @@ type Config struct {
 	INI map[string]string
 	// Env is the pool's environment (clear_env = yes: nothing else leaks in).
 	Env map[string]string
+	// Defines are php.ini settings given to the master with -d: the ones
+	// read once at startup (opcache.file_cache_only), which a pool's
+	// php_admin_value comes too late for.
+	Defines map[string]string
 	// NoPIDNamespace disables the PID namespace used when running as root
 	// (for tests of the fallback, or where CLONE_NEWPID is refused).
 	NoPIDNamespace bool
@@ -146,6 +152,11 @@ func New(cfg Config) (*Supervisor, error) {
 	for k, v := range cfg.INI {
 		if !validKey(k) || !validValue(v) {
 			return nil, fmt.Errorf("phpfpm: invalid ini override %q = %q", k, v)
+		}
+	}
+	for k, v := range cfg.Defines {
+		if !validKey(k) || !validValue(v) {
+			return nil, fmt.Errorf("phpfpm: invalid define %q = %q", k, v)
 		}
 	}
 	for k, v := range cfg.Env {
@@ -431,6 +442,9 @@ func (s *Supervisor) spawn() (*os.Process, error) {
 	defer errf.Close()
 	args := []string{"--nodaemonize", "--fpm-config", s.conf.confPath(),
 		"-d", "opcache.enable=1", "-d", "cgi.fix_pathinfo=0"}
+	for _, k := range slices.Sorted(maps.Keys(s.cfg.Defines)) {
+		args = append(args, "-d", k+"="+s.cfg.Defines[k])
+	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = errf, errf // files, not pipes: no copy goroutine to outlive

@@ -65,7 +65,7 @@ type node struct {
 	dbAddr  [3]string // host, port, socket of the MySQL front
 	kvAddr  [3]string // host, port, socket of the KV store
 	sites   *sites.Registry
-	phpUser [2]int // uid, gid of PHP when we are root
+	phpUser unixUser // PHP's user when we are root
 	// onRemove runs for a site whose directory was deleted.
 	onRemove []func(name string)
 
@@ -75,6 +75,9 @@ type node struct {
 	kvs   *kv.Server
 	repl  *replication.Manager
 }
+
+// unixUser is a uid and gid (zero: unset).
+type unixUser struct{ UID, GID int }
 
 func (n *node) defer_(f func()) { n.closers = append(n.closers, f) }
 
@@ -211,7 +214,7 @@ func (n *node) dirs() error {
 		if u, err := user.Lookup(name); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
 			gid, _ := strconv.Atoi(u.Gid)
-			n.phpUser = [2]int{uid, gid}
+			n.phpUser = unixUser{UID: uid, GID: gid}
 		}
 	}
 	return nil
@@ -220,6 +223,21 @@ func (n *node) dirs() error {
 // startPHP starts the shared php-fpm pool and its FastCGI client.
 func (n *node) startPHP(ctx context.Context) error {
 	cfg := n.cfg
+	var defines map[string]string
+	if cfg.OPcacheFile() {
+		// One OPcache in shared memory would let a tenant include another
+		// tenant's cached scripts without open_basedir seeing it.
+		dir := filepath.Join(n.runDir, "opcache")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("opcache dir: %w", err)
+		}
+		if n.phpUser.UID > 0 {
+			if err := os.Chown(dir, n.phpUser.UID, n.phpUser.GID); err != nil {
+				return fmt.Errorf("opcache dir: %w", err)
+			}
+		}
+		defines = map[string]string{"opcache.file_cache": dir, "opcache.file_cache_only": "1"}
+	}
 	sup, err := phpfpm.New(phpfpm.Config{
 		Binary:           cfg.PHP.FPMBinary,
 		RuntimeDir:       filepath.Join(n.runDir, "php-fpm"),
@@ -228,6 +246,7 @@ func (n *node) startPHP(ctx context.Context) error {
 		MemoryLimit:      cfg.PHP.MemoryLimit.PHPString(),
 		MaxExecutionTime: cfg.PHP.MaxExecutionTime.D(),
 		INI:              n.nodeINI(),
+		Defines:          defines,
 		Logger:           n.log.WithGroup("phpfpm"),
 	})
 	if err != nil {

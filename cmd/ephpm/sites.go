@@ -164,8 +164,8 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 				f(name)
 			}
 		},
-		PHPUser:  n.phpUser[0],
-		PHPGroup: n.phpUser[1],
+		PHPUser:  n.phpUser.UID,
+		PHPGroup: n.phpUser.GID,
 		Logger:   n.log.WithGroup("sites"),
 		PHP:      php,
 		Params: func(s *sites.Site) []fastcgi.Param {
