@@ -236,7 +236,10 @@ func (n *node) startPHP(ctx context.Context) error {
 				return fmt.Errorf("opcache dir: %w", err)
 			}
 		}
-		defines = map[string]string{"opcache.file_cache": dir, "opcache.file_cache_only": "1"}
+		defines = map[string]string{"opcache.file_cache": dir, "opcache.file_cache_only": "1",
+			// Only PHP itself writes there (open_basedir keeps tenants out):
+			// no checksum over every script on every include.
+			"opcache.file_cache_consistency_checks": "0"}
 	}
 	sup, err := phpfpm.New(phpfpm.Config{
 		Binary:           cfg.PHP.FPMBinary,
