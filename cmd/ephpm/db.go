@@ -44,6 +44,22 @@ func dataDir(cfg *config.Config) (string, error) {
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return "", fmt.Errorf("data dir: %w", err)
 	}
+	// As root, PHP runs as another user and must reach its own state
+	// dirs (<data_dir>/state/<site>/): traverse-only, as the runtime dir.
+	// What is inside protects itself (node-secret 0600, databases and
+	// each site's dirs 0700). Bits are added, so a data dir left 0700 by
+	// an earlier version is repaired.
+	if os.Geteuid() == 0 {
+		st, err := os.Stat(d)
+		if err != nil {
+			return "", fmt.Errorf("data dir: %w", err)
+		}
+		if st.Mode().Perm()&0o011 != 0o011 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
+				return "", fmt.Errorf("data dir: %w", err)
+			}
+		}
+	}
 	return d, nil
 }
 
