@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,9 @@ import (
 // its own database, MySQL account and KV keyspace.
 func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	cfg := n.cfg
+	if os.Geteuid() != 0 {
+		n.log.Warn("ephpm is not root: PHP runs as ephpm's own user, so sites are not isolated from each other's files or from site.toml; run as root to host tenants")
+	}
 	r, err := n.newRegistry()
 	if err != nil {
 		return nil, err
