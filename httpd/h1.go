@@ -151,7 +151,7 @@ type h1conn struct {
 	br     *bufio.Reader
 	more   bool  // the next write is followed by sendfile: MSG_MORE
 	remain int64 // bytes the header phase may still read
-	hosts  hostCount
+	head   headScan
 
 	// The background read watches for the client going away while a
 	// handler waits (PHP); a byte it reads belongs to the next request.
@@ -181,23 +181,49 @@ func (c *h1conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.nc.Read(p)
 	c.remain -= int64(n)
-	c.hosts.feed(p[:n])
+	c.head.feed(p[:n])
 	return n, err
 }
 
-// hostCount counts the Host lines of a request head as it is read:
-// http.ReadRequest keeps one and drops the header, and a request with
-// two is refused (as net/http's server and nginx do), since two servers
-// could each route it by a different one.
-type hostCount struct {
+// headScan counts, as a request head is read, the header lines that
+// http.ReadRequest folds away. Host: it keeps one and drops the header,
+// and a request with two is refused (as net/http's server and nginx do),
+// since two servers could each route it by a different one.
+// Content-Length and Transfer-Encoding: with both, it frames the body by
+// Transfer-Encoding and deletes Content-Length, and RFC 9112 6.1 wants
+// the connection closed after the response (a proxy in front may have
+// framed it by Content-Length: request smuggling).
+type headScan struct {
 	on    bool
-	col   int // position in "host:" at a line start; -1 past it
-	lines int
+	col   int   // position in the current line's name; -1 past it, -2 after a CR at a line start
+	cand  uint8 // bit i: the line may still be headNames[i]
+	lines [len(headNames)]int
 }
 
-func (h *hostCount) start() { *h = hostCount{on: true, col: -1} }
+// Indexes into headNames and headScan.lines.
+const (
+	headHost = iota
+	headContentLength
+	headTransferEncoding
+)
 
-func (h *hostCount) feed(p []byte) {
+var headNames = [...]string{"host:", "content-length:", "transfer-encoding:"}
+
+const allHeadNames = 1<<len(headNames) - 1
+
+func (h *headScan) start() { *h = headScan{on: true, col: -1} }
+
+// hosts is the number of Host lines.
+func (h *headScan) hosts() int { return h.lines[headHost] }
+
+// ambiguousLength reports a body framed by both Content-Length and
+// Transfer-Encoding, or by Transfer-Encoding in HTTP/1.0, which
+// http.ReadRequest ignores there (RFC 9112 6.1: faulty framing).
+func (h *headScan) ambiguousLength(req *http.Request) bool {
+	return h.lines[headTransferEncoding] > 0 && (h.lines[headContentLength] > 0 || !req.ProtoAtLeast(1, 1))
+}
+
+func (h *headScan) feed(p []byte) {
 	if !h.on {
 		return
 	}
@@ -208,13 +234,26 @@ func (h *hostCount) feed(p []byte) {
 				h.on = false // the empty line: the head ends
 				return
 			}
-			h.col = 0
+			h.col, h.cand = 0, allHeadNames
 		case h.col == 0 && b == '\r':
 			h.col = -2
-		case h.col >= 0 && h.col < 5 && b|0x20 == "host:"[h.col]:
+		case h.col >= 0:
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			for i, name := range headNames {
+				if h.cand&(1<<i) == 0 {
+					continue
+				}
+				if name[h.col] != b {
+					h.cand &^= 1 << i
+				} else if h.col+1 == len(name) {
+					h.lines[i]++
+					h.cand &^= 1 << i
+				}
+			}
 			h.col++
-			if h.col == 5 {
-				h.lines++
+			if h.cand == 0 {
 				h.col = -1
 			}
 		default:
@@ -327,19 +366,19 @@ func (c *h1conn) serve() {
 			c.nc.SetReadDeadline(time.Now().Add(d))
 		}
 		c.remain = int64(c.srv.maxHeader) + 4096 - int64(c.br.Buffered())
-		c.hosts.start()
+		c.head.start()
 		if n := c.br.Buffered(); n > 0 {
 			head, _ := c.br.Peek(n)
-			c.hosts.feed(head)
+			c.head.feed(head)
 		}
 		req, err := http.ReadRequest(c.br)
 		c.remain = noLimit
-		c.hosts.on = false
+		c.head.on = false
 		if err != nil {
 			c.badRequest(err)
 			return
 		}
-		if code, msg := checkRequest(req, c.hosts.lines); code != 0 {
+		if code, msg := checkRequest(req, c.head.hosts()); code != 0 {
 			c.reply(code, msg)
 			return
 		}
@@ -347,7 +386,7 @@ func (c *h1conn) serve() {
 			c.nc.SetReadDeadline(time.Time{}) // h1body sets one per read
 		}
 		lastPost = req.Method == http.MethodPost
-		if !c.serveOne(base, req) {
+		if !c.serveOne(base, req, c.head.ambiguousLength(req)) {
 			return
 		}
 	}
@@ -432,12 +471,13 @@ func (c *h1conn) reply(code int, msg string) {
 	closeWriteAndWait(c.nc)
 }
 
-// serveOne runs the handler for req; false closes the connection.
-func (c *h1conn) serveOne(base context.Context, req *http.Request) (keep bool) {
+// serveOne runs the handler for req; false closes the connection, as
+// closeAfter asks.
+func (c *h1conn) serveOne(base context.Context, req *http.Request, closeAfter bool) (keep bool) {
 	ctx, cancel := context.WithCancel(base)
 	c.cancel = cancel
 	w := &h1resp{c: c, req: req, hdr: make(http.Header), clen: -1}
-	w.closeAfter = req.Close || c.srv.shutting.Load()
+	w.closeAfter = closeAfter || req.Close || c.srv.shutting.Load()
 	if req.Body != nil && req.Body != http.NoBody {
 		w.body = &h1body{rc: req.Body, w: w,
 			owed: req.ProtoAtLeast(1, 1) && req.Header.Get("Expect") != ""}

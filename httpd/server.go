@@ -186,6 +186,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		if _, lean := rw.(*h1resp); !lean {
+			// net/http frames a body with both Content-Length and
+			// Transfer-Encoding by the latter and deletes the former, so
+			// that the two cannot be told from chunked alone here; RFC
+			// 9112 6.1 wants the connection closed after such a request.
+			// (The plain listener sees the raw head and closes only then.)
+			rw.Header().Set("Connection", "close")
+		}
+	}
 	w := &respWriter{ResponseWriter: rw}
 	siteName := "-"
 	defer func() {
