@@ -32,6 +32,7 @@ type h1server struct {
 	maxHeader         int
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
+	bodyTimeout       time.Duration // each read of a request body; 0: h1BodyIdle
 	log               func(msg string, args ...any)
 
 	mu       sync.Mutex
@@ -55,9 +56,17 @@ const (
 	// h1MaxDiscard is the most unread request body discarded to keep a
 	// connection alive, as net/http's maxPostHandlerReadBytes.
 	h1MaxDiscard = 256 << 10
-	// h1BodyIdle bounds the wait for each piece of a request body.
+	// h1BodyIdle bounds the wait for each piece of a request body, unless
+	// the server sets bodyTimeout.
 	h1BodyIdle = 60 * time.Second
 )
+
+func (s *h1server) bodyIdle() time.Duration {
+	if s.bodyTimeout > 0 {
+		return s.bodyTimeout
+	}
+	return h1BodyIdle
+}
 
 func (s *h1server) serve(l net.Listener) error {
 	s.mu.Lock()
@@ -596,14 +605,15 @@ func (c *h1conn) abortBackgroundRead() {
 // FastCGI client's goroutine while the handler may write, hence the lock
 // and the atomics.
 type h1body struct {
-	rc    io.ReadCloser
-	w     *h1resp
-	mu    sync.Mutex  // the 100 Continue against the response header
-	owed  bool        // 100-continue still owed (under mu)
-	rmu   sync.Mutex  // held by each read of rc, and by the discard
-	eof   atomic.Bool // read to the end
-	watch atomic.Bool // start the background read at EOF
-	err   error
+	rc     io.ReadCloser
+	w      *h1resp
+	mu     sync.Mutex  // the 100 Continue against the response header
+	owed   bool        // 100-continue still owed (under mu)
+	rmu    sync.Mutex  // held by each read of rc, and by the discard
+	eof    atomic.Bool // read to the end
+	broken atomic.Bool // a read failed: the rest of the body is unknown
+	watch  atomic.Bool // start the background read at EOF
+	err    error
 }
 
 func (b *h1body) Read(p []byte) (int, error) {
@@ -620,12 +630,16 @@ func (b *h1body) Read(p []byte) (int, error) {
 		}
 	}
 	b.mu.Unlock()
-	if b.w.c.br.Buffered() == 0 {
-		b.w.c.nc.SetReadDeadline(time.Now().Add(h1BodyIdle))
+	if b.w.c.br.Buffered() == 0 && !b.w.readDeadline.Load() {
+		b.w.c.nc.SetReadDeadline(time.Now().Add(b.w.c.srv.bodyIdle()))
 	}
 	b.rmu.Lock()
 	n, err := b.rc.Read(p)
 	b.rmu.Unlock()
+	if err != nil && err != io.EOF {
+		// A timeout or bad chunking: where the body ends is unknown now.
+		b.broken.Store(true)
+	}
 	if err == io.EOF && !b.eof.Swap(true) && b.watch.Swap(false) {
 		b.w.c.startBackgroundRead()
 	}
@@ -666,8 +680,11 @@ type h1resp struct {
 	written     int64
 	closeAfter  bool
 	hijacked    bool
-	ended       bool // finished: the handler returned
-	err         error
+	// readDeadline: the handler sets the read deadline (a body read
+	// paced by the PHP handler), so the body's reads leave it alone.
+	readDeadline atomic.Bool
+	ended        bool // finished: the handler returned
+	err          error
 }
 
 func (w *h1resp) Header() http.Header { return w.hdr }
@@ -842,7 +859,11 @@ func (w *h1resp) FlushError() error {
 	return w.err
 }
 
-func (w *h1resp) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
+func (w *h1resp) SetReadDeadline(t time.Time) error {
+	w.readDeadline.Store(true)
+	return w.c.nc.SetReadDeadline(t)
+}
+
 func (w *h1resp) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 func (w *h1resp) EnableFullDuplex() error            { return nil }
 
@@ -907,6 +928,9 @@ func (w *h1resp) sendHeader(final bool) error {
 	isHead := req.Method == http.MethodHead
 	allowed := bodyAllowed(w.status)
 	w.noBody = isHead || !allowed
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutting.Load() {
+		w.closeAfter = true // before the unread body is settled: no need to read it then
+	}
 	if b := w.body; b != nil {
 		owed := b.cancelContinue()
 		switch {
@@ -954,9 +978,6 @@ func (w *h1resp) sendHeader(final bool) error {
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
-	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutting.Load() {
-		w.closeAfter = true
-	}
 	if w.closeAfter {
 		h["Connection"] = []string{"close"}
 	} else if !req.ProtoAtLeast(1, 1) {
@@ -996,13 +1017,13 @@ func (w *h1resp) settleBody() {
 	b := w.body
 	switch {
 	case w.closeAfter:
-	case b.err != nil:
-		w.closeAfter = true // closed early: how much is left is unknown
+	case b.err != nil, b.broken.Load():
+		w.closeAfter = true // closed early or failed: how much is left is unknown
 	case !b.rmu.TryLock():
 		w.closeAfter = true
 	default:
 		defer b.rmu.Unlock()
-		w.c.nc.SetReadDeadline(time.Now().Add(h1BodyIdle))
+		w.c.nc.SetReadDeadline(time.Now().Add(w.c.srv.bodyIdle()))
 		n, err := io.CopyN(io.Discard, b.rc, h1MaxDiscard+1)
 		if err == io.EOF && n <= h1MaxDiscard {
 			b.eof.Store(true)
