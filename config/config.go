@@ -21,10 +21,22 @@ import (
 
 // Defaults for an empty config: serve the current directory on :8080.
 const (
-	DefaultListen          = "0.0.0.0:8080"
-	DefaultFallback        = "/index.php?$query_string"
-	DefaultMaxBodySize     = 100 << 20 // like a generous client_max_body_size
-	DefaultMaxHeaderSize   = 64 << 10  // request line + headers
+	DefaultListen        = "0.0.0.0:8080"
+	DefaultFallback      = "/index.php?$query_string"
+	DefaultMaxBodySize   = 100 << 20 // like a generous client_max_body_size
+	DefaultMaxHeaderSize = 64 << 10  // request line + headers
+	// Request bodies are read whole before PHP gets a worker (httpd's
+	// DESIGN.md, "Request bodies"): up to DefaultBodyBufferSize in
+	// memory, the rest in a temp file; each read within
+	// DefaultBodyReadTimeout (nginx's client_body_timeout), and all of it
+	// by start + DefaultBodyRateGrace + size / DefaultBodyMinRate, else 408.
+	DefaultBodyBufferSize  = 64 << 10
+	DefaultBodyReadTimeout = 60 * time.Second
+	DefaultBodyMinRate     = 1 << 10 // bytes per second
+	DefaultBodyRateGrace   = 10 * time.Second
+	// MaxBodyBufferSize bounds body_buffer_size: a buffer is held per body
+	// being read, and bigger bodies are better off in a file.
+	MaxBodyBufferSize      = 64 << 20
 	DefaultRequestTimeout  = 60 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultMemoryLimit     = "128M"
@@ -86,6 +98,15 @@ type Response struct {
 type Request struct {
 	MaxBodySize   Size `toml:"max_body_size"`
 	MaxHeaderSize Size `toml:"max_header_size"`
+	// BodyBufferSize is the largest request body kept in memory while it
+	// is read before PHP runs; a larger one goes to a temp file.
+	BodyBufferSize Size `toml:"body_buffer_size"`
+	// BodyReadTimeout bounds the wait for each read of a request body.
+	BodyReadTimeout Duration `toml:"body_read_timeout"`
+	// BodyMinRate (bytes per second) and BodyRateGrace: a body must have
+	// arrived by start + grace + size / rate.
+	BodyMinRate   Size     `toml:"body_min_rate"`
+	BodyRateGrace Duration `toml:"body_rate_grace"`
 }
 
 // Timeouts is [server.timeouts].
@@ -188,8 +209,10 @@ func New() *Config {
 			AccessLog:  true,
 			LogLevel:   "info",
 			Response:   Response{Compression: true, CompressionMinSize: DefaultCompressMinSize},
-			Request:    Request{MaxBodySize: DefaultMaxBodySize, MaxHeaderSize: DefaultMaxHeaderSize},
-			Timeouts:   Timeouts{Request: Duration(DefaultRequestTimeout), Shutdown: Duration(DefaultShutdownTimeout)},
+			Request: Request{MaxBodySize: DefaultMaxBodySize, MaxHeaderSize: DefaultMaxHeaderSize,
+				BodyBufferSize: DefaultBodyBufferSize, BodyReadTimeout: Duration(DefaultBodyReadTimeout),
+				BodyMinRate: DefaultBodyMinRate, BodyRateGrace: Duration(DefaultBodyRateGrace)},
+			Timeouts: Timeouts{Request: Duration(DefaultRequestTimeout), Shutdown: Duration(DefaultShutdownTimeout)},
 		},
 		PHP: PHP{
 			Workers:          runtime.NumCPU() * 2,
@@ -391,6 +414,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Request.MaxHeaderSize < 1024 {
 		bad("server.request.max_header_size", "must be at least 1K")
+	}
+	if n := c.Server.Request.BodyBufferSize; n <= 0 || n > MaxBodyBufferSize {
+		bad("server.request.body_buffer_size", "must be between 1 and 64MB, got %d", n)
+	}
+	if c.Server.Request.BodyReadTimeout <= 0 {
+		bad("server.request.body_read_timeout", "must be positive")
+	}
+	if c.Server.Request.BodyMinRate <= 0 {
+		bad("server.request.body_min_rate", "must be positive (bytes per second, e.g. \"1KB\")")
+	}
+	if c.Server.Request.BodyRateGrace <= 0 {
+		bad("server.request.body_rate_grace", "must be positive")
 	}
 	if c.Server.Timeouts.Request <= 0 {
 		bad("server.timeouts.request", "must be positive")

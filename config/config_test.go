@@ -30,6 +30,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.PHP.Workers < 1 || c.PHP.MemoryLimit.PHPString() != "128M" {
 		t.Fatalf("php defaults: %+v", c.PHP)
 	}
+	if r := c.Server.Request; r.BodyBufferSize != 64<<10 || r.BodyReadTimeout.D() != time.Minute || r.BodyMinRate != 1<<10 || r.BodyRateGrace.D() != 10*time.Second {
+		t.Fatalf("request body defaults: %+v", r)
+	}
 }
 
 func TestLoadValues(t *testing.T) {
@@ -43,6 +46,10 @@ index_files = ["index.php"]
 cache_control = "public, max-age=60"
 [server.request]
 max_body_size = "10MB"
+body_buffer_size = "16K"
+body_read_timeout = "30s"
+body_min_rate = 512
+body_rate_grace = 5
 [server.timeouts]
 request = "5s"
 shutdown = 3
@@ -62,6 +69,9 @@ ini_overrides = { "display_errors" = "On" }
 	if c.Server.Request.MaxBodySize != 10<<20 || c.Server.Timeouts.Request.D() != 5*time.Second || c.Server.Timeouts.Shutdown.D() != 3*time.Second {
 		t.Errorf("sizes/timeouts = %+v %+v", c.Server.Request, c.Server.Timeouts)
 	}
+	if r := c.Server.Request; r.BodyBufferSize != 16<<10 || r.BodyReadTimeout.D() != 30*time.Second || r.BodyMinRate != 512 || r.BodyRateGrace.D() != 5*time.Second {
+		t.Errorf("body settings = %+v", r)
+	}
 	if c.PHP.Workers != 3 || c.PHP.MemoryLimit.PHPString() != "64M" || c.PHP.MaxExecutionTime.D() != 10*time.Second || c.PHP.IniOverrides["display_errors"] != "On" {
 		t.Errorf("php = %+v", c.PHP)
 	}
@@ -79,6 +89,13 @@ func TestLoadErrors(t *testing.T) {
 		{"bad duration", "[server.timeouts]\nrequest = \"soon\"\n", nil, []string{"ephpm.toml:2", "invalid duration"}},
 		{"bad size", "[server.request]\nmax_body_size = \"12 parsecs\"\n", nil, []string{"ephpm.toml:2", "invalid size"}},
 		{"bad listen", "[server]\nlisten = \"nowhere\"\n", nil, []string{"ephpm.toml:2", "server.listen", "host:port"}},
+		{"body buffer zero", "[server.request]\nbody_buffer_size = 0\n", nil, []string{"ephpm.toml:2", "server.request.body_buffer_size"}},
+		{"body buffer huge", "[server.request]\nbody_buffer_size = \"1G\"\n", nil, []string{"ephpm.toml:2", "server.request.body_buffer_size", "64MB"}},
+		{"body read timeout zero", "[server.request]\nbody_read_timeout = \"0s\"\n", nil, []string{"ephpm.toml:2", "server.request.body_read_timeout"}},
+		{"body min rate zero", "[server.request]\nbody_min_rate = 0\n", nil, []string{"ephpm.toml:2", "server.request.body_min_rate"}},
+		{"body min rate bad", "[server.request]\nbody_min_rate = \"fast\"\n", nil, []string{"ephpm.toml:2", "invalid size"}},
+		{"body grace zero", "[server.request]\nbody_rate_grace = 0\n", nil, []string{"ephpm.toml:2", "server.request.body_rate_grace"}},
+		{"env body grace bad", "", []string{"EPHPM_SERVER_REQUEST__BODY_RATE_GRACE=soon"}, []string{"env EPHPM_SERVER_REQUEST__BODY_RATE_GRACE", "server.request.body_rate_grace"}},
 		{"workers range", "[php]\nworkers = 0\n", nil, []string{"ephpm.toml:2", "php.workers"}},
 		{"kv not loopback", "[kv]\nlisten = \"0.0.0.0:6379\"\n", nil, []string{"ephpm.toml:2", "kv.listen", "loopback"}},
 		{"mysql not loopback", "[db.sqlite.proxy]\nmysql_listen = \"10.0.0.1:3306\"\n", nil, []string{"ephpm.toml:2", "mysql_listen", "loopback"}},
@@ -109,6 +126,10 @@ func TestEnvOverrides(t *testing.T) {
 		"EPHPM_SERVER_STATIC__CACHE_CONTROL=no-cache",
 		"EPHPM_SERVER__TIMEOUTS__REQUEST=7s",
 		"EPHPM_PHP__WORKERS=5",
+		"EPHPM_SERVER_REQUEST__BODY_BUFFER_SIZE=8KB",
+		"EPHPM_SERVER__REQUEST__BODY_MIN_RATE=2K",
+		"EPHPM_SERVER_REQUEST__BODY_READ_TIMEOUT=15s",
+		"EPHPM_SERVER_REQUEST__BODY_RATE_GRACE=3",
 		`EPHPM_SERVER__INDEX_FILES=["a.php","b.html"]`,
 		"EPHPM_DB_HOST=ignored-not-a-config-key",
 		"PATH=/bin",
@@ -118,6 +139,9 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if c.Server.Listen != "127.0.0.1:2" || c.Server.Static.CacheControl != "no-cache" || c.Server.Timeouts.Request.D() != 7*time.Second || c.PHP.Workers != 5 {
 		t.Fatalf("overrides not applied: %+v %+v", c.Server, c.PHP)
+	}
+	if r := c.Server.Request; r.BodyBufferSize != 8<<10 || r.BodyMinRate != 2<<10 || r.BodyReadTimeout.D() != 15*time.Second || r.BodyRateGrace.D() != 3*time.Second {
+		t.Fatalf("body overrides not applied: %+v", r)
 	}
 	if strings.Join(c.Server.IndexFiles, ",") != "a.php,b.html" {
 		t.Fatalf("index files = %v", c.Server.IndexFiles)

@@ -32,6 +32,7 @@ type h1server struct {
 	maxHeader         int
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
+	bodyTimeout       time.Duration // each read of a request body; 0: h1BodyIdle
 	log               func(msg string, args ...any)
 
 	mu       sync.Mutex
@@ -55,9 +56,17 @@ const (
 	// h1MaxDiscard is the most unread request body discarded to keep a
 	// connection alive, as net/http's maxPostHandlerReadBytes.
 	h1MaxDiscard = 256 << 10
-	// h1BodyIdle bounds the wait for each piece of a request body.
+	// h1BodyIdle bounds the wait for each piece of a request body, unless
+	// the server sets bodyTimeout.
 	h1BodyIdle = 60 * time.Second
 )
+
+func (s *h1server) bodyIdle() time.Duration {
+	if s.bodyTimeout > 0 {
+		return s.bodyTimeout
+	}
+	return h1BodyIdle
+}
 
 func (s *h1server) serve(l net.Listener) error {
 	s.mu.Lock()
@@ -151,7 +160,7 @@ type h1conn struct {
 	br     *bufio.Reader
 	more   bool  // the next write is followed by sendfile: MSG_MORE
 	remain int64 // bytes the header phase may still read
-	hosts  hostCount
+	head   headScan
 
 	// The background read watches for the client going away while a
 	// handler waits (PHP); a byte it reads belongs to the next request.
@@ -181,23 +190,49 @@ func (c *h1conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.nc.Read(p)
 	c.remain -= int64(n)
-	c.hosts.feed(p[:n])
+	c.head.feed(p[:n])
 	return n, err
 }
 
-// hostCount counts the Host lines of a request head as it is read:
-// http.ReadRequest keeps one and drops the header, and a request with
-// two is refused (as net/http's server and nginx do), since two servers
-// could each route it by a different one.
-type hostCount struct {
+// headScan counts, as a request head is read, the header lines that
+// http.ReadRequest folds away. Host: it keeps one and drops the header,
+// and a request with two is refused (as net/http's server and nginx do),
+// since two servers could each route it by a different one.
+// Content-Length and Transfer-Encoding: with both, it frames the body by
+// Transfer-Encoding and deletes Content-Length, and RFC 9112 6.1 wants
+// the connection closed after the response (a proxy in front may have
+// framed it by Content-Length: request smuggling).
+type headScan struct {
 	on    bool
-	col   int // position in "host:" at a line start; -1 past it
-	lines int
+	col   int   // position in the current line's name; -1 past it, -2 after a CR at a line start
+	cand  uint8 // bit i: the line may still be headNames[i]
+	lines [len(headNames)]int
 }
 
-func (h *hostCount) start() { *h = hostCount{on: true, col: -1} }
+// Indexes into headNames and headScan.lines.
+const (
+	headHost = iota
+	headContentLength
+	headTransferEncoding
+)
 
-func (h *hostCount) feed(p []byte) {
+var headNames = [...]string{"host:", "content-length:", "transfer-encoding:"}
+
+const allHeadNames = 1<<len(headNames) - 1
+
+func (h *headScan) start() { *h = headScan{on: true, col: -1} }
+
+// hosts is the number of Host lines.
+func (h *headScan) hosts() int { return h.lines[headHost] }
+
+// ambiguousLength reports a body framed by both Content-Length and
+// Transfer-Encoding, or by Transfer-Encoding in HTTP/1.0, which
+// http.ReadRequest ignores there (RFC 9112 6.1: faulty framing).
+func (h *headScan) ambiguousLength(req *http.Request) bool {
+	return h.lines[headTransferEncoding] > 0 && (h.lines[headContentLength] > 0 || !req.ProtoAtLeast(1, 1))
+}
+
+func (h *headScan) feed(p []byte) {
 	if !h.on {
 		return
 	}
@@ -208,13 +243,26 @@ func (h *hostCount) feed(p []byte) {
 				h.on = false // the empty line: the head ends
 				return
 			}
-			h.col = 0
+			h.col, h.cand = 0, allHeadNames
 		case h.col == 0 && b == '\r':
 			h.col = -2
-		case h.col >= 0 && h.col < 5 && b|0x20 == "host:"[h.col]:
+		case h.col >= 0:
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			for i, name := range headNames {
+				if h.cand&(1<<i) == 0 {
+					continue
+				}
+				if name[h.col] != b {
+					h.cand &^= 1 << i
+				} else if h.col+1 == len(name) {
+					h.lines[i]++
+					h.cand &^= 1 << i
+				}
+			}
 			h.col++
-			if h.col == 5 {
-				h.lines++
+			if h.cand == 0 {
 				h.col = -1
 			}
 		default:
@@ -327,19 +375,19 @@ func (c *h1conn) serve() {
 			c.nc.SetReadDeadline(time.Now().Add(d))
 		}
 		c.remain = int64(c.srv.maxHeader) + 4096 - int64(c.br.Buffered())
-		c.hosts.start()
+		c.head.start()
 		if n := c.br.Buffered(); n > 0 {
 			head, _ := c.br.Peek(n)
-			c.hosts.feed(head)
+			c.head.feed(head)
 		}
 		req, err := http.ReadRequest(c.br)
 		c.remain = noLimit
-		c.hosts.on = false
+		c.head.on = false
 		if err != nil {
 			c.badRequest(err)
 			return
 		}
-		if code, msg := checkRequest(req, c.hosts.lines); code != 0 {
+		if code, msg := checkRequest(req, c.head.hosts()); code != 0 {
 			c.reply(code, msg)
 			return
 		}
@@ -347,7 +395,7 @@ func (c *h1conn) serve() {
 			c.nc.SetReadDeadline(time.Time{}) // h1body sets one per read
 		}
 		lastPost = req.Method == http.MethodPost
-		if !c.serveOne(base, req) {
+		if !c.serveOne(base, req, c.head.ambiguousLength(req)) {
 			return
 		}
 	}
@@ -432,12 +480,13 @@ func (c *h1conn) reply(code int, msg string) {
 	closeWriteAndWait(c.nc)
 }
 
-// serveOne runs the handler for req; false closes the connection.
-func (c *h1conn) serveOne(base context.Context, req *http.Request) (keep bool) {
+// serveOne runs the handler for req; false closes the connection, as
+// closeAfter asks.
+func (c *h1conn) serveOne(base context.Context, req *http.Request, closeAfter bool) (keep bool) {
 	ctx, cancel := context.WithCancel(base)
 	c.cancel = cancel
 	w := &h1resp{c: c, req: req, hdr: make(http.Header), clen: -1}
-	w.closeAfter = req.Close || c.srv.shutting.Load()
+	w.closeAfter = closeAfter || req.Close || c.srv.shutting.Load()
 	if req.Body != nil && req.Body != http.NoBody {
 		w.body = &h1body{rc: req.Body, w: w,
 			owed: req.ProtoAtLeast(1, 1) && req.Header.Get("Expect") != ""}
@@ -556,14 +605,15 @@ func (c *h1conn) abortBackgroundRead() {
 // FastCGI client's goroutine while the handler may write, hence the lock
 // and the atomics.
 type h1body struct {
-	rc    io.ReadCloser
-	w     *h1resp
-	mu    sync.Mutex  // the 100 Continue against the response header
-	owed  bool        // 100-continue still owed (under mu)
-	rmu   sync.Mutex  // held by each read of rc, and by the discard
-	eof   atomic.Bool // read to the end
-	watch atomic.Bool // start the background read at EOF
-	err   error
+	rc     io.ReadCloser
+	w      *h1resp
+	mu     sync.Mutex  // the 100 Continue against the response header
+	owed   bool        // 100-continue still owed (under mu)
+	rmu    sync.Mutex  // held by each read of rc, and by the discard
+	eof    atomic.Bool // read to the end
+	broken atomic.Bool // a read failed: the rest of the body is unknown
+	watch  atomic.Bool // start the background read at EOF
+	err    error
 }
 
 func (b *h1body) Read(p []byte) (int, error) {
@@ -580,12 +630,16 @@ func (b *h1body) Read(p []byte) (int, error) {
 		}
 	}
 	b.mu.Unlock()
-	if b.w.c.br.Buffered() == 0 {
-		b.w.c.nc.SetReadDeadline(time.Now().Add(h1BodyIdle))
+	if b.w.c.br.Buffered() == 0 && !b.w.readDeadline.Load() {
+		b.w.c.nc.SetReadDeadline(time.Now().Add(b.w.c.srv.bodyIdle()))
 	}
 	b.rmu.Lock()
 	n, err := b.rc.Read(p)
 	b.rmu.Unlock()
+	if err != nil && err != io.EOF {
+		// A timeout or bad chunking: where the body ends is unknown now.
+		b.broken.Store(true)
+	}
 	if err == io.EOF && !b.eof.Swap(true) && b.watch.Swap(false) {
 		b.w.c.startBackgroundRead()
 	}
@@ -626,8 +680,11 @@ type h1resp struct {
 	written     int64
 	closeAfter  bool
 	hijacked    bool
-	ended       bool // finished: the handler returned
-	err         error
+	// readDeadline: the handler sets the read deadline (a body read
+	// paced by the PHP handler), so the body's reads leave it alone.
+	readDeadline atomic.Bool
+	ended        bool // finished: the handler returned
+	err          error
 }
 
 func (w *h1resp) Header() http.Header { return w.hdr }
@@ -802,7 +859,11 @@ func (w *h1resp) FlushError() error {
 	return w.err
 }
 
-func (w *h1resp) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
+func (w *h1resp) SetReadDeadline(t time.Time) error {
+	w.readDeadline.Store(true)
+	return w.c.nc.SetReadDeadline(t)
+}
+
 func (w *h1resp) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 func (w *h1resp) EnableFullDuplex() error            { return nil }
 
@@ -867,6 +928,9 @@ func (w *h1resp) sendHeader(final bool) error {
 	isHead := req.Method == http.MethodHead
 	allowed := bodyAllowed(w.status)
 	w.noBody = isHead || !allowed
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutting.Load() {
+		w.closeAfter = true // before the unread body is settled: no need to read it then
+	}
 	if b := w.body; b != nil {
 		owed := b.cancelContinue()
 		switch {
@@ -914,9 +978,6 @@ func (w *h1resp) sendHeader(final bool) error {
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
-	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutting.Load() {
-		w.closeAfter = true
-	}
 	if w.closeAfter {
 		h["Connection"] = []string{"close"}
 	} else if !req.ProtoAtLeast(1, 1) {
@@ -956,13 +1017,13 @@ func (w *h1resp) settleBody() {
 	b := w.body
 	switch {
 	case w.closeAfter:
-	case b.err != nil:
-		w.closeAfter = true // closed early: how much is left is unknown
+	case b.err != nil, b.broken.Load():
+		w.closeAfter = true // closed early or failed: how much is left is unknown
 	case !b.rmu.TryLock():
 		w.closeAfter = true
 	default:
 		defer b.rmu.Unlock()
-		w.c.nc.SetReadDeadline(time.Now().Add(h1BodyIdle))
+		w.c.nc.SetReadDeadline(time.Now().Add(w.c.srv.bodyIdle()))
 		n, err := io.CopyN(io.Discard, b.rc, h1MaxDiscard+1)
 		if err == io.EOF && n <= h1MaxDiscard {
 			b.eof.Store(true)

@@ -229,8 +229,18 @@ func TestH1Framing(t *testing.T) {
 		{name: "two hosts", raw: "GET /small HTTP/1.1\r\nHost: a\r\nhOsT: b\r\n\r\n", status: 400, closed: true},
 		{name: "bad header line", raw: "GET /small HTTP/1.1\r\nHost: a\r\n<script>alert(1)</script>\r\n\r\n", status: 400, closed: true},
 		{name: "bad host", raw: "GET /small HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400, closed: true},
-		// As net/http: chunked wins over a Content-Length (RFC 9112 6.3).
-		{name: "chunked and length", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 200, body: "0:"},
+		// As net/http: chunked wins over a Content-Length (RFC 9112 6.3),
+		// but the connection closes after the response (RFC 9112 6.1).
+		{name: "chunked and length", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 200, body: "0:",
+			hdr: map[string]string{"Connection": "close"}, closed: true},
+		{name: "length and chunked", raw: "POST /echo HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\nCONTENT-LENGTH: 2\r\n\r\n2\r\nab\r\n0\r\n\r\n", status: 200, body: "2:ab",
+			hdr: map[string]string{"Connection": "close"}, closed: true},
+		// HTTP/1.0 knows no Transfer-Encoding: the body is framed by the
+		// length, and the framing is faulty (RFC 9112 6.1).
+		{name: "http/1.0 with TE", raw: "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nab", status: 200, body: "2:ab",
+			hdr: map[string]string{"Connection": "close"}, closed: true},
+		// A header whose name only starts like one of them counts for nothing.
+		{name: "lookalike headers", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length-X: 1\r\nX-Transfer-Encoding: chunked\r\nHost-Y: b\r\nContent-Length: 2\r\n\r\nab", status: 200, body: "2:ab"},
 		{name: "bad TE", raw: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", status: 501, closed: true},
 		{name: "header too large", raw: "GET /small HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("x", 10<<10) + "\r\n\r\n", status: 431, closed: true},
 		{name: "http/2 preface", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", status: 505, closed: true},
@@ -653,4 +663,46 @@ func FuzzH1Conn(f *testing.F) {
 			t.Fatalf("handler ran %d times, %d responses", len(methods), got)
 		}
 	})
+}
+
+// TestNetHTTPCLTECloses: net/http (the TLS listener's server) keeps a
+// connection after a request with both Content-Length and
+// Transfer-Encoding; the Server closes it after the response (RFC 9112
+// 6.1), and answers no request pipelined behind it.
+func TestNetHTTPCLTECloses(t *testing.T) {
+	s, err := New(Config{Sites: SingleSite{S: &Site{Name: "default", Root: t.TempDir()}},
+		Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d:%s", len(b), b)
+			return true
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ln, nil) }() // net/http, as ServeTLS, without the TLS
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		<-done
+	})
+	c := dialH1(t, ln.Addr().String())
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "2:ab" || !resp.Close {
+		t.Fatalf("got %q, close %v; want the chunked body and Connection: close", b, resp.Close)
+	}
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("pipelined request answered: %d", resp.StatusCode)
+	}
 }

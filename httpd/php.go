@@ -2,12 +2,10 @@ package httpd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,30 +127,19 @@ func (s *Server) servePHP(w *respWriter, r *http.Request, site *Site, rt *route)
 	if site.PHP == nil {
 		return statusErr(http.StatusServiceUnavailable, "no PHP runtime")
 	}
-	var body io.Reader
-	cl := r.ContentLength
-	switch {
-	case r.Body == nil || r.Body == http.NoBody || cl == 0:
-	case cl > 0:
-		if cl > s.maxBody {
-			return statusErr(http.StatusRequestEntityTooLarge, "request body too large")
-		}
-		body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	default:
-		// Chunked body: PHP needs CONTENT_LENGTH, so spool it to disk
-		// first (bounded), as nginx does.
-		f, n, err := s.spool(w, r)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		body, cl = f, n
+	// The body is read whole before PHP gets a worker: a slow client
+	// holds a goroutine and a buffer, never a PHP worker.
+	var rb reqBody
+	if err := s.readBody(&rb, w, r); err != nil {
+		return err
 	}
+	defer rb.release() // after resp.Body.Close: FastCGI's STDIN writer is done then
+	body, cl := rb.reader(), rb.n
 	Watch(r) // a client that goes away frees its PHP worker
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 	defer cancel()
 	pp := paramPool.Get().(*[]fastcgi.Param)
-	params := s.buildParams((*pp)[:0], r, site, rt, max(cl, 0))
+	params := s.buildParams((*pp)[:0], r, site, rt, cl)
 	resp, err := site.PHP.Do(ctx, params, body)
 	*pp = params[:0]
 	paramPool.Put(pp)
@@ -227,26 +214,4 @@ func copyStreaming(dst io.Writer, src io.Reader, buf []byte, w *respWriter, comp
 			return rerr
 		}
 	}
-}
-
-// spool copies a body of unknown length to an unlinked temp file.
-func (s *Server) spool(w http.ResponseWriter, r *http.Request) (*os.File, int64, error) {
-	f, err := os.CreateTemp(s.tmpDir, "body-*")
-	if err != nil {
-		return nil, 0, fmt.Errorf("spool request body: %w", err)
-	}
-	_ = os.Remove(f.Name())
-	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, 0, statusErr(http.StatusRequestEntityTooLarge, "request body too large")
-		}
-		return nil, 0, &Error{Status: http.StatusBadRequest, Msg: "read request body", Err: err}
-	}
-	return f, n, nil
 }

@@ -146,6 +146,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		Registry:       n.reg,
 		Logger:         log.WithGroup("http"),
 		TmpDir:         n.runDir,
+		// Bodies are read whole before PHP gets a worker (issue 12).
+		BodyBufferSize:  int(cfg.Server.Request.BodyBufferSize),
+		BodyReadTimeout: cfg.Server.Request.BodyReadTimeout.D(),
+		BodyMinRate:     int64(cfg.Server.Request.BodyMinRate),
+		BodyRateGrace:   cfg.Server.Request.BodyRateGrace.D(),
 	})
 	if err != nil {
 		return err
