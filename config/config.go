@@ -96,9 +96,13 @@ type Timeouts struct {
 
 // Metrics is [server.metrics]: who may read /metrics.
 type Metrics struct {
-	// Public serves /metrics to any client; by default only loopback
-	// and trusted proxies may read it.
+	// Public serves /metrics to any client. By default only a client on
+	// loopback may read it — the client itself: behind trusted_proxies,
+	// the one the proxy names, never the proxy.
 	Public bool `toml:"public"`
+	// Allow lets clients from these IPs or CIDRs read /metrics too (a
+	// Prometheus server elsewhere).
+	Allow []string `toml:"allow"`
 }
 
 // PHP is [php].
@@ -367,6 +371,11 @@ func (c *Config) Validate() error {
 	for _, p := range c.Server.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			bad("server.trusted_proxies", "%q is neither an IP address nor a CIDR range", p)
+		}
+	}
+	for _, p := range c.Server.Metrics.Allow {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad("server.metrics.allow", "%q is neither an IP address nor a CIDR range", p)
 		}
 	}
 	switch c.Server.LogLevel {
