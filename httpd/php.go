@@ -55,9 +55,12 @@ func (s *Server) buildParams(params []fastcgi.Param, r *http.Request, site *Site
 	client := s.client(r)
 	remoteIP, remotePort, https := client.IP, client.Port, client.HTTPS
 	serverName, _ := splitHostPort(r.Host)
-	serverAddr, serverPort := "", client.ServerPort
+	serverAddr, serverPort := "", ""
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		serverAddr, _ = splitHostPort(la.String())
+		serverAddr, serverPort = splitHostPort(la.String())
+	}
+	if client.ServerPort != "" {
+		serverPort = client.ServerPort // the port a replica's client reached
 	}
 	scheme := "http"
 	if https {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ephpm/ephpm"
 )
 
 // CookieName carries, to a client that wrote through a replica, the
@@ -80,6 +83,10 @@ func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *htt
 	p.(*httputil.ReverseProxy).ServeHTTP(w, r)
 }
 
+// proxy passes a client's request whole to the site's primary, with who
+// the client is (address and scheme as the HTTP front worked them out
+// behind trusted proxies), and turns the primary's log position after
+// it into the read-your-writes cookie.
 func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 	m.viaPrimary(s, "http", w, r, func(target *url.URL) *httputil.ReverseProxy {
 		return &httputil.ReverseProxy{
@@ -93,20 +100,43 @@ func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 				pr.Out.Host = pr.In.Host
 				pr.Out.Header.Set(hdrAuth, "Bearer "+m.cfg.Token)
 				pr.Out.Header.Set(hdrForwarded, m.cfg.Node)
-				pr.Out.Header.Set(hdrClientAddr, pr.In.RemoteAddr)
-				if pr.In.TLS != nil {
-					pr.Out.Header.Set(hdrProto, "https")
+				c := clientOf(pr.In)
+				pr.Out.Header.Set(hdrClientAddr, net.JoinHostPort(c.IP, c.Port))
+				proto := "http"
+				if c.HTTPS {
+					proto = "https"
+				}
+				pr.Out.Header.Set(hdrProto, proto)
+				if c.ServerPort != "" {
+					pr.Out.Header.Set(hdrServerPort, c.ServerPort)
 				}
 			},
 			ModifyResponse: func(resp *http.Response) error {
-				if f := resp.Header.Get(hdrFrame); f != "" {
-					resp.Header.Del(hdrFrame)
-					resp.Header.Add("Set-Cookie", (&http.Cookie{
-						Name: CookieName, Value: f, Path: "/", HttpOnly: true, MaxAge: 300, SameSite: http.SameSiteLaxMode,
-					}).String())
+				f := resp.Header.Get(hdrFrame)
+				if f == "" {
+					return nil
 				}
+				resp.Header.Del(hdrFrame)
+				ck := &http.Cookie{
+					Name: CookieName, Value: f, Path: "/", HttpOnly: true, MaxAge: 300, SameSite: http.SameSiteLaxMode,
+					Secure: clientOf(resp.Request).HTTPS,
+				}
+				resp.Header.Add("Set-Cookie", ck.String())
 				return nil
 			},
 		}
 	})
+}
+
+// clientOf is who sent r as the HTTP front believes (behind trusted
+// proxies); without the front (a bare handler), the peer itself.
+func clientOf(r *http.Request) ephpm.Client {
+	if c, ok := ephpm.ClientOf(r.Context()); ok {
+		return c
+	}
+	c := ephpm.Client{IP: r.RemoteAddr, HTTPS: r.TLS != nil}
+	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.IP, c.Port = h, p
+	}
+	return c
 }
