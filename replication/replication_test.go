@@ -390,7 +390,8 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 			frame = c.Value
 		}
 	}
-	if pos := p.m.Status()[0].Position; frame != strconv.FormatUint(pos, 10) {
+	// "<frame>.<expiry>.<mac>", the frame in base 36.
+	if pos := p.m.Status()[0].Position; !strings.HasPrefix(frame, strconv.FormatUint(pos, 36)+".") {
 		t.Fatalf("cookie %q, primary at %d", frame, pos)
 	}
 	if handled, _ := do("GET", "/wp-login.php", ""); !handled {
@@ -403,7 +404,7 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	// One whose write has not arrived: waits, then goes to the primary
 	// rather than serve stale data.
 	start := time.Now()
-	handled, rec = do("GET", "/", fmt.Sprint(p.m.Status()[0].Position+1000))
+	handled, rec = do("GET", "/", replication.FrameCookie(r.m, "s.com", p.m.Status()[0].Position+1000, time.Now().Add(time.Minute)))
 	if !handled || !strings.HasPrefix(rec.Body.String(), "served by frankfurt") {
 		t.Fatalf("stale read: handled=%v %q", handled, rec.Body.String())
 	}

@@ -39,7 +39,9 @@ func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request
 			return true
 		}
 		if c, err := r.Cookie(CookieName); err == nil {
-			if next, err := strconv.ParseUint(c.Value, 10, 64); err == nil && s.applied.Load() < next {
+			// A cookie this cluster did not issue for this site, or an
+			// expired one, is ignored: it must not hold reads back.
+			if next, ok := m.parseFrameCookie(s.cfg.Name, c.Value, time.Now()); ok && s.applied.Load() < next {
 				if !m.WaitApplied(r.Context(), name, next) {
 					m.proxy(s, w, r)
 					return true
@@ -88,6 +90,7 @@ func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *htt
 // behind trusted proxies), and turns the primary's log position after
 // it into the read-your-writes cookie.
 func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
+	name := s.cfg.Name
 	m.viaPrimary(s, "http", w, r, func(target *url.URL) *httputil.ReverseProxy {
 		return &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
@@ -117,8 +120,13 @@ func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 					return nil
 				}
 				resp.Header.Del(hdrFrame)
+				frame, err := strconv.ParseUint(f, 10, 64)
+				if err != nil {
+					return nil
+				}
 				ck := &http.Cookie{
-					Name: CookieName, Value: f, Path: "/", HttpOnly: true, MaxAge: 300, SameSite: http.SameSiteLaxMode,
+					Name: CookieName, Value: m.frameCookie(name, frame, time.Now().Add(DefaultFrameCookieAge)),
+					Path: "/", HttpOnly: true, MaxAge: int(DefaultFrameCookieAge / time.Second), SameSite: http.SameSiteLaxMode,
 					Secure: clientOf(resp.Request).HTTPS,
 				}
 				resp.Header.Add("Set-Cookie", ck.String())

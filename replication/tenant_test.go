@@ -14,6 +14,7 @@ import (
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/internal/testutil"
 	"github.com/ephpm/ephpm/replication"
+	"github.com/ephpm/ephpm/sqlite"
 )
 
 // startPair runs a primary (frankfurt) and a replica (tokyo) of s.com
@@ -43,6 +44,59 @@ func position(m *replication.Manager, site string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestFrameCookieForgedIgnored: a replica holds a read back only for a
+// cookie this cluster issued for this site that has not expired; any
+// other is ignored at once (no wait, no trip to the primary).
+func TestFrameCookieForgedIgnored(t *testing.T) {
+	p, r := startPair(t, 2*time.Second)
+	route := r.m.Route("s.com")
+	ahead := position(p.m, "s.com") + 1000
+	otherPool := sqlite.NewPool(sqlite.PoolConfig{})
+	t.Cleanup(func() { otherPool.Close() })
+	otherCluster, err := replication.New(replication.Config{Node: "elsewhere", Token: "another-cluster-token-0123", Pool: otherPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { otherCluster.Close() })
+	genuine := replication.FrameCookie(r.m, "s.com", ahead, time.Now().Add(time.Minute))
+	tampered := []byte(genuine)
+	tampered[len(tampered)-1] ^= 1
+	for _, tc := range []struct{ name, cookie string }{
+		{"a bare number", "999999999"},
+		{"the old format of a real position", "1000"},
+		{"garbage", "a.b.c"},
+		{"empty MAC", genuine[:strings.LastIndexByte(genuine, '.')+1]},
+		{"tampered MAC", string(tampered)},
+		{"another frame under the same MAC", "zzzz" + genuine[strings.IndexByte(genuine, '.'):]},
+		{"another site's", replication.FrameCookie(r.m, "o.com", ahead, time.Now().Add(time.Minute))},
+		{"expired", replication.FrameCookie(r.m, "s.com", ahead, time.Now().Add(-time.Second))},
+		{"another cluster's", replication.FrameCookie(otherCluster, "s.com", ahead, time.Now().Add(time.Minute))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "http://s.com/", nil)
+			req.AddCookie(&http.Cookie{Name: replication.CookieName, Value: tc.cookie})
+			start := time.Now()
+			if route(httptest.NewRecorder(), req) {
+				t.Fatal("the read left the replica")
+			}
+			if d := time.Since(start); d > 500*time.Millisecond {
+				t.Fatalf("held the read %s", d)
+			}
+		})
+	}
+	// The genuine one is held, then sent to the primary.
+	req := httptest.NewRequest("GET", "http://s.com/", nil)
+	req.AddCookie(&http.Cookie{Name: replication.CookieName, Value: genuine})
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	if !route(rec, req) || !strings.HasPrefix(rec.Body.String(), "served by frankfurt") {
+		t.Fatalf("a genuine cookie ahead of the replica: %q", rec.Body.String())
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("gave up after %s, before wait_applied", d)
+	}
 }
 
 // TestForwardedRequestKeepsClient: a write a replica passes to the
