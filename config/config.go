@@ -31,6 +31,9 @@ const (
 	DefaultMaxExecution    = 30 * time.Second
 	// DefaultCompressMinSize is the smallest body worth compressing.
 	DefaultCompressMinSize = 1024
+	// DefaultAuthTimeout closes a MySQL or KV connection that has not
+	// authenticated this long after connecting (MySQL's connect_timeout).
+	DefaultAuthTimeout = 10 * time.Second
 )
 
 // DefaultIndexFiles are tried, in order, for a directory request.
@@ -156,6 +159,9 @@ type Proxy struct {
 	Database    string `toml:"database"`
 	User        string `toml:"user"`
 	Password    string `toml:"password"`
+	// AuthTimeout closes a connection that has not logged in this long
+	// after connecting; logged-in connections may idle.
+	AuthTimeout Duration `toml:"auth_timeout"`
 }
 
 // KV is [kv].
@@ -168,6 +174,9 @@ type KV struct {
 	Eviction       string `toml:"eviction"`
 	MaxConnections int    `toml:"max_connections"`
 	Password       string `toml:"password"`
+	// AuthTimeout closes a connection that has not sent a good AUTH this
+	// long after connecting, when AUTH is required.
+	AuthTimeout Duration `toml:"auth_timeout"`
 }
 
 // New returns the zero-configuration defaults.
@@ -192,11 +201,12 @@ func New() *Config {
 		},
 		DB: DB{SQLite: SQLite{IdleClose: Duration(2 * time.Minute), Proxy: Proxy{
 			Enabled: true, MySQLListen: "127.0.0.1:3306",
-			Database: "ephpm", User: "ephpm",
+			Database: "ephpm", User: "ephpm", AuthTimeout: Duration(DefaultAuthTimeout),
 		}}},
 		KV: KV{
 			Enabled: true, Listen: "127.0.0.1:6379",
 			MemoryLimit: 128 << 20, Eviction: "allkeys-lru", MaxConnections: 10000,
+			AuthTimeout: Duration(DefaultAuthTimeout),
 		},
 		pos: map[string]string{},
 	}
@@ -391,6 +401,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Timeouts.Request <= 0 {
 		bad("server.timeouts.request", "must be positive")
+	}
+	if c.DB.SQLite.Proxy.AuthTimeout <= 0 {
+		bad("db.sqlite.proxy.auth_timeout", "must be positive")
+	}
+	if c.KV.AuthTimeout <= 0 {
+		bad("kv.auth_timeout", "must be positive")
 	}
 	if c.PHP.Workers < 1 || c.PHP.Workers > 4096 {
 		bad("php.workers", "must be between 1 and 4096, got %d", c.PHP.Workers)
