@@ -223,8 +223,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 			if client.Via != "" {
 				attrs = append(attrs, slog.String("via", client.Via)) // the node that passed it on
-			}
-			if r.RemoteAddr != client.Addr() {
+			} else if r.RemoteAddr != client.Addr() {
 				attrs = append(attrs, slog.String("peer", r.RemoteAddr)) // the trusted proxy
 			}
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)

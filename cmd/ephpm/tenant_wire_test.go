@@ -186,7 +186,7 @@ func TestTenantRoutedWriteKeepsClientIdentity(t *testing.T) {
 	// It ran on frankfurt, whose access log names the client and tokyo.
 	waitFor(t, "frankfurt's access log", func() (bool, string) {
 		lines := accessLines(frankfurt.p, "/who.php?routed=1")
-		return len(lines) == 1 && lines[0]["remote"] == "203.0.113.7" && lines[0]["via"] == "tokyo", fmt.Sprint(lines)
+		return len(lines) == 1 && lines[0]["remote"] == "203.0.113.7" && lines[0]["via"] == "tokyo" && lines[0]["peer"] == nil, fmt.Sprint(lines)
 	})
 	waitFor(t, "tokyo's access log", func() (bool, string) {
 		lines := accessLines(tokyo.p, "/who.php?routed=1")
