@@ -43,6 +43,9 @@ const (
 	DefaultMaxExecution    = 30 * time.Second
 	// DefaultCompressMinSize is the smallest body worth compressing.
 	DefaultCompressMinSize = 1024
+	// DefaultAuthTimeout closes a MySQL or KV connection that has not
+	// authenticated this long after connecting (MySQL's connect_timeout).
+	DefaultAuthTimeout = 10 * time.Second
 )
 
 // DefaultIndexFiles are tried, in order, for a directory request.
@@ -117,9 +120,13 @@ type Timeouts struct {
 
 // Metrics is [server.metrics]: who may read /metrics.
 type Metrics struct {
-	// Public serves /metrics to any client; by default only loopback
-	// and trusted proxies may read it.
+	// Public serves /metrics to any client. By default only a client on
+	// loopback may read it — the client itself: behind trusted_proxies,
+	// the one the proxy names, never the proxy.
 	Public bool `toml:"public"`
+	// Allow lets clients from these IPs or CIDRs read /metrics too (a
+	// Prometheus server elsewhere).
+	Allow []string `toml:"allow"`
 }
 
 // PHP is [php].
@@ -185,6 +192,9 @@ type Proxy struct {
 	Database    string `toml:"database"`
 	User        string `toml:"user"`
 	Password    string `toml:"password"`
+	// AuthTimeout closes a connection that has not logged in this long
+	// after connecting; logged-in connections may idle.
+	AuthTimeout Duration `toml:"auth_timeout"`
 }
 
 // KV is [kv].
@@ -197,6 +207,9 @@ type KV struct {
 	Eviction       string `toml:"eviction"`
 	MaxConnections int    `toml:"max_connections"`
 	Password       string `toml:"password"`
+	// AuthTimeout closes a connection that has not sent a good AUTH this
+	// long after connecting, when AUTH is required.
+	AuthTimeout Duration `toml:"auth_timeout"`
 }
 
 // New returns the zero-configuration defaults.
@@ -223,11 +236,12 @@ func New() *Config {
 		},
 		DB: DB{SQLite: SQLite{IdleClose: Duration(2 * time.Minute), Proxy: Proxy{
 			Enabled: true, MySQLListen: "127.0.0.1:3306",
-			Database: "ephpm", User: "ephpm",
+			Database: "ephpm", User: "ephpm", AuthTimeout: Duration(DefaultAuthTimeout),
 		}}},
 		KV: KV{
 			Enabled: true, Listen: "127.0.0.1:6379",
 			MemoryLimit: 128 << 20, Eviction: "allkeys-lru", MaxConnections: 10000,
+			AuthTimeout: Duration(DefaultAuthTimeout),
 		},
 		pos: map[string]string{},
 	}
@@ -404,6 +418,11 @@ func (c *Config) Validate() error {
 			bad("server.trusted_proxies", "%q is neither an IP address nor a CIDR range", p)
 		}
 	}
+	for _, p := range c.Server.Metrics.Allow {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad("server.metrics.allow", "%q is neither an IP address nor a CIDR range", p)
+		}
+	}
 	switch c.Server.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -429,6 +448,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Timeouts.Request <= 0 {
 		bad("server.timeouts.request", "must be positive")
+	}
+	if c.DB.SQLite.Proxy.AuthTimeout <= 0 {
+		bad("db.sqlite.proxy.auth_timeout", "must be positive")
+	}
+	if c.KV.AuthTimeout <= 0 {
+		bad("kv.auth_timeout", "must be positive")
 	}
 	if c.PHP.Workers < 1 || c.PHP.Workers > 4096 {
 		bad("php.workers", "must be between 1 and 4096, got %d", c.PHP.Workers)

@@ -50,13 +50,16 @@ var commonCGINames = func() map[string]string {
 // Caddy's php_fastcgi do.
 func (s *Server) buildParams(params []fastcgi.Param, r *http.Request, site *Site, rt *route, contentLength int64) []fastcgi.Param {
 	add := func(k, v string) { params = append(params, fastcgi.Param{Name: k, Value: v}) }
-	remoteIP, remotePort := s.clientAddr(r)
+	client := s.client(r)
+	remoteIP, remotePort, https := client.IP, client.Port, client.HTTPS
 	serverName, _ := splitHostPort(r.Host)
 	serverAddr, serverPort := "", ""
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		serverAddr, serverPort = splitHostPort(la.String())
 	}
-	https := r.TLS != nil || (s.trusted(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+	if client.ServerPort != "" {
+		serverPort = client.ServerPort // the port a replica's client reached
+	}
 	scheme := "http"
 	if https {
 		scheme = "https"

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ephpm/ephpm"
 )
 
 // Defaults for the HTTP server.
@@ -40,7 +43,8 @@ type Config struct {
 	Compression    bool
 	CompressMin    int64
 	AccessLog      bool
-	MetricsPublic  bool        // else /metrics answers loopback and trusted proxies only
+	MetricsPublic  bool        // else /metrics answers only a client on loopback or in MetricsAllow
+	MetricsAllow   []string    // IPs or CIDRs; the client trusted proxies name, never the proxy
 	Ready          func() bool // /_ephpm/ready; nil = always ready
 	Registry       *prometheus.Registry
 	Logger         *slog.Logger
@@ -69,6 +73,7 @@ type Server struct {
 	compressMin    int64
 	accessLog      bool
 	metricsPublic  bool
+	metricsNets    []*net.IPNet
 	ready          func() bool
 	log            *slog.Logger
 	tmpDir         string
@@ -135,19 +140,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	bufSize := s.bodyBufSize
 	s.bodyPool.New = func() any { return &memBody{buf: make([]byte, bufSize)} }
-	for _, p := range cfg.TrustedProxies {
-		if !strings.Contains(p, "/") {
-			if strings.Contains(p, ":") {
-				p += "/128"
-			} else {
-				p += "/32"
-			}
-		}
-		_, n, err := net.ParseCIDR(p)
-		if err != nil {
-			return nil, errors.New("httpd: bad trusted proxy " + p)
-		}
-		s.trustedNets = append(s.trustedNets, n)
+	var err error
+	if s.trustedNets, err = parseNets(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("httpd: trusted proxy: %w", err)
+	}
+	if s.metricsNets, err = parseNets(cfg.MetricsAllow); err != nil {
+		return nil, fmt.Errorf("httpd: metrics allow: %w", err)
 	}
 	reg := cfg.Registry
 	if reg == nil {
@@ -161,6 +159,26 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return s, nil
+}
+
+// parseNets reads IPs ("10.0.0.1") and CIDRs ("10.0.0.0/8").
+func parseNets(list []string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, p := range list {
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, fmt.Errorf("bad IP or CIDR %q", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // Metrics exposes the collectors others add to (PHP pool, fpm restarts).
@@ -226,6 +244,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	w := &respWriter{ResponseWriter: rw}
 	siteName := "-"
+	client := s.client(r)
 	defer func() {
 		d := time.Since(start)
 		status := w.status
@@ -234,18 +253,25 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.observe(siteName, status, d)
 		if s.accessLog {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-				slog.String("site", siteName), slog.String("remote", r.RemoteAddr),
+			attrs := []slog.Attr{
+				slog.String("site", siteName), slog.String("remote", client.Addr()),
 				slog.String("method", r.Method), slog.String("uri", r.RequestURI), slog.String("proto", r.Proto),
 				slog.Int("status", status), slog.Int64("bytes", w.bytes), slog.Duration("duration", d),
-				slog.String("ua", r.UserAgent()))
+				slog.String("ua", r.UserAgent()),
+			}
+			if client.Via != "" {
+				attrs = append(attrs, slog.String("via", client.Via)) // the node that passed it on
+			} else if r.RemoteAddr != client.Addr() {
+				attrs = append(attrs, slog.String("peer", r.RemoteAddr)) // the trusted proxy
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 		}
 	}()
 	if s.intercept != nil && s.intercept(w, r) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/_ephpm/") || r.URL.Path == "/metrics" {
-		if s.internal(w, r) {
+		if s.internal(w, r, client) {
 			return
 		}
 	}
@@ -255,8 +281,16 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	siteName = site.Name
-	if site.Route != nil && site.Route(w, r) {
-		return
+	if site.Route != nil {
+		rr := r
+		if client.Via == "" {
+			// The hook may pass the request to another node: tell it
+			// who the client is.
+			rr = r.WithContext(ephpm.WithClient(r.Context(), client))
+		}
+		if site.Route(w, rr) {
+			return
+		}
 	}
 	if err := s.serveSite(w, r, site); err != nil {
 		s.fail(w, r, siteName, err)
@@ -284,7 +318,7 @@ func (s *Server) serveSite(w *respWriter, r *http.Request, site *Site) error {
 }
 
 // internal serves /_ephpm/* and /metrics; false means "not ours".
-func (s *Server) internal(w *respWriter, r *http.Request) bool {
+func (s *Server) internal(w *respWriter, r *http.Request, c ephpm.Client) bool {
 	switch r.URL.Path {
 	case "/_ephpm/health":
 		w.Header().Set("Content-Type", "text/plain")
@@ -298,7 +332,7 @@ func (s *Server) internal(w *respWriter, r *http.Request) bool {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	case "/metrics", "/_ephpm/metrics":
-		if !s.metricsPublic && !s.localOrTrusted(r) {
+		if !s.metricsPublic && !s.mayReadMetrics(c) {
 			if r.URL.Path == "/metrics" {
 				return false // the site's own /metrics, if it has one
 			}
@@ -310,6 +344,28 @@ func (s *Server) internal(w *respWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// mayReadMetrics: the client itself — not a trusted proxy speaking for
+// it, nor a peer node passing its request on — is on loopback or in
+// [server.metrics] allow.
+func (s *Server) mayReadMetrics(c ephpm.Client) bool {
+	if c.Via != "" {
+		return false
+	}
+	ip := net.ParseIP(c.IP)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	for _, n := range s.metricsNets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func peerIP(r *http.Request) net.IP {
@@ -338,16 +394,28 @@ func (s *Server) trusted(r *http.Request) bool {
 	return ip != nil && s.trustedIP(ip)
 }
 
-func (s *Server) localOrTrusted(r *http.Request) bool {
-	ip := peerIP(r)
-	return ip != nil && (ip.IsLoopback() || s.trustedIP(ip))
+// client is who sent r: the one an authenticated peer node named when
+// it passed the request on (see ephpm.WithClient), else the peer, or,
+// behind trusted proxies, the client they name.
+func (s *Server) client(r *http.Request) ephpm.Client {
+	if c, ok := ephpm.ClientOf(r.Context()); ok {
+		return c
+	}
+	var c ephpm.Client
+	trusted := s.trusted(r)
+	c.IP, c.Port = s.clientAddr(r, trusted)
+	c.HTTPS = r.TLS != nil || (trusted && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		_, c.ServerPort = splitHostPort(la.String())
+	}
+	return c
 }
 
 // clientAddr is the client's address: the peer, or, behind trusted
 // proxies, the right-most untrusted X-Forwarded-For entry.
-func (s *Server) clientAddr(r *http.Request) (ip, port string) {
+func (s *Server) clientAddr(r *http.Request, trusted bool) (ip, port string) {
 	ip, port = splitHostPort(r.RemoteAddr)
-	if !s.trusted(r) {
+	if !trusted {
 		return ip, port
 	}
 	xff := r.Header.Values("X-Forwarded-For")

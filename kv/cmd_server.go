@@ -187,6 +187,9 @@ func (c *conn) authenticate(user, pass []byte, userGiven bool) string {
 			return errWrongPass
 		}
 		c.setSite(c.s.st.site(name, quota))
+		if !c.authed {
+			c.loggedIn()
+		}
 		c.authed, c.user = true, u
 		return ""
 	}
@@ -201,6 +204,9 @@ func (c *conn) authenticate(user, pass []byte, userGiven bool) string {
 	}
 	if (userGiven && string(user) != "default") || subtle.ConstantTimeCompare(pass, []byte(cfg.Password)) != 1 {
 		return errWrongPass
+	}
+	if !c.authed {
+		c.loggedIn()
 	}
 	c.authed, c.user = true, "default"
 	return ""

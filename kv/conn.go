@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"time"
 )
 
 // conn is one client connection. One goroutine at a time (its event loop,
@@ -32,6 +34,10 @@ type conn struct {
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := s.initConn(nc, nc, nc.RemoteAddr().String())
 	c.nc = nc
+	if !c.authed && s.cfg.AuthTimeout > 0 {
+		// Lifted by loggedIn; past it the next read fails and serve ends.
+		_ = nc.SetReadDeadline(time.Now().Add(s.cfg.AuthTimeout))
+	}
 	// Replies are flushed exactly when the next read would block: a
 	// pipeline's replies leave together, a lone command's at once.
 	c.rd.beforeRead = c.wr.Flush
@@ -55,6 +61,19 @@ func (s *Server) initConn(r io.Reader, w io.Writer, raddr string) *conn {
 	return c
 }
 
+// loggedIn lifts the auth deadline of a connection that has just
+// authenticated: from now on it may idle.
+func (c *conn) loggedIn() {
+	if c.s.cfg.AuthTimeout <= 0 {
+		return
+	}
+	if c.nc != nil {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		return
+	}
+	c.loopLoggedIn()
+}
+
 func (c *conn) setSite(st *site) {
 	c.site = st
 	c.dbi = 0
@@ -72,6 +91,8 @@ func (c *conn) serve() {
 			if errors.As(err, &pe) {
 				c.wr.Error("ERR " + pe.Error())
 				c.wr.Flush()
+			} else if errors.Is(err, os.ErrDeadlineExceeded) && !c.authed {
+				c.s.log.Debug("kv: closed a connection that did not authenticate in time", "conn", c.id, "remote", c.raddr)
 			} else if err != io.EOF && !errors.Is(err, net.ErrClosed) {
 				c.s.log.Debug("kv read", "conn", c.id, "err", err)
 			}

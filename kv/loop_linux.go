@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,8 +25,9 @@ import (
 type loopConn struct {
 	fd      int
 	lp      *loop
-	woff    int  // bytes of the reply buffer already written
-	waitOut bool // registered for EPOLLOUT, not reading, until drained
+	woff    int   // bytes of the reply buffer already written
+	waitOut bool  // registered for EPOLLOUT, not reading, until drained
+	authBy  int64 // Unix ns by which it must authenticate; 0 = no deadline (under lp.mu)
 }
 
 type loop struct {
@@ -33,6 +36,12 @@ type loop struct {
 	efd   int // eventfd that wakes the loop for Close
 	mu    sync.Mutex
 	conns map[int]*conn
+	// pending are the connections with an auth deadline (under mu);
+	// npending counts them so the loop need not lock to know there are
+	// none. While there are some it wakes every sweepEvery to close
+	// those past their deadline.
+	pending  map[*conn]struct{}
+	npending atomic.Int32
 }
 
 // errWouldBlock is a read on a non-blocking socket with nothing to read.
@@ -129,7 +138,7 @@ func newLoop(s *Server) (*loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &loop{s: s, epfd: epfd, efd: efd, conns: make(map[int]*conn)}, nil
+	return &loop{s: s, epfd: epfd, efd: efd, conns: make(map[int]*conn), pending: make(map[*conn]struct{})}, nil
 }
 
 func (l *loop) closeFDs() {
@@ -174,26 +183,89 @@ func (s *Server) handOff(nc net.Conn) error {
 	c.rd.rd = fdReader{fd: &c.fd}
 	l := s.loops[int(c.id)%len(s.loops)]
 	c.lp = l
+	first := false
 	l.mu.Lock()
 	l.conns[fd] = c
+	if !c.authed && s.cfg.AuthTimeout > 0 {
+		c.authBy = time.Now().Add(s.cfg.AuthTimeout).UnixNano()
+		l.pending[c] = struct{}{}
+		first = l.npending.Add(1) == 1
+	}
 	l.mu.Unlock()
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
 		l.closeConn(c)
 		return err
 	}
+	if first {
+		l.wake() // it may be waiting with no timeout: start sweeping
+	}
 	return nil
+}
+
+// sweepEvery is how often a loop with unauthenticated connections checks
+// their deadlines: a connection is closed at most this late.
+func (l *loop) sweepEvery() time.Duration {
+	return min(max(l.s.cfg.AuthTimeout/4, 10*time.Millisecond), time.Second)
+}
+
+// sweep closes the connections past their auth deadline.
+func (l *loop) sweep(now int64) {
+	var late []*conn
+	l.mu.Lock()
+	for c := range l.pending {
+		if now >= c.authBy {
+			late = append(late, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range late {
+		l.s.log.Debug("kv: closed a connection that did not authenticate in time", "conn", c.id, "remote", c.raddr)
+		l.closeConn(c)
+	}
+}
+
+// loopLoggedIn drops the connection's auth deadline (loop goroutine).
+func (c *conn) loopLoggedIn() {
+	if c.lp == nil {
+		return
+	}
+	l := c.lp
+	l.mu.Lock()
+	l.dropPending(c)
+	l.mu.Unlock()
+}
+
+// dropPending forgets c's auth deadline; l.mu held.
+func (l *loop) dropPending(c *conn) {
+	if c.authBy != 0 {
+		c.authBy = 0
+		delete(l.pending, c)
+		l.npending.Add(-1)
+	}
 }
 
 func (l *loop) run() {
 	defer l.s.wg.Done()
 	defer l.shutdown()
 	events := make([]unix.EpollEvent, 128)
+	var nextSweep int64
 	for {
+		if l.npending.Load() > 0 {
+			if now := time.Now().UnixNano(); now >= nextSweep {
+				l.sweep(now)
+				nextSweep = now + int64(l.sweepEvery())
+			}
+		}
 		// Under load events are usually ready: poll without blocking
-		// first, and block (telling the scheduler) only when idle.
+		// first, and block (telling the scheduler) only when idle —
+		// until the next sweep if connections await their AUTH.
 		n, err := pollNow(l.epfd, events)
 		if err == nil && n == 0 {
-			n, err = unix.EpollWait(l.epfd, events, -1)
+			wait := -1
+			if l.npending.Load() > 0 {
+				wait = int(max(time.Duration(nextSweep-time.Now().UnixNano()), time.Millisecond) / time.Millisecond)
+			}
+			n, err = unix.EpollWait(l.epfd, events, wait)
 		}
 		if err != nil {
 			if err == unix.EINTR {
@@ -332,6 +404,7 @@ func (l *loop) closeConn(c *conn) {
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	l.mu.Lock()
 	delete(l.conns, c.fd)
+	l.dropPending(c)
 	l.mu.Unlock()
 	unix.Close(c.fd)
 	c.fd = -1

@@ -20,3 +20,5 @@ func (l *loop) closeFDs() {}
 func (s *Server) startLoops() error { return errors.New("no event loop on this platform") }
 
 func (s *Server) handOff(nc net.Conn) error { return errors.New("no event loop on this platform") }
+
+func (c *conn) loopLoggedIn() {}

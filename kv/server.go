@@ -41,6 +41,12 @@ const (
 	maxValueLen = 1 << 30
 	// DefaultMaxArgs caps the argument count of one command.
 	DefaultMaxArgs = 1 << 20
+	// DefaultAuthTimeout closes a connection that has not sent a good
+	// AUTH (or HELLO AUTH) this long after it was accepted, when AUTH is
+	// required, so clients that connect and say nothing cannot hold
+	// connection slots (MySQL's connect_timeout is 10 s too).
+	// Authenticated connections, idle or not, are not timed out.
+	DefaultAuthTimeout = 10 * time.Second
 	// writeBufferSize is the per-connection reply buffer; replies of a
 	// pipeline accumulate here and leave in one write.
 	writeBufferSize = 16 << 10
@@ -77,6 +83,10 @@ type Config struct {
 	MaxConnections int
 	// Password is the optional requirepass of single-keyspace mode.
 	Password string
+	// AuthTimeout bounds how long a connection may stay unauthenticated
+	// when AUTH is required (Auth or Password set): 0 means
+	// DefaultAuthTimeout, a negative value none.
+	AuthTimeout time.Duration
 	// Auth enables multi-site mode: it maps a site's credentials to its
 	// keyspace name and quota in bytes (0 = none). Clients must AUTH first.
 	// It is called on every AUTH from the event loop, so it must be quick
@@ -144,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxQueryBuffer <= 0 {
 		cfg.MaxQueryBuffer = DefaultMaxQueryBuffer
+	}
+	if cfg.AuthTimeout == 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
 	}
 	if cfg.MaxQueryBuffer < cfg.MaxBulkLen+readChunk {
 		cfg.MaxQueryBuffer = cfg.MaxBulkLen + readChunk

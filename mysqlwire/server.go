@@ -39,6 +39,12 @@ const (
 
 	// DefaultPlanCache is the number of translated plans kept in memory.
 	DefaultPlanCache = 4096
+
+	// DefaultAuthTimeout closes a connection that has not authenticated
+	// this long after it was accepted (MySQL's connect_timeout is 10 s),
+	// so clients that connect and say nothing cannot pile up.
+	// Authenticated connections, idle or not, are not timed out.
+	DefaultAuthTimeout = 10 * time.Second
 )
 
 // Account is what a MySQL user name stands for: the password it must
@@ -111,7 +117,11 @@ type Config struct {
 	// 0, the default, means none. Statements without a deadline run
 	// faster: the SQLite driver then needs no watcher goroutine.
 	StatementTimeout time.Duration
-	Logger           *slog.Logger
+	// AuthTimeout bounds the handshake: a connection not authenticated
+	// this long after accept is closed. 0 means DefaultAuthTimeout, a
+	// negative value none.
+	AuthTimeout time.Duration
+	Logger      *slog.Logger
 	// Metrics, if set, receives the ephpm_mysql_* collectors.
 	Metrics prometheus.Registerer
 }
@@ -159,6 +169,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SocketMode == 0 {
 		cfg.SocketMode = DefaultSocketMode
+	}
+	if cfg.AuthTimeout == 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -255,10 +268,14 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) serve(ln net.Listener) error {
+	var h mysql.Handler = &handler{srv: s}
+	if s.cfg.AuthTimeout > 0 {
+		h = authDeadlineHandler{&handler{srv: s}}
+	}
 	l, err := mysql.NewListenerWithConfig(mysql.ListenerConfig{
 		Listener:           ln,
 		AuthServer:         s.auth,
-		Handler:            &handler{srv: s},
+		Handler:            h,
 		ConnReadBufferSize: 16 * 1024,
 		// Results are built whole and flushed at the end of each command,
 		// so vitess's flush timer (re-armed on every packet, re-added to
@@ -270,6 +287,17 @@ func (s *Server) serve(ln net.Listener) error {
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("mysqlwire: listener: %w", err)
+	}
+	if t := s.cfg.AuthTimeout; t > 0 {
+		// The handshake (greeting, login, the connect-time USE) must end
+		// by the deadline; authDeadlineHandler lifts it once it has.
+		l.PreHandleFunc = func(_ context.Context, c net.Conn, _ uint32) (net.Conn, error) {
+			if err := c.SetDeadline(time.Now().Add(t)); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		}
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -285,6 +313,17 @@ func (s *Server) serve(ln net.Listener) error {
 		l.Accept()
 	}()
 	return nil
+}
+
+// authDeadlineHandler lifts the handshake deadline (Config.AuthTimeout)
+// from a connection once it is authenticated and ready for commands.
+type authDeadlineHandler struct{ *handler }
+
+func (h authDeadlineHandler) ConnectionReady(c *mysql.Conn) {
+	if raw := c.GetRawConn(); raw != nil {
+		_ = raw.SetDeadline(time.Time{})
+	}
+	h.handler.ConnectionReady(c)
 }
 
 // Addr is the bound TCP address (nil without TCP), useful with port 0.

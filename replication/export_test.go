@@ -1,6 +1,9 @@
 package replication
 
-import "bufio"
+import (
+	"bufio"
+	"time"
+)
 
 // ReadMsg and ParseFrames expose the stream codec to the fuzz tests.
 func ReadMsg(r *bufio.Reader) (byte, []byte, error) { return readMsg(r, nil) }
@@ -12,4 +15,9 @@ func ParseFrames(recs []byte, want uint64) (uint64, error) {
 		_ = b.sorted()
 	}
 	return next, err
+}
+
+// FrameCookie makes a read-your-writes cookie value as m issues it.
+func FrameCookie(m *Manager, site string, frame uint64, expires time.Time) string {
+	return m.frameCookie(site, frame, expires)
 }

@@ -97,6 +97,7 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	sessions *sessions
+	frameKey []byte // MACs the read-your-writes cookie
 
 	connMu sync.Mutex
 	conns  map[string]*primaryConn // by primary URL
@@ -160,6 +161,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger, client: cfg.Client,
 		sites: map[string]*site{}, byPath: map[string]*site{}, conns: map[string]*primaryConn{},
+		frameKey: frameKey(cfg.Token),
 	}
 	if m.client == nil {
 		m.client = NewClient(nil)

@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/internal/testutil"
 	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sqlite"
@@ -60,6 +62,9 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 	n.m = m
 	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "served by %s for %s", filepath.Base(dir), r.RemoteAddr)
+		if c, ok := ephpm.ClientOf(r.Context()); ok {
+			fmt.Fprintf(w, " (https=%t server_port=%s via=%s)", c.HTTPS, c.ServerPort, c.Via)
+		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -376,7 +381,7 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	// A write goes whole to the primary, with the client's address, and
 	// comes back with the primary's position as a cookie.
 	handled, rec := do("POST", "/wp-admin/post.php", "")
-	if !handled || rec.Body.String() != "served by frankfurt for 203.0.113.7:4444" {
+	if !handled || rec.Body.String() != "served by frankfurt for 203.0.113.7:4444 (https=false server_port= via=tokyo)" {
 		t.Fatalf("POST: handled=%v %q", handled, rec.Body.String())
 	}
 	var frame string
@@ -385,8 +390,9 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 			frame = c.Value
 		}
 	}
-	if frame != fmt.Sprint(p.m.Status()[0].Position) {
-		t.Fatalf("cookie %q, primary at %d", frame, p.m.Status()[0].Position)
+	// "<frame>.<expiry>.<mac>", the frame in base 36.
+	if pos := p.m.Status()[0].Position; !strings.HasPrefix(frame, strconv.FormatUint(pos, 36)+".") {
+		t.Fatalf("cookie %q, primary at %d", frame, pos)
 	}
 	if handled, _ := do("GET", "/wp-login.php", ""); !handled {
 		t.Fatal("a write path was served by the replica")
@@ -398,7 +404,7 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	// One whose write has not arrived: waits, then goes to the primary
 	// rather than serve stale data.
 	start := time.Now()
-	handled, rec = do("GET", "/", fmt.Sprint(p.m.Status()[0].Position+1000))
+	handled, rec = do("GET", "/", replication.FrameCookie(r.m, "s.com", p.m.Status()[0].Position+1000, time.Now().Add(time.Minute)))
 	if !handled || !strings.HasPrefix(rec.Body.String(), "served by frankfurt") {
 		t.Fatalf("stale read: handled=%v %q", handled, rec.Body.String())
 	}

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ephpm/ephpm"
 )
 
 // CookieName carries, to a client that wrote through a replica, the
@@ -36,7 +39,9 @@ func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request
 			return true
 		}
 		if c, err := r.Cookie(CookieName); err == nil {
-			if next, err := strconv.ParseUint(c.Value, 10, 64); err == nil && s.applied.Load() < next {
+			// A cookie this cluster did not issue for this site, or an
+			// expired one, is ignored: it must not hold reads back.
+			if next, ok := m.parseFrameCookie(s.cfg.Name, c.Value, time.Now()); ok && s.applied.Load() < next {
 				if !m.WaitApplied(r.Context(), name, next) {
 					m.proxy(s, w, r)
 					return true
@@ -80,7 +85,12 @@ func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *htt
 	p.(*httputil.ReverseProxy).ServeHTTP(w, r)
 }
 
+// proxy passes a client's request whole to the site's primary, with who
+// the client is (address and scheme as the HTTP front worked them out
+// behind trusted proxies), and turns the primary's log position after
+// it into the read-your-writes cookie.
 func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
+	name := s.cfg.Name
 	m.viaPrimary(s, "http", w, r, func(target *url.URL) *httputil.ReverseProxy {
 		return &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
@@ -93,20 +103,48 @@ func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 				pr.Out.Host = pr.In.Host
 				pr.Out.Header.Set(hdrAuth, "Bearer "+m.cfg.Token)
 				pr.Out.Header.Set(hdrForwarded, m.cfg.Node)
-				pr.Out.Header.Set(hdrClientAddr, pr.In.RemoteAddr)
-				if pr.In.TLS != nil {
-					pr.Out.Header.Set(hdrProto, "https")
+				c := clientOf(pr.In)
+				pr.Out.Header.Set(hdrClientAddr, net.JoinHostPort(c.IP, c.Port))
+				proto := "http"
+				if c.HTTPS {
+					proto = "https"
+				}
+				pr.Out.Header.Set(hdrProto, proto)
+				if c.ServerPort != "" {
+					pr.Out.Header.Set(hdrServerPort, c.ServerPort)
 				}
 			},
 			ModifyResponse: func(resp *http.Response) error {
-				if f := resp.Header.Get(hdrFrame); f != "" {
-					resp.Header.Del(hdrFrame)
-					resp.Header.Add("Set-Cookie", (&http.Cookie{
-						Name: CookieName, Value: f, Path: "/", HttpOnly: true, MaxAge: 300, SameSite: http.SameSiteLaxMode,
-					}).String())
+				f := resp.Header.Get(hdrFrame)
+				if f == "" {
+					return nil
 				}
+				resp.Header.Del(hdrFrame)
+				frame, err := strconv.ParseUint(f, 10, 64)
+				if err != nil {
+					return nil
+				}
+				ck := &http.Cookie{
+					Name: CookieName, Value: m.frameCookie(name, frame, time.Now().Add(DefaultFrameCookieAge)),
+					Path: "/", HttpOnly: true, MaxAge: int(DefaultFrameCookieAge / time.Second), SameSite: http.SameSiteLaxMode,
+					Secure: clientOf(resp.Request).HTTPS,
+				}
+				resp.Header.Add("Set-Cookie", ck.String())
 				return nil
 			},
 		}
 	})
+}
+
+// clientOf is who sent r as the HTTP front believes (behind trusted
+// proxies); without the front (a bare handler), the peer itself.
+func clientOf(r *http.Request) ephpm.Client {
+	if c, ok := ephpm.ClientOf(r.Context()); ok {
+		return c
+	}
+	c := ephpm.Client{IP: r.RemoteAddr, HTTPS: r.TLS != nil}
+	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.IP, c.Port = h, p
+	}
+	return c
 }

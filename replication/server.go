@@ -22,7 +22,8 @@ const (
 	hdrNode       = "X-Ephpm-Node"        // the calling node's name
 	hdrForwarded  = "X-Ephpm-Forwarded"   // a whole client request proxied from a replica
 	hdrClientAddr = "X-Ephpm-Client-Addr" // the client's address, on forwarded requests
-	hdrProto      = "X-Ephpm-Proto"       // "https" when the client used TLS
+	hdrProto      = "X-Ephpm-Proto"       // "https" when the client used TLS, else "http"
+	hdrServerPort = "X-Ephpm-Server-Port" // the port the client reached (SERVER_PORT)
 	hdrFrame      = "X-Ephpm-Frame"       // the primary's log position after a forwarded request
 	hdrLogID      = "X-Ephpm-Log-Id"
 	hdrSnapEnd    = "X-Ephpm-Snapshot-End"
@@ -220,14 +221,14 @@ func (m *Manager) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // serveForwarded runs a request a replica proxied whole, as if the client
 // had sent it here; the response says how far the site's log is after it,
-// so the replica can make the client's next read wait for it.
+// so the replica can make the client's next read wait for it. Only here,
+// behind the peer's token, are the client's address and scheme taken
+// from the request's headers (the replica's trusted-proxy processing):
+// the front gets them in the request's context and believes them.
 func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *http.Request) {
-	if addr := r.Header.Get(hdrClientAddr); addr != "" {
-		if _, _, err := net.SplitHostPort(addr); err == nil {
-			r.RemoteAddr = addr
-		}
-	}
-	if r.Header.Get(hdrProto) == "https" && r.TLS == nil {
+	c := forwardedClient(r)
+	r.RemoteAddr = net.JoinHostPort(c.IP, c.Port)
+	if c.HTTPS && r.TLS == nil {
 		r.TLS = &tls.ConnectionState{}
 	}
 	for k := range r.Header {
@@ -243,7 +244,32 @@ func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *h
 		return
 	}
 	fw := &frameWriter{ResponseWriter: w, m: m, host: host}
-	front.ServeHTTP(fw, r)
+	front.ServeHTTP(fw, r.WithContext(ephpm.WithClient(r.Context(), c)))
+}
+
+// forwardedClient reads the client a replica names on a forwarded
+// request; what is missing or malformed falls back to the replica (the
+// peer) and plain HTTP.
+func forwardedClient(r *http.Request) ephpm.Client {
+	c := ephpm.Client{Via: r.Header.Get(hdrForwarded)}
+	c.IP, c.Port, _ = net.SplitHostPort(r.RemoteAddr)
+	if h, p, err := net.SplitHostPort(r.Header.Get(hdrClientAddr)); err == nil && net.ParseIP(h) != nil && isPort(p) {
+		c.IP, c.Port = h, p
+	}
+	c.HTTPS = r.Header.Get(hdrProto) == "https"
+	if p := r.Header.Get(hdrServerPort); p != "" && isPort(p) {
+		c.ServerPort = p
+	}
+	return c
+}
+
+// isPort: "" or a decimal TCP port.
+func isPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
 }
 
 // frameWriter stamps the site's log position on the response headers.

@@ -171,6 +171,7 @@ func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlw
 		// Access is by password, as with MySQL; PHP runs as another user.
 		SocketMode: 0o666,
 		Sites:      dir, Logger: log.WithGroup("mysql"), Metrics: reg,
+		AuthTimeout: p.AuthTimeout.D(),
 	})
 	if err != nil {
 		return nil, "", "", err

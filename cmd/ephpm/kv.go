@@ -30,6 +30,7 @@ func startKV(ctx context.Context, cfg *config.Config, sockDir string, auth func(
 		Eviction:       cfg.KV.Eviction,
 		MaxConnections: cfg.KV.MaxConnections,
 		Password:       cfg.KV.Password,
+		AuthTimeout:    cfg.KV.AuthTimeout.D(),
 		Auth:           auth,
 		Logger:         log.WithGroup("kv"),
 		Registerer:     reg,

@@ -142,6 +142,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		CompressMin:    int64(cfg.Server.Response.CompressionMinSize),
 		AccessLog:      cfg.Server.AccessLog,
 		MetricsPublic:  cfg.Server.Metrics.Public,
+		MetricsAllow:   cfg.Server.Metrics.Allow,
 		Ready:          n.sup.Ready,
 		Registry:       n.reg,
 		Logger:         log.WithGroup("http"),
