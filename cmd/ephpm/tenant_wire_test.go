@@ -95,6 +95,7 @@ func startWireCluster(t *testing.T, sites []string, tokyoEnv ...string) (frankfu
 			"EPHPM_DB_SQLITE_PROXY__ENABLED=true", "EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN=" + freePort(t),
 			"EPHPM_REPLICATION__LISTEN=" + n.repl, "EPHPM_REPLICATION__AUTH_TOKEN=" + replToken,
 			"EPHPM_REPLICATION__NODE=" + name,
+			fmt.Sprintf("EPHPM_REPLICATION__PEERS=[%q]", "http://"+nodes["frankfurt"].repl),
 		}
 		if name == "tokyo" {
 			env = append(env, tokyoEnv...)
