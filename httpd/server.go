@@ -59,6 +59,8 @@ type Config struct {
 	BodyRateGrace   time.Duration
 	// Intercept, if set, sees every request first and returns true when it
 	// has answered it (ACME HTTP-01 challenges, the HTTP→HTTPS redirect).
+	// The request's context carries its ephpm.Client. Called on the
+	// request's goroutine; it may block only as long as a handler may.
 	Intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
@@ -267,7 +269,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 		}
 	}()
-	if s.intercept != nil && s.intercept(w, r) {
+	if s.intercept != nil && s.intercept(w, r.WithContext(ephpm.WithClient(r.Context(), client))) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/_ephpm/") || r.URL.Path == "/metrics" {

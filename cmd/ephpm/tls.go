@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/httpd"
 	"github.com/ephpm/ephpm/tlsacme"
@@ -53,6 +54,9 @@ func (n *node) tlsFront(ctx context.Context) (
 		}
 		if !t.RedirectHTTP {
 			return false
+		}
+		if c, ok := ephpm.ClientOf(r.Context()); ok && c.HTTPS {
+			return false // HTTPS ended at a trusted proxy: no redirect loop
 		}
 		return redirectHTTPS(w, r, httpsPort)
 	}

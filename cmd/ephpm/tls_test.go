@@ -324,10 +324,32 @@ func TestTLSCAStopped(t *testing.T) {
 
 func TestTLSRedirectHTTP(t *testing.T) {
 	e := newTLSEnv(t)
-	n := e.start(t, "EPHPM_SERVER_TLS__REDIRECT_HTTP=true")
+	n := e.start(t, "EPHPM_SERVER_TLS__REDIRECT_HTTP=true", `EPHPM_SERVER__TRUSTED_PROXIES=["127.0.0.1"]`)
 	// Pebble cannot reach the TLS listener: only HTTP-01 through the
 	// redirecting HTTP listener can succeed.
 	e.startPebble(t, n.addr, deadAddr(t), n)
+
+	// HTTPS ended at a trusted proxy (127.0.0.1) is not redirected again;
+	// the same header from anyone else (127.0.0.2) is not believed.
+	for _, tc := range []struct {
+		from string
+		code int
+	}{{"127.0.0.1", 200}, {"127.0.0.2", 301}} {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		req, _ := http.NewRequest("GET", "http://"+n.addr+"/tls.php", nil)
+		req.Host = "alice-blog.example"
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("X-Forwarded-Proto: https from %s: %d, want %d", tc.from, resp.StatusCode, tc.code)
+		}
+	}
 
 	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	do := func(method, host, path string) *http.Response {
