@@ -302,7 +302,7 @@ func TestHeapLimit(t *testing.T) {
 	}
 	t.Cleanup(func() { sqlite.SetHeapLimit(sqlite.DefaultHeapLimit) })
 	_, err := readAll(ctx, rs, "SELECT length(randomblob(32000000))")
-	if sqlite.ErrorCode(err)&0xff != 7 { // SQLITE_NOMEM
+	if sqlite.ErrorCode(err)&0xff != sqlite.CodeNoMem {
 		t.Errorf("a 32 MB blob under an 8 MB heap limit: %v, want SQLITE_NOMEM", err)
 	}
 	sqlite.SetHeapLimit(sqlite.DefaultHeapLimit)
