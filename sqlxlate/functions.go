@@ -551,30 +551,50 @@ func pad(a []driver.Value, left bool) (driver.Value, error) {
 	if !fitsLength(n) { // n characters are at least n bytes
 		return nil, tooLong(name)
 	}
-	r := []rune(toString(a[0]))
-	if int(n) <= len(r) {
-		return string(r[:n]), nil
+	str := toString(a[0])
+	if prefix, ok := runePrefix(str, int(n)); ok {
+		return prefix, nil // n characters or fewer: truncated
 	}
 	ps := toString(a[2])
-	p := []rune(ps)
-	if len(p) == 0 {
+	pn := utf8.RuneCountInString(ps)
+	if pn == 0 {
 		return nil, nil
 	}
 	// The result's bytes: the string's, whole rounds of the padding, and
-	// the start of one more.
-	k := int(n) - len(r)
-	size := int64(len(toString(a[0]))) + int64(k/len(p))*int64(len(ps)) + int64(len(string(p[:k%len(p)])))
+	// the start of one more; built in place (no rune slices, which cost
+	// four bytes a character).
+	k := int(n) - utf8.RuneCountInString(str)
+	part, _ := runePrefix(ps, k%pn)
+	size := int64(len(str)) + int64(k/pn)*int64(len(ps)) + int64(len(part))
 	if !fitsLength(size) {
 		return nil, tooLong(name)
 	}
-	fill := make([]rune, 0, k)
-	for len(fill) < int(n)-len(r) {
-		fill = append(fill, p[len(fill)%len(p)])
+	var b strings.Builder
+	b.Grow(int(size))
+	if !left {
+		b.WriteString(str)
 	}
+	for range k / pn {
+		b.WriteString(ps)
+	}
+	b.WriteString(part)
 	if left {
-		return string(fill) + string(r), nil
+		b.WriteString(str)
 	}
-	return string(r) + string(fill), nil
+	return b.String(), nil
+}
+
+// runePrefix is s's first n characters, and whether s has at least n.
+func runePrefix(s string, n int) (string, bool) {
+	i := 0
+	for c := 0; c < n; c++ {
+		if i >= len(s) {
+			return s, false
+		}
+		_, w := utf8.DecodeRuneInString(s[i:])
+		i += w
+	}
+	return s[:i], true
 }
 
 func fnLpad(a []driver.Value) (driver.Value, error) { return pad(a, true) }
