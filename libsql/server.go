@@ -42,7 +42,7 @@ const (
 	DefaultBatchFrames = 1024
 	// DefaultMaxResultSize bounds the memory of one statement's result,
 	// which is built whole before it is sent.
-	DefaultMaxResultSize = 256 << 20
+	DefaultMaxResultSize = 128 << 20
 	// reapInterval is how often idle streams and sessions are looked at.
 	reapInterval = time.Second
 )

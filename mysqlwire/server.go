@@ -45,7 +45,7 @@ const (
 	// known before the first row), so without a bound one SELECT could
 	// hold the node's memory. PHP buffers a whole result itself, within
 	// its memory_limit (128M by default).
-	DefaultMaxResultSize = 256 << 20
+	DefaultMaxResultSize = 128 << 20
 )
 
 // Account is what a MySQL user name stands for: the password it must
