@@ -172,7 +172,10 @@ func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlw
 	if err != nil {
 		return nil, "", "", err
 	}
-	if err := srv.Start(ctx); err != nil {
+	// The front outlives the shutdown signal: requests draining after
+	// SIGTERM still need their database. The node's Close, after the
+	// drain, stops it and interrupts the statements still running.
+	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, "", "", fmt.Errorf("start mysql front: %w", err)
 	}
 	host, port := "", ""
