@@ -70,7 +70,7 @@ func TestWatchTimeoutReadSession(t *testing.T) {
 	start := time.Now()
 	for time.Since(start) < 400*time.Millisecond {
 		w.Begin()
-		if _, err := readAll(ctx, rs, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 20000) SELECT count(*) FROM c"); err != nil {
+		if _, err := readAll(ctx, rs, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 2000) SELECT count(*) FROM c"); err != nil {
 			t.Fatalf("short statements: %v", err)
 		}
 	}
