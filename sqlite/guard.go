@@ -129,7 +129,6 @@ func limitsOf(ctx context.Context) limits {
 type guard struct {
 	id     uintptr
 	handle uintptr // sqlite3*
-	tls    *libc.TLS
 	db     *DB
 	cur    limits
 	why    error // why the progress handler interrupted the current call
@@ -153,10 +152,14 @@ func newGuard(dc any, db *DB, maxLength int) (*guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guard{id: guardID.Add(1), handle: h, tls: libc.NewTLS(), db: db}
+	g := &guard{id: guardID.Add(1), handle: h, db: db}
 	guards.Store(g.id, g)
-	sqlite3.Xsqlite3_progress_handler(g.tls, h, progressOps, progressFn, g.id)
-	sqlite3.Xsqlite3_limit(g.tls, h, sqlite3.SQLITE_LIMIT_LENGTH, int32(maxLength))
+	// A TLS of our own, as the driver's interrupt does: the connection's
+	// is not ours (nothing runs on the connection yet).
+	tls := libc.NewTLS()
+	defer tls.Close()
+	sqlite3.Xsqlite3_progress_handler(tls, h, progressOps, progressFn, g.id)
+	sqlite3.Xsqlite3_limit(tls, h, sqlite3.SQLITE_LIMIT_LENGTH, int32(maxLength))
 	return g, nil
 }
 
@@ -173,10 +176,7 @@ func handleOf(dc any) (uintptr, error) {
 	return 0, fmt.Errorf("sqlite: cannot find the connection handle of %T", dc)
 }
 
-func (g *guard) close() {
-	guards.Delete(g.id)
-	g.tls.Close()
-}
+func (g *guard) close() { guards.Delete(g.id) }
 
 // arm makes ctx's limits those of the call about to run and returns the
 // previous ones for restore (calls nest: a query's rows stay open while
@@ -205,7 +205,9 @@ func (g *guard) err(err error) error {
 // connection (a write interrupted inside one rolls it back). Only the
 // connection's user may call it, between statements.
 func (g *guard) autocommit() bool {
-	return sqlite3.Xsqlite3_get_autocommit(g.tls, g.handle) != 0
+	tls := libc.NewTLS()
+	defer tls.Close()
+	return sqlite3.Xsqlite3_get_autocommit(tls, g.handle) != 0
 }
 
 func progress(_ *libc.TLS, id uintptr) int32 {
