@@ -46,6 +46,23 @@ const (
 	// DefaultAuthTimeout closes a MySQL or KV connection that has not
 	// authenticated this long after connecting (MySQL's connect_timeout).
 	DefaultAuthTimeout = 10 * time.Second
+
+	// DefaultStatementTimeout bounds every SQL statement (MySQL and
+	// Hrana). It is shorter than PHP's max_execution_time (30 s), so that
+	// PHP, whose own limit does not count time spent waiting for the
+	// database, gets the error (3024) well before php-fpm kills it at
+	// max_execution_time + 5 s. A site's own max_execution_time does not
+	// change it.
+	DefaultStatementTimeout = 25 * time.Second
+	// DefaultMaxValueSize is the longest string, blob or row a statement
+	// may build or store: MariaDB's default max_allowed_packet.
+	DefaultMaxValueSize = 16 << 20
+	// DefaultMaxResultSize bounds one statement's result, which ephpm
+	// builds in memory before sending it: PHP's default memory_limit,
+	// within which PHP itself buffers a result.
+	DefaultMaxResultSize = 128 << 20
+	// DefaultDBMemoryLimit bounds SQLite's heap, all sites together.
+	DefaultDBMemoryLimit = 512 << 20
 )
 
 // DefaultIndexFiles are tried, in order, for a directory request.
@@ -180,7 +197,16 @@ type SQLite struct {
 	Dir  string `toml:"dir"`
 	// IdleClose closes a site's database after it is unused this long.
 	IdleClose Duration `toml:"idle_close"`
-	Proxy     Proxy    `toml:"proxy"`
+	// StatementTimeout bounds every statement, MySQL's and Hrana's.
+	StatementTimeout Duration `toml:"statement_timeout"`
+	// MaxValueSize is the longest string, blob or row a statement may
+	// build or store (reported as @@max_allowed_packet).
+	MaxValueSize Size `toml:"max_value_size"`
+	// MaxResultSize bounds one statement's result.
+	MaxResultSize Size `toml:"max_result_size"`
+	// MemoryLimit bounds SQLite's heap, all sites together.
+	MemoryLimit Size  `toml:"memory_limit"`
+	Proxy       Proxy `toml:"proxy"`
 }
 
 // Proxy is [db.sqlite.proxy]: the MySQL wire front.
@@ -234,10 +260,16 @@ func New() *Config {
 			Isolation:        "shared",
 			DisableFunctions: append([]string(nil), DefaultDisableFunctions...),
 		},
-		DB: DB{SQLite: SQLite{IdleClose: Duration(2 * time.Minute), Proxy: Proxy{
-			Enabled: true, MySQLListen: "127.0.0.1:3306",
-			Database: "ephpm", User: "ephpm", AuthTimeout: Duration(DefaultAuthTimeout),
-		}}},
+		DB: DB{SQLite: SQLite{
+			IdleClose:        Duration(2 * time.Minute),
+			StatementTimeout: Duration(DefaultStatementTimeout),
+			MaxValueSize:     DefaultMaxValueSize,
+			MaxResultSize:    DefaultMaxResultSize,
+			MemoryLimit:      DefaultDBMemoryLimit,
+			Proxy: Proxy{
+				Enabled: true, MySQLListen: "127.0.0.1:3306",
+				Database: "ephpm", User: "ephpm", AuthTimeout: Duration(DefaultAuthTimeout),
+			}}},
 		KV: KV{
 			Enabled: true, Listen: "127.0.0.1:6379",
 			MemoryLimit: 128 << 20, Eviction: "allkeys-lru", MaxConnections: 10000,
@@ -493,6 +525,7 @@ func (c *Config) Validate() error {
 	if c.DB.SQLite.Proxy.Enabled {
 		checkLoopback(bad, "db.sqlite.proxy.mysql_listen", c.DB.SQLite.Proxy.MySQLListen, c.DB.SQLite.Proxy.AllowRemote)
 	}
+	c.validateSQLiteLimits(bad)
 	if c.KV.Enabled {
 		checkLoopback(bad, "kv.listen", c.KV.Listen, c.KV.AllowRemote)
 		if c.KV.Eviction != "allkeys-lru" && c.KV.Eviction != "noeviction" {
@@ -506,6 +539,25 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateSQLiteLimits checks the statements' bounds in [db.sqlite].
+func (c *Config) validateSQLiteLimits(bad func(string, string, ...any)) {
+	q := c.DB.SQLite
+	if q.StatementTimeout <= 0 {
+		bad("db.sqlite.statement_timeout", "must be positive (statements without a time limit could run forever)")
+	}
+	// SQLite's own ceiling (SQLITE_MAX_LENGTH) is 1e9 bytes.
+	if q.MaxValueSize < 1<<20 || q.MaxValueSize > 1_000_000_000 {
+		bad("db.sqlite.max_value_size", "must be between 1MB and 1000000000 bytes, got %d", int64(q.MaxValueSize))
+	}
+	if q.MaxResultSize < 1<<20 {
+		bad("db.sqlite.max_result_size", "must be at least 1MB")
+	}
+	// A statement holds a few copies of a value as it builds one.
+	if q.MemoryLimit < 32<<20 || q.MemoryLimit < 4*q.MaxValueSize {
+		bad("db.sqlite.memory_limit", "must be at least 32MB and 4 x max_value_size, got %d", int64(q.MemoryLimit))
+	}
 }
 
 // checkLoopback refuses a non-loopback listen address unless allowed.

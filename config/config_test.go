@@ -104,6 +104,13 @@ func TestLoadErrors(t *testing.T) {
 		{"env unknown key", "", []string{"EPHPM_SERVER__LISTN=1"}, []string{"env EPHPM_SERVER__LISTN", "unknown key"}},
 		{"env bad value", "", []string{"EPHPM_PHP__WORKERS=lots"}, []string{"env EPHPM_PHP__WORKERS", "php.workers"}},
 		{"env invalid after overlay", "", []string{"EPHPM_SERVER__LISTEN=nope"}, []string{"env EPHPM_SERVER__LISTEN", "server.listen"}},
+		{"no statement time limit", "[db.sqlite]\nstatement_timeout = 0\n", nil, []string{"ephpm.toml:2", "db.sqlite.statement_timeout", "positive"}},
+		{"env no statement time limit", "", []string{"EPHPM_DB_SQLITE__STATEMENT_TIMEOUT=0s"}, []string{"env EPHPM_DB_SQLITE__STATEMENT_TIMEOUT", "db.sqlite.statement_timeout"}},
+		{"negative statement time limit", "[db.sqlite]\nstatement_timeout = \"-1s\"\n", nil, []string{"ephpm.toml:2", "invalid duration"}},
+		{"value size too small", "[db.sqlite]\nmax_value_size = \"4K\"\n", nil, []string{"ephpm.toml:2", "db.sqlite.max_value_size"}},
+		{"value size over SQLite's", "[db.sqlite]\nmax_value_size = \"2G\"\n", nil, []string{"db.sqlite.max_value_size"}},
+		{"result size too small", "[db.sqlite]\nmax_result_size = 1000\n", nil, []string{"db.sqlite.max_result_size"}},
+		{"memory limit under the values", "[db.sqlite]\nmax_value_size = \"64MB\"\nmemory_limit = \"128MB\"\n", nil, []string{"ephpm.toml:3", "db.sqlite.memory_limit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Load(write(t, tc.body), tc.env)
@@ -145,6 +152,31 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if strings.Join(c.Server.IndexFiles, ",") != "a.php,b.html" {
 		t.Fatalf("index files = %v", c.Server.IndexFiles)
+	}
+}
+
+// TestSQLiteLimits: the statements' bounds, their defaults and overrides.
+func TestSQLiteLimits(t *testing.T) {
+	c, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := c.DB.SQLite
+	if q.StatementTimeout.D() != 25*time.Second || q.MaxValueSize != 16<<20 || q.MaxResultSize != 128<<20 || q.MemoryLimit != 512<<20 {
+		t.Errorf("defaults: %+v", q)
+	}
+	// Shorter than PHP's own limit, so that PHP sees the error.
+	if q.StatementTimeout >= c.PHP.MaxExecutionTime {
+		t.Errorf("statement_timeout %v is not shorter than max_execution_time %v", q.StatementTimeout, c.PHP.MaxExecutionTime)
+	}
+	p := write(t, "[db.sqlite]\nstatement_timeout = \"2s\"\nmax_value_size = \"64MB\"\nmax_result_size = \"32MB\"\nmemory_limit = \"1GB\"\n")
+	c, err = config.Load(p, []string{"EPHPM_DB_SQLITE__STATEMENT_TIMEOUT=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q = c.DB.SQLite
+	if q.StatementTimeout.D() != 3*time.Second || q.MaxValueSize != 64<<20 || q.MaxResultSize != 32<<20 || q.MemoryLimit != 1<<30 {
+		t.Errorf("values: %+v", q)
 	}
 }
 

@@ -59,6 +59,10 @@ func toSQLError(err error) *sqlError {
 		return &sqlError{code: "SQLITE_READONLY", ext: sqlite.CodeReadOnly, msg: "not the primary"}
 	case errors.Is(err, sqlite.ErrLockTimeout):
 		return &sqlError{code: "SQLITE_BUSY", ext: sqlite.CodeBusy, msg: err.Error()}
+	case errors.Is(err, sqlite.ErrStatementTimeout):
+		return &sqlError{code: "SQLITE_INTERRUPT", ext: sqlite.CodeInterrupt, msg: "interrupted: statement time limit exceeded"}
+	case errors.Is(err, sqlite.ErrClosed):
+		return &sqlError{code: "SQLITE_INTERRUPT", ext: sqlite.CodeInterrupt, msg: "interrupted: the database is closing"}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &sqlError{code: "SQLITE_INTERRUPT", ext: sqlite.CodeInterrupt, msg: err.Error()}
 	}
@@ -91,6 +95,14 @@ type session struct {
 	// inTx mirrors SQLite's autocommit state for the statements we can see
 	// (BEGIN/COMMIT/ROLLBACK/SAVEPOINT); the writer is held while set.
 	inTx bool
+
+	timeout   time.Duration // each statement's (Config.StatementTimeout)
+	maxResult int           // bytes of one result (Config.MaxResultSize)
+}
+
+// newSession is a session with the server's statement limits.
+func (s *Server) newSession() session {
+	return session{timeout: s.cfg.StatementTimeout, maxResult: s.cfg.MaxResultSize}
 }
 
 // autocommit is Hrana's get_autocommit / the proxy's INIT state.
@@ -154,8 +166,18 @@ type reqSite struct {
 // exec runs one statement with positional and named arguments.
 func (s *session) exec(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any, wantRows bool) (*execResult, error) {
 	start := time.Now()
+	// The statement stops at its time limit, or when the request's
+	// context ends (the client left), checked from inside SQLite.
+	ctx = sqlite.WithWatch(ctx, &sqlite.Watch{Timeout: s.timeout})
 	res, err := s.run(ctx, db, st, args, wantRows)
 	if err != nil {
+		if s.inTx && s.w != nil && !s.w.InTx() {
+			// SQLite rolled the transaction back (a write in it was
+			// interrupted or ran out of memory): so does the stream,
+			// whose client sees autocommit again.
+			s.inTx = false
+			s.releaseIdle(context.WithoutCancel(ctx))
+		}
 		return nil, toSQLError(err)
 	}
 	res.dur = time.Since(start)
@@ -220,7 +242,7 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 		}
 	case kindRead:
 		if !s.inTx {
-			res, err := query(ctx, db.Reader(), st, args, wantRows)
+			res, err := query(ctx, db.Reader(), st, args, wantRows, s.maxResult)
 			if sqlite.ErrorCode(err)&0xff != sqlite.CodeReadOnly {
 				return res, err
 			}
@@ -233,7 +255,7 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 	// Outside a transaction the writer goes back as soon as the statement
 	// is done, so that other clients are not kept waiting.
 	defer s.releaseIdle(ctx)
-	res, err := query(ctx, s.w, st, args, wantRows)
+	res, err := query(ctx, s.w, st, args, wantRows, s.maxResult)
 	// The commit hooks (frame log) run now; if they fail, so does the
 	// statement: the client must not believe in an unlogged commit.
 	if herr := s.w.AfterStatement(ctx); err == nil && herr != nil {
@@ -252,12 +274,18 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 	return res, nil
 }
 
+// valueOverhead is what a value costs beside its bytes while a result is
+// built and encoded, counted against the result's bound.
+const valueOverhead = 48
+
 // querier is the reader pool or the writer.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func query(ctx context.Context, q querier, st sqlStmt, args []any, wantRows bool) (*execResult, error) {
+// query runs a statement and reads its rows, at most maxResult bytes of
+// them (0: no bound).
+func query(ctx context.Context, q querier, st sqlStmt, args []any, wantRows bool, maxResult int) (*execResult, error) {
 	rows, err := q.QueryContext(ctx, st.text, args...)
 	if err != nil {
 		return nil, err
@@ -277,6 +305,7 @@ func query(ctx context.Context, q querier, st sqlStmt, args []any, wantRows bool
 	for i := range dest {
 		ptrs[i] = &dest[i]
 	}
+	size := 0
 	for rows.Next() {
 		if !wantRows {
 			continue // still step to the end: the statement must run fully
@@ -286,10 +315,19 @@ func query(ctx context.Context, q querier, st sqlStmt, args []any, wantRows bool
 		}
 		row := make([]any, len(dest))
 		for i, v := range dest {
-			if b, ok := v.([]byte); ok {
-				v = append([]byte{}, b...)
+			switch x := v.(type) {
+			case []byte:
+				v = append([]byte{}, x...)
+				size += len(x)
+			case string:
+				size += len(x)
 			}
+			size += valueOverhead
 			row[i] = v
+		}
+		if maxResult > 0 && size > maxResult {
+			return nil, &sqlError{code: "SQLITE_TOOBIG", ext: sqlite.CodeTooBig,
+				msg: fmt.Sprintf("the result is larger than %d bytes, the most one statement may return here; read it in parts (LIMIT)", maxResult)}
 		}
 		res.rows = append(res.rows, row)
 	}

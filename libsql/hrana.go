@@ -75,7 +75,7 @@ func (s *Server) openStream(baton *string, siteName string) (*stream, error) {
 		for s.streams[id] != nil || id == 0 {
 			id = mrand.Uint64()
 		}
-		st := &stream{id: id, siteName: siteName, idle: s.cfg.StreamIdle, lastUsed: time.Now()}
+		st := &stream{id: id, siteName: siteName, idle: s.cfg.StreamIdle, lastUsed: time.Now(), sess: s.newSession()}
 		st.mu.Lock()
 		s.streams[st.id] = st
 		s.startReaperLocked()

@@ -306,7 +306,7 @@ func (s *Server) proxySessionFor(site *Site, clientID string) (*proxySession, *g
 				s.mu.Unlock()
 				return nil, &grpcStatus{grpcUnavailable, "too many write sessions"}
 			}
-			p = &proxySession{key: key, siteName: site.Name, idle: s.cfg.ProxyIdle, lastUsed: time.Now()}
+			p = &proxySession{key: key, siteName: site.Name, idle: s.cfg.ProxyIdle, lastUsed: time.Now(), sess: s.newSession()}
 			s.proxies[key] = p
 			s.startReaperLocked()
 		}

@@ -40,6 +40,9 @@ const (
 	// carries at most (libSQL's MAX_FRAMES_PER_BATCH), rounded up to a
 	// transaction boundary.
 	DefaultBatchFrames = 1024
+	// DefaultMaxResultSize bounds the memory of one statement's result,
+	// which is built whole before it is sent.
+	DefaultMaxResultSize = 128 << 20
 	// reapInterval is how often idle streams and sessions are looked at.
 	reapInterval = time.Second
 )
@@ -57,6 +60,13 @@ type Config struct {
 	ProxyIdle        time.Duration
 	MaxProxySessions int
 	MaxBody          int64
+	// StatementTimeout bounds each statement (0: none); one that runs
+	// longer is interrupted and answered SQLITE_INTERRUPT. A statement
+	// also stops when its request's context ends (the client left).
+	StatementTimeout time.Duration
+	// MaxResultSize bounds one statement's result (DefaultMaxResultSize);
+	// a larger one is answered SQLITE_TOOBIG.
+	MaxResultSize int
 	// Version is answered on GET /version (ephpm.Version if empty).
 	Version string
 }
@@ -104,6 +114,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxResultSize <= 0 {
+		cfg.MaxResultSize = DefaultMaxResultSize
 	}
 	if cfg.Version == "" {
 		cfg.Version = ephpm.Version

@@ -43,10 +43,16 @@ func toSQLError(err error, database string) error {
 		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "The MySQL server is running with the --read-only option so it cannot execute this statement")
 	case errors.Is(err, sqlite.ErrLockTimeout):
 		return sqlerror.NewSQLErrorf(sqlerror.ERLockWaitTimeout, sqlerror.SSUnknownSQLState, "Lock wait timeout exceeded; try restarting transaction")
-	case errors.Is(err, context.DeadlineExceeded) || sqlite.ErrorCode(err)&0xff == sqlite.CodeInterrupt:
-		return sqlerror.NewSQLErrorf(sqlerror.ErrorCode(3024), sqlerror.SSUnknownSQLState, "Query execution was interrupted, maximum statement execution time exceeded")
-	case errors.Is(err, context.Canceled), errors.Is(err, sqlite.ErrClosed):
-		return sqlerror.NewSQLErrorf(sqlerror.ERQueryInterrupted, "70100", "Query execution was interrupted")
+	case errors.Is(err, sqlite.ErrStatementTimeout), errors.Is(err, context.DeadlineExceeded):
+		return sqlerror.NewSQLErrorf(sqlerror.ERQueryTimeout, sqlerror.SSUnknownSQLState, "Query execution was interrupted, maximum statement execution time exceeded")
+	case errors.Is(err, context.Canceled), errors.Is(err, sqlite.ErrClosed), errors.Is(err, sqlite.ErrClientGone),
+		sqlite.ErrorCode(err)&0xff == sqlite.CodeInterrupt:
+		return sqlerror.NewSQLErrorf(sqlerror.ERQueryInterrupted, sqlerror.SSQueryInterrupted, "Query execution was interrupted")
+	}
+	if xe := sqlxlate.ResultTooLong(err); xe != nil {
+		// A Go function's result over max_allowed_packet (its message
+		// crossed SQLite as text).
+		return sqlerror.NewSQLErrorf(sqlerror.ErrorCode(xe.Code), xe.State, "%s", xe.Message)
 	}
 	msg := err.Error()
 	if m := reSQLiteMsg.FindStringSubmatch(msg); m != nil {
@@ -75,7 +81,9 @@ func toSQLError(err error, database string) error {
 	case code&0xff == sqlite.CodeReadOnly:
 		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "The database is read only")
 	case code&0xff == sqlite.CodeTooBig:
-		return sqlerror.NewSQLErrorf(sqlerror.ERDataTooLong, "22001", "Data too long")
+		return sqlerror.NewSQLErrorf(sqlerror.ERDataTooLong, "22001", "Data too long: a string, blob or row would be longer than max_allowed_packet (%d bytes)", sqlxlate.MaxLength())
+	case code&0xff == sqlite.CodeNoMem:
+		return sqlerror.NewSQLErrorf(sqlerror.EROutOfResources, sqlerror.SSUnknownSQLState, "Out of memory: the node's database memory limit is reached; try again later")
 	}
 	if m := reNoTable.FindStringSubmatch(msg); m != nil {
 		return sqlerror.NewSQLErrorf(sqlerror.ERNoSuchTable, sqlerror.SSUnknownTable, "Table '%s.%s' doesn't exist", database, m[1])

@@ -104,8 +104,8 @@ func (srv *Server) Detached(acct *Account) *Detached {
 	c := &mysql.Conn{}
 	c.UserData = &accountData{acct: acct}
 	c.StatusFlags |= mysql.ServerStatusAutocommit
-	s := &session{srv: srv, conn: c, autocommit: true, rowCount: -1, database: acct.Database}
-	s.resetVars()
+	s := newSession(srv, c)
+	s.database = acct.Database
 	c.ClientData = s
 	return &Detached{s: s}
 }

@@ -13,6 +13,8 @@ type counters struct {
 	statements   atomic.Int64
 	errors       atomic.Int64
 	lockTimeouts atomic.Int64
+	timeouts     atomic.Int64 // statements past StatementTimeout (3024)
+	clientGone   atomic.Int64 // statements interrupted because their client left
 	authFailures atomic.Int64
 	connsTotal   atomic.Int64
 	conns        atomic.Int64
@@ -27,6 +29,8 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 		counter("statements_total", "Statements executed (COM_QUERY pieces and prepared executions).", &s.stats.statements),
 		counter("errors_total", "Statements answered with an error.", &s.stats.errors),
 		counter("lock_timeouts_total", "Statements that gave up waiting for the writer (1205).", &s.stats.lockTimeouts),
+		counter("statement_timeouts_total", "Statements interrupted at the statement time limit (3024).", &s.stats.timeouts),
+		counter("client_gone_total", "Statements interrupted because their client disconnected.", &s.stats.clientGone),
 		counter("auth_failures_total", "Rejected logins.", &s.stats.authFailures),
 		counter("connections_total", "Client connections accepted.", &s.stats.connsTotal),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "ephpm", Subsystem: "mysql", Name: "connections", Help: "Open client connections."},

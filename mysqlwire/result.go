@@ -15,6 +15,7 @@ import (
 
 	"vitess.io/vitess/go/mysql"
 	"vitess.io/vitess/go/mysql/collations"
+	"vitess.io/vitess/go/mysql/sqlerror"
 	"vitess.io/vitess/go/sqltypes"
 	querypb "vitess.io/vitess/go/vt/proto/query"
 
@@ -38,6 +39,10 @@ type cell struct {
 // types of expression columns.
 const describeRows = 16
 
+// cellOverhead is what a value costs beside its bytes while a result is
+// built (its cell, its sqltypes.Value), counted against MaxResultSize.
+const cellOverhead = 64
+
 // collect reads the rows (all of them, or at most limit when limit > 0:
 // types must be known before the first row is sent) and builds the MySQL
 // result.
@@ -54,6 +59,7 @@ func (s *session) collect(plan *sqlxlate.Plan, rows rowSource, limit int) (*sqlt
 	}
 	var cells [][]cell
 	vals := make([]driver.Value, n)
+	size, max := 0, s.srv.cfg.MaxResultSize
 	for limit <= 0 || len(cells) < limit {
 		ok, err := rows.Next(vals)
 		if err != nil {
@@ -65,6 +71,11 @@ func (s *session) collect(plan *sqlxlate.Plan, rows rowSource, limit int) (*sqlt
 		row := make([]cell, n)
 		for i, v := range vals {
 			row[i] = toCell(v, decl[i])
+			size += len(row[i].b) + cellOverhead
+		}
+		if size > max {
+			return nil, sqlerror.NewSQLErrorf(sqlerror.EROutOfResources, sqlerror.SSUnknownSQLState,
+				"Out of resources: the result is larger than %d bytes, the most ephpm builds in memory before sending; read it in parts (LIMIT)", max)
 		}
 		cells = append(cells, row)
 	}
@@ -447,7 +458,7 @@ func (s *session) describeFresh(plan *sqlxlate.Plan) ([]*querypb.Field, error) {
 }
 
 func (s *session) describeOn(q querier, plan *sqlxlate.Plan) ([]*querypb.Field, error) {
-	ctx := s.srv.stmtCtx
+	ctx := s.ctx
 	named := s.bind(plan, nil)
 	if _, isPool := q.(*sql.DB); isPool && len(plan.Stmts) > 1 {
 		c, err := s.db.Reader().Conn(ctx)

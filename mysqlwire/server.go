@@ -45,6 +45,13 @@ const (
 	// so clients that connect and say nothing cannot pile up.
 	// Authenticated connections, idle or not, are not timed out.
 	DefaultAuthTimeout = 10 * time.Second
+
+	// DefaultMaxResultSize bounds the memory a result takes while it is
+	// built: results are materialised before they are sent (types must be
+	// known before the first row), so without a bound one SELECT could
+	// hold the node's memory. PHP buffers a whole result itself, within
+	// its memory_limit (128M by default).
+	DefaultMaxResultSize = 128 << 20
 )
 
 // Account is what a MySQL user name stands for: the password it must
@@ -113,15 +120,19 @@ type Config struct {
 	Translator Translator
 	// ServerVersion defaults to DefaultServerVersion.
 	ServerVersion string
-	// StatementTimeout bounds each statement (like max_execution_time);
-	// 0, the default, means none. Statements without a deadline run
-	// faster: the SQLite driver then needs no watcher goroutine.
+	// StatementTimeout bounds each statement (like MySQL's
+	// max_execution_time, for every statement): one that runs longer is
+	// interrupted and fails with 3024. 0, the default, means none. A
+	// session may lower it for itself (SET max_execution_time = ms).
 	StatementTimeout time.Duration
 	// AuthTimeout bounds the handshake: a connection not authenticated
 	// this long after accept is closed. 0 means DefaultAuthTimeout, a
 	// negative value none.
 	AuthTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxResultSize bounds the bytes of one result (DefaultMaxResultSize);
+	// a larger one fails with 1041.
+	MaxResultSize int
+	Logger        *slog.Logger
 	// Metrics, if set, receives the ephpm_mysql_* collectors.
 	Metrics prometheus.Registerer
 }
@@ -139,8 +150,9 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	// stmtCtx runs statements: not cancelled by Close (which closes the
-	// connections and waits for running statements instead).
+	// stmtCtx runs statements: not cancelled by Close, which closes the
+	// connections instead: a running statement sees its client gone (see
+	// session.clientGone) and stops.
 	stmtCtx context.Context
 	wg      sync.WaitGroup // accept loops and connections
 
@@ -178,6 +190,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Translator == nil {
 		cfg.Translator = sqlxlate.NewTranslator(DefaultPlanCache)
+	}
+	if cfg.MaxResultSize <= 0 {
+		cfg.MaxResultSize = DefaultMaxResultSize
+	}
+	if cfg.StatementTimeout < 0 {
+		return nil, errors.New("mysqlwire: negative StatementTimeout")
 	}
 	// vitess logs through a process-wide logger; send it to ours.
 	vtlog.SwapLogger(cfg.Logger.With("component", "vitess"))

@@ -49,6 +49,10 @@ func withMetrics(r prometheus.Registerer) option {
 	return func(c *mysqlwire.Config, _ *sqlite.Config) { c.Metrics = r }
 }
 
+func withMaxLength(n int) option {
+	return func(_ *mysqlwire.Config, c *sqlite.Config) { c.MaxLength = n }
+}
+
 func withLockTimeout(d time.Duration) option {
 	return func(_ *mysqlwire.Config, c *sqlite.Config) { c.LockTimeout = d }
 }
@@ -753,7 +757,8 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestLargeValues(t *testing.T) {
-	ts := startServer(t, withTranslator(nil))
+	// Values up to 32 MB (the default limit is 16 MB, TestLengthLimit).
+	ts := startServer(t, withTranslator(nil), withMaxLength(32<<20))
 	for _, tc := range []struct {
 		name, params string
 		size         int

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"vitess.io/vitess/go/mysql"
 	"vitess.io/vitess/go/mysql/replication"
@@ -62,14 +64,28 @@ type session struct {
 	// replica sites: the session's statements that run on the primary
 	fwd        ForwardSession
 	setHistory []string
+
+	// watch bounds the session's statements (time limit, client gone);
+	// ctx carries it and is what they run with.
+	watch sqlite.Watch
+	ctx   context.Context
+}
+
+// newSession is a connection's (or a Detached) session.
+func newSession(srv *Server, c *mysql.Conn) *session {
+	s := &session{srv: srv, conn: c, autocommit: true, rowCount: -1}
+	s.watch.Timeout = srv.cfg.StatementTimeout
+	s.ctx = sqlite.WithWatch(srv.stmtCtx, &s.watch)
+	s.resetVars()
+	return s
 }
 
 func sess(c *mysql.Conn) *session { return c.ClientData.(*session) }
 
 func (h *handler) NewConnection(c *mysql.Conn) {
 	c.StatusFlags |= mysql.ServerStatusAutocommit
-	s := &session{srv: h.srv, conn: c, autocommit: true, rowCount: -1}
-	s.resetVars()
+	s := newSession(h.srv, c)
+	s.watch.Gone = s.clientGone
 	c.ClientData = s
 	if !h.srv.trackConn(c) {
 		c.Close()
@@ -113,6 +129,7 @@ func (h *handler) ComResetConnection(c *mysql.Conn) {
 	s.setHistory = nil
 	s.endTx(s.srv.ctx, false)
 	s.autocommit = true
+	s.watch.Timeout = s.srv.cfg.StatementTimeout
 	s.resetVars()
 	s.lastInsertID, s.foundRows, s.rowCount = 0, 0, -1
 	s.setStatus()
@@ -147,8 +164,10 @@ func (h *handler) ComPrepare(c *mysql.Conn, query string) ([]*querypb.Field, uin
 	if plan.Params > 65535 {
 		return nil, 0, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "too many placeholders")
 	}
+	s.watch.Begin() // describing may run the query
 	fields, err := s.describe(plan)
 	if err != nil {
+		s.countInterrupt(err)
 		return nil, 0, toSQLError(err, s.database)
 	}
 	return fields, uint16(plan.Params), nil
@@ -203,6 +222,9 @@ var defaultVars = func() map[string]string {
 func (s *session) resetVars() {
 	s.vars = maps.Clone(defaultVars)
 	s.uvars = map[string]any{}
+	// What bounds this session, as MySQL reports it.
+	s.vars["max_allowed_packet"] = strconv.Itoa(sqlxlate.MaxLength())
+	s.vars["max_execution_time"] = strconv.FormatInt(s.watch.Timeout.Milliseconds(), 10)
 }
 
 // open resolves the account and opens the site database once.
@@ -267,12 +289,10 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 	if err != nil {
 		return nil, err
 	}
-	ctx := s.srv.stmtCtx
-	if s.srv.cfg.StatementTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(s.srv.ctx, s.srv.cfg.StatementTimeout)
-		defer cancel()
-	}
+	// No context per statement (a timer each): the session's Watch
+	// bounds it, checked from inside SQLite (see sqlite.Watch).
+	s.watch.Begin()
+	ctx := s.ctx
 	s.srv.stats.statements.Add(1)
 	if fres, handled, ferr := s.forward(ctx, query, plan, args); handled {
 		if ferr != nil {
@@ -282,6 +302,14 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 		return fres, nil
 	}
 	res, err = s.run(ctx, plan, args)
+	var rolledBack bool
+	if err != nil && s.w != nil && !s.w.InTx() {
+		// SQLite rolled the whole transaction back (a write in it was
+		// interrupted or ran out of memory): so does the session, as
+		// MySQL does after a deadlock, and the writer is free again.
+		s.endTx(context.WithoutCancel(ctx), false)
+		rolledBack = true
+	}
 	s.setStatus()
 	if err != nil {
 		s.srv.log.Debug("statement failed", "sql", query, "err", err)
@@ -289,9 +317,48 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 		if errors.Is(err, sqlite.ErrLockTimeout) {
 			s.srv.stats.lockTimeouts.Add(1)
 		}
-		return nil, toSQLError(err, s.database)
+		s.countInterrupt(err)
+		se := toSQLError(err, s.database)
+		if e, ok := se.(*sqlerror.SQLError); ok && rolledBack {
+			se = sqlerror.NewSQLErrorf(e.Num, e.State, "%s; the transaction was rolled back", e.Message)
+		}
+		return nil, se
 	}
 	return res, nil
+}
+
+// countInterrupt counts the statements the Watch interrupted.
+func (s *session) countInterrupt(err error) {
+	switch {
+	case errors.Is(err, sqlite.ErrStatementTimeout):
+		s.srv.stats.timeouts.Add(1)
+		s.srv.log.Info("statement time limit exceeded", "database", s.database, "limit", s.watch.Timeout.String())
+	case errors.Is(err, sqlite.ErrClientGone):
+		s.srv.stats.clientGone.Add(1)
+		s.srv.log.Info("statement interrupted: client gone", "database", s.database)
+	}
+}
+
+// clientGone reports whether the client closed or reset its connection, or
+// the server closed it (Close): SQLite polls it during a long statement
+// (sqlite.Watch.Gone), a poll(2) on the socket that reads nothing.
+func (s *session) clientGone() bool {
+	if s.conn.IsClosed() {
+		return true
+	}
+	sc, ok := s.conn.GetRawConn().(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	if err := rc.Control(func(fd uintptr) { gone = peerClosed(fd) }); err != nil {
+		return true // closed under us
+	}
+	return gone
 }
 
 func (s *session) txActive() bool { return s.inTx || !s.autocommit }
@@ -705,6 +772,17 @@ func (s *session) set(ctx context.Context, plan *sqlxlate.Plan, args []any) erro
 			}
 			s.autocommit = on
 			s.vars["autocommit"] = map[bool]string{true: "1", false: "0"}[on]
+		case "max_execution_time":
+			// A session may lower its own time limit (milliseconds, as in
+			// MySQL; here for every statement), never raise it.
+			limit := s.srv.cfg.StatementTimeout
+			if ms, err := strconv.ParseInt(asString(val), 10, 64); err == nil && ms > 0 && ms < 1<<40 {
+				if d := time.Duration(ms) * time.Millisecond; limit == 0 || d < limit {
+					limit = d
+				}
+			}
+			s.watch.Timeout = limit
+			s.vars[name] = strconv.FormatInt(limit.Milliseconds(), 10)
 		case "names", "character set", "charset":
 			cs := asString(val)
 			s.vars["character_set_client"] = cs

@@ -12,6 +12,7 @@ const (
 	CodeError      = 1
 	CodeBusy       = 5
 	CodeLocked     = 6
+	CodeNoMem      = 7
 	CodeReadOnly   = 8
 	CodeInterrupt  = 9
 	CodeConstraint = 19

@@ -26,7 +26,8 @@ import (
 // rconn is a reader driver connection with its prepared statements. One
 // goroutine uses it at a time.
 type rconn struct {
-	c     driver.Conn
+	c     driver.Conn // the driver's own: ReadSession arms the guard itself
+	g     *guard
 	stmts map[string]driver.Stmt
 
 	// kept read transaction (pinned connections only), guarded by
@@ -37,11 +38,13 @@ type rconn struct {
 	applied uint64 // DB.Applied() when it began
 }
 
-func (c *rconn) stmt(ctx context.Context, query string) (driver.Stmt, error) {
+func (c *rconn) stmt(query string) (driver.Stmt, error) {
 	if st := c.stmts[query]; st != nil {
 		return st, nil
 	}
-	st, err := c.c.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	// Never a cancellable context for the driver: it would take over
+	// the progress handler the guard owns (here and in exec).
+	st, err := c.c.(driver.ConnPrepareContext).PrepareContext(context.Background(), query)
 	if err != nil {
 		return nil, err
 	}
@@ -56,8 +59,8 @@ func (c *rconn) stmt(ctx context.Context, query string) (driver.Stmt, error) {
 	return st, nil
 }
 
-func (c *rconn) exec(ctx context.Context, q string) error {
-	_, err := c.c.(driver.ExecerContext).ExecContext(ctx, q, nil)
+func (c *rconn) exec(q string) error {
+	_, err := c.c.(driver.ExecerContext).ExecContext(context.Background(), q, nil)
 	return err
 }
 
@@ -66,6 +69,7 @@ func (c *rconn) close() error {
 		st.Close()
 		delete(c.stmts, q)
 	}
+	c.g.close()
 	return c.c.Close()
 }
 
@@ -80,15 +84,16 @@ type fastPool struct {
 }
 
 func (db *DB) openRconn(ctx context.Context) (*rconn, error) {
-	c, err := (&connector{dsn: db.readerDSN, db: db}).Connect(ctx)
+	c, g, err := (&connector{dsn: db.readerDSN, db: db}).open()
 	if err != nil {
 		return nil, fmt.Errorf("open reader %s: %w", db.cfg.Path, err)
 	}
 	if _, ok := c.(driver.ConnPrepareContext); !ok {
+		g.close()
 		c.Close()
 		return nil, errors.New("sqlite driver cannot prepare with a context")
 	}
-	return &rconn{c: c, stmts: map[string]driver.Stmt{}}, nil
+	return &rconn{c: c, g: g, stmts: map[string]driver.Stmt{}}, nil
 }
 
 // getRconn borrows an idle connection, opening one below the cap, else
@@ -216,17 +221,26 @@ func (rs *ReadSession) Query(ctx context.Context, query string, args []driver.Na
 		}
 	}
 	rs.cur = c
-	st, err := c.stmt(ctx, query)
+	st, err := c.stmt(query)
 	if err != nil {
 		rs.done()
 		return nil, err
 	}
-	r, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		rs.done()
 		return nil, err
 	}
-	return &Rows{rs: rs, r: r, decl: r.(driver.RowsColumnTypeDatabaseTypeName)}, nil
+	// The driver gets a context it need not watch: the guard watches
+	// every step of the query until the rows are closed.
+	prev := c.g.arm(ctx)
+	r, err := st.(driver.StmtQueryContext).QueryContext(context.Background(), args)
+	if err != nil {
+		err = c.g.err(err)
+		c.g.restore(prev)
+		rs.done()
+		return nil, err
+	}
+	return &Rows{rs: rs, r: r, g: c.g, prev: prev, decl: r.(driver.RowsColumnTypeDatabaseTypeName)}, nil
 }
 
 // pin takes a pinned connection if fewer than Readers are pinned.
@@ -269,7 +283,7 @@ func (rs *ReadSession) startStmt(ctx context.Context) error {
 		// BEGIN (deferred) reads nothing: the snapshot is taken by the
 		// statement's first step, after gen was recorded here, so a
 		// commit before that step is seen and one after bumps gen.
-		if err := c.exec(ctx, "BEGIN"); err != nil {
+		if err := c.exec("BEGIN"); err != nil {
 			return fmt.Errorf("begin read: %w", err)
 		}
 		c.inTx, c.gen, c.commits, c.applied = true, db.snapGen, db.commits.Load(), db.applied.Load()
@@ -286,7 +300,7 @@ func (db *DB) snapValid(c *rconn) bool {
 // not running a statement.
 func (db *DB) endSnap(c *rconn) error {
 	c.inTx = false
-	if err := c.exec(context.Background(), "ROLLBACK"); err != nil {
+	if err := c.exec("ROLLBACK"); err != nil {
 		return fmt.Errorf("end read: %w", err)
 	}
 	return nil
@@ -377,6 +391,8 @@ func (db *DB) dropLease() {
 type Rows struct {
 	rs   *ReadSession
 	r    driver.Rows
+	g    *guard
+	prev limits
 	decl driver.RowsColumnTypeDatabaseTypeName
 	cols []string
 }
@@ -399,7 +415,7 @@ func (r *Rows) Next(dest []driver.Value) error {
 	if r.rs == nil {
 		return io.EOF
 	}
-	return r.r.Next(dest)
+	return r.g.err(r.r.Next(dest))
 }
 
 // Close ends the statement; it is safe to call more than once.
@@ -408,6 +424,7 @@ func (r *Rows) Close() error {
 		return nil
 	}
 	err := r.r.Close()
+	r.g.restore(r.prev)
 	r.rs.done()
 	r.rs = nil
 	return err

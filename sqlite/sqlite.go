@@ -85,7 +85,10 @@ type Config struct {
 	CheckpointPages int           // checkpoint threshold (DefaultCheckpointPages); < 0 disables automatic checkpoints
 	Functions       []Function    // registered on every connection
 	ReadOnly        bool          // replica: AcquireWriter fails with ephpm.ErrNotPrimary
-	Logger          *slog.Logger
+	// MaxLength is the longest string, blob or row a statement may build
+	// or store (DefaultMaxLength), SQLite's SQLITE_LIMIT_LENGTH.
+	MaxLength int
+	Logger    *slog.Logger
 }
 
 // DB is an open site database. It is safe for concurrent use.
@@ -95,6 +98,7 @@ type DB struct {
 	reader *sql.DB
 	wdb    *sql.DB
 	wconn  *sql.Conn
+	wguard *guard        // the writer connection's
 	wsem   chan struct{} // holds one token while a Writer is out
 
 	stmtMu sync.Mutex
@@ -185,6 +189,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.CheckpointPages == 0 {
 		cfg.CheckpointPages = DefaultCheckpointPages
 	}
+	if cfg.MaxLength <= 0 {
+		cfg.MaxLength = DefaultMaxLength
+	}
+	if cfg.MaxLength > maxLengthCap {
+		return nil, fmt.Errorf("sqlite: MaxLength %d is above SQLite's %d", cfg.MaxLength, maxLengthCap)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -203,8 +213,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		fast:     fastPool{idle: make(chan *rconn, 2*cfg.Readers), max: 2 * cfg.Readers},
 	}
 	db.readOnly.Store(cfg.ReadOnly)
+	// temp_store stays FILE (the build's default): sorts and temporary
+	// b-trees (DISTINCT, UNION, GROUP BY, materialised subqueries) keep
+	// up to the page cache in memory and spill the rest to a file, where
+	// MEMORY would grow the heap without bound (a recursive UNION grew it
+	// by ~40 MB/s).
 	base := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(%d)&_pragma=journal_mode(WAL)"+
-		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"+
+		"&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)"+
 		"&_pragma=mmap_size(%d)",
 		cfg.Path, cfg.BusyTimeout.Milliseconds(), PageSize, DefaultMmapSize)
 
@@ -215,7 +230,16 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db.wdb.SetConnMaxLifetime(0)
 	var err error
 	db.wconn, err = db.wdb.Conn(ctx)
+	if err == nil {
+		err = db.wconn.Raw(func(dc any) error {
+			db.wguard = dc.(*conn).g
+			return nil
+		})
+	}
 	if err != nil {
+		if db.wconn != nil {
+			db.wconn.Close()
+		}
 		db.wdb.Close()
 		return nil, fmt.Errorf("open site db %q: %w", cfg.Path, err)
 	}
@@ -463,6 +487,7 @@ func (db *DB) afterCommit(ctx context.Context) error {
 	if !db.committed.Swap(false) {
 		return nil
 	}
+	ctx = unwatched(ctx)
 	db.internal.Store(true)
 	if err := db.readSchemaVersion(ctx); err != nil {
 		db.log.Warn("read schema version", "err", err)
@@ -542,12 +567,20 @@ type Writer struct {
 	released bool
 }
 
-// InTx reports whether Begin was called without Commit or Rollback.
-func (w *Writer) InTx() bool { return w.inTx }
+// InTx reports whether a transaction Begin started is still open: not
+// ended by Commit or Rollback, nor rolled back by SQLite itself (it rolls
+// back the whole transaction when a write in it is interrupted or runs
+// out of memory or disk).
+func (w *Writer) InTx() bool {
+	if w.inTx && w.db.wguard.autocommit() {
+		w.inTx = false
+	}
+	return w.inTx
+}
 
 // Begin starts a transaction (BEGIN IMMEDIATE: the writer is already ours).
 func (w *Writer) Begin(ctx context.Context) error {
-	if _, err := w.db.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.db.wconn.ExecContext(unwatched(ctx), "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	w.inTx = true
@@ -556,7 +589,7 @@ func (w *Writer) Begin(ctx context.Context) error {
 
 // Commit commits the transaction and runs the commit hooks.
 func (w *Writer) Commit(ctx context.Context) error {
-	_, err := w.db.wconn.ExecContext(ctx, "COMMIT")
+	_, err := w.db.wconn.ExecContext(unwatched(ctx), "COMMIT")
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -564,10 +597,10 @@ func (w *Writer) Commit(ctx context.Context) error {
 	return w.db.afterCommit(ctx)
 }
 
-// Rollback rolls the transaction back.
+// Rollback rolls the transaction back; nothing interrupts it.
 func (w *Writer) Rollback(ctx context.Context) error {
 	w.inTx = false
-	if _, err := w.db.wconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+	if _, err := w.db.wconn.ExecContext(unwatched(context.WithoutCancel(ctx)), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil
@@ -632,24 +665,34 @@ type connector struct {
 	writer bool
 }
 
-func (c *connector) Connect(context.Context) (driver.Conn, error) {
-	drvMu.RLock()
-	conn, err := drv.Open(c.dsn)
-	drvMu.RUnlock()
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	dc, g, err := c.open()
 	if err != nil {
 		return nil, err
 	}
-	if a, ok := conn.(msqlite.AuthorizerRegisterer); ok {
+	return &conn{c: dc, g: g}, nil
+}
+
+// open opens a driver connection with the authorizer, the guard (limits)
+// and, on the writer, the commit hook.
+func (c *connector) open() (driver.Conn, *guard, error) {
+	drvMu.RLock()
+	dc, err := drv.Open(c.dsn)
+	drvMu.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	if a, ok := dc.(msqlite.AuthorizerRegisterer); ok {
 		if err := a.RegisterAuthorizer(c.authorize); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("register authorizer: %w", err)
+			dc.Close()
+			return nil, nil, fmt.Errorf("register authorizer: %w", err)
 		}
 	}
 	if c.writer {
-		h, ok := conn.(msqlite.HookRegisterer)
+		h, ok := dc.(msqlite.HookRegisterer)
 		if !ok {
-			conn.Close()
-			return nil, errors.New("sqlite driver has no commit hook")
+			dc.Close()
+			return nil, nil, errors.New("sqlite driver has no commit hook")
 		}
 		h.RegisterCommitHook(func() int32 {
 			c.db.committed.Store(true)
@@ -657,7 +700,12 @@ func (c *connector) Connect(context.Context) (driver.Conn, error) {
 			return 0
 		})
 	}
-	return conn, nil
+	g, err := newGuard(dc, c.db, c.db.cfg.MaxLength)
+	if err != nil {
+		dc.Close()
+		return nil, nil, err
+	}
+	return dc, g, nil
 }
 
 func (c *connector) Driver() driver.Driver { return drv }

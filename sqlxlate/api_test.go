@@ -122,6 +122,15 @@ func TestFunctions(t *testing.T) {
 		{"mod by zero", "mysql_mod", []driver.Value{int64(5), int64(0)}, nil},
 		{"floor keeps int", "mysql_floor", []driver.Value{int64(5)}, int64(5)},
 		{"floor of float", "mysql_floor", []driver.Value{-1.5}, -2.0},
+		{"lpad", "mysql_lpad", []driver.Value{"hi", int64(5), "ab"}, "abahi"},
+		{"rpad", "mysql_rpad", []driver.Value{"hi", int64(5), "ab"}, "hiaba"},
+		{"lpad truncates", "mysql_lpad", []driver.Value{"hello", int64(3), "x"}, "hel"},
+		{"lpad characters not bytes", "mysql_lpad", []driver.Value{"é", int64(3), "ñ"}, "ññé"},
+		{"rpad to nothing", "mysql_rpad", []driver.Value{"x", int64(0), "y"}, ""},
+		{"rpad empty padding", "mysql_rpad", []driver.Value{"x", int64(3), ""}, nil},
+		{"repeat", "mysql_repeat", []driver.Value{"ab", int64(3)}, "ababab"},
+		{"space", "mysql_space", []driver.Value{int64(2)}, "  "},
+		{"regexp_replace literal", "mysql_regexp_replace", []driver.Value{"a.b", "[.]", "$1"}, "a$1b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

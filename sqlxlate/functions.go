@@ -17,19 +17,95 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
 
+// DefaultMaxLength is the longest string or blob the functions return
+// (SetMaxLength), MariaDB's default max_allowed_packet, as the sqlite
+// package's limit on every value.
+const DefaultMaxLength = 16 << 20
+
+// ErrAllowedPacketOverflowed is MySQL's code for a string function whose
+// result would be longer than max_allowed_packet.
+const ErrAllowedPacketOverflowed = 1301
+
+var maxLength atomic.Int64
+
+func init() { maxLength.Store(DefaultMaxLength) }
+
+// SetMaxLength sets the longest string or blob the functions return, for
+// the whole process (they are registered once on the driver); n <= 0
+// restores DefaultMaxLength. It should equal the databases' own limit
+// (sqlite.Config.MaxLength), which SQLite applies to every value.
+func SetMaxLength(n int) {
+	if n <= 0 {
+		n = DefaultMaxLength
+	}
+	maxLength.Store(int64(n))
+}
+
+// MaxLength is the longest string or blob the functions return.
+func MaxLength() int { return int(maxLength.Load()) }
+
+// tooLong is the error of a function whose result would be longer than
+// MaxLength: MySQL's warning 1301 as an error (MySQL and MariaDB return
+// NULL with that warning; an error does not pass a NULL off as the
+// result). Functions check before they build a result, so a statement
+// never holds more than a few times MaxLength.
+func tooLong(fn string) error {
+	return fmt.Errorf("Result of %s() was larger than max_allowed_packet (%d) - truncated", fn, MaxLength())
+}
+
+var reTooLong = regexp.MustCompile(`Result of (\w+)\(\) was larger than max_allowed_packet \((\d+)\) - truncated`)
+
+// ResultTooLong recognises, in an error from SQLite running a statement,
+// a function's result that was too long (the error crosses SQLite as
+// text), and returns MySQL's error for it; nil otherwise.
+func ResultTooLong(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	m := reTooLong.FindString(err.Error())
+	if m == "" {
+		return nil
+	}
+	return &Error{Code: ErrAllowedPacketOverflowed, State: "HY000", Message: m}
+}
+
+// fitsLength reports whether n bytes may be returned.
+func fitsLength(n int64) bool { return n >= 0 && n <= maxLength.Load() }
+
+// bounded makes any function fail rather than return a string or blob
+// longer than MaxLength (those that could build one check earlier).
+func bounded(name string, f func([]driver.Value) (driver.Value, error)) func([]driver.Value) (driver.Value, error) {
+	return func(a []driver.Value) (driver.Value, error) {
+		v, err := f(a)
+		switch x := v.(type) {
+		case string:
+			if !fitsLength(int64(len(x))) {
+				return nil, tooLong(name)
+			}
+		case []byte:
+			if !fitsLength(int64(len(x))) {
+				return nil, tooLong(name)
+			}
+		}
+		return v, err
+	}
+}
+
 // Functions lists the MySQL functions SQLite lacks, implemented in Go. The
 // translator calls them as mysql_<name>, so SQLite's built-ins keep their
-// meaning for other clients of the same database.
+// meaning for other clients of the same database. None returns a string
+// longer than MaxLength.
 func Functions() []Function {
 	d := func(name string, n int, f func([]driver.Value) (driver.Value, error)) Function {
-		return Function{Name: "mysql_" + name, NArgs: n, Deterministic: true, Impl: f}
+		return Function{Name: "mysql_" + name, NArgs: n, Deterministic: true, Impl: bounded(name, f)}
 	}
 	nd := func(name string, n int, f func([]driver.Value) (driver.Value, error)) Function {
-		return Function{Name: "mysql_" + name, NArgs: n, Deterministic: false, Impl: f}
+		return Function{Name: "mysql_" + name, NArgs: n, Deterministic: false, Impl: bounded(name, f)}
 	}
 	fs := []Function{
 		d("concat", -1, fnConcat),
@@ -274,14 +350,19 @@ func anyNil(a []driver.Value) bool {
 // ---- string functions ----
 
 func fnConcat(a []driver.Value) (driver.Value, error) {
-	var b strings.Builder
-	for _, v := range a {
+	parts := make([]string, len(a))
+	n := int64(0)
+	for i, v := range a {
 		if v == nil {
 			return nil, nil
 		}
-		b.WriteString(toString(v))
+		parts[i] = toString(v)
+		n += int64(len(parts[i]))
 	}
-	return b.String(), nil
+	if !fitsLength(n) {
+		return nil, tooLong("concat")
+	}
+	return strings.Join(parts, ""), nil
 }
 
 func fnConcatWS(a []driver.Value) (driver.Value, error) {
@@ -290,10 +371,18 @@ func fnConcatWS(a []driver.Value) (driver.Value, error) {
 	}
 	sep := toString(a[0])
 	var parts []string
+	n := int64(0)
 	for _, v := range a[1:] {
 		if v != nil {
+			if len(parts) > 0 {
+				n += int64(len(sep))
+			}
 			parts = append(parts, toString(v))
+			n += int64(len(parts[len(parts)-1]))
 		}
+	}
+	if !fitsLength(n) {
+		return nil, tooLong("concat_ws")
 	}
 	return strings.Join(parts, sep), nil
 }
@@ -451,42 +540,79 @@ func pad(a []driver.Value, left bool) (driver.Value, error) {
 	if anyNil(a) {
 		return nil, nil
 	}
-	r := []rune(toString(a[0]))
-	n, _ := toInt(a[1])
-	p := []rune(toString(a[2]))
-	if n < 0 || n > 1<<24 {
-		return nil, nil
-	}
-	if int(n) <= len(r) {
-		return string(r[:n]), nil
-	}
-	if len(p) == 0 {
-		return nil, nil
-	}
-	fill := make([]rune, 0, int(n)-len(r))
-	for len(fill) < int(n)-len(r) {
-		fill = append(fill, p[len(fill)%len(p)])
-	}
+	name := "rpad"
 	if left {
-		return string(fill) + string(r), nil
+		name = "lpad"
 	}
-	return string(r) + string(fill), nil
+	n, _ := toInt(a[1])
+	if n < 0 {
+		return nil, nil
+	}
+	if !fitsLength(n) { // n characters are at least n bytes
+		return nil, tooLong(name)
+	}
+	str := toString(a[0])
+	if prefix, ok := runePrefix(str, int(n)); ok {
+		return prefix, nil // n characters or fewer: truncated
+	}
+	ps := toString(a[2])
+	pn := utf8.RuneCountInString(ps)
+	if pn == 0 {
+		return nil, nil
+	}
+	// The result's bytes: the string's, whole rounds of the padding, and
+	// the start of one more; built in place (no rune slices, which cost
+	// four bytes a character).
+	k := int(n) - utf8.RuneCountInString(str)
+	part, _ := runePrefix(ps, k%pn)
+	size := int64(len(str)) + int64(k/pn)*int64(len(ps)) + int64(len(part))
+	if !fitsLength(size) {
+		return nil, tooLong(name)
+	}
+	var b strings.Builder
+	b.Grow(int(size))
+	if !left {
+		b.WriteString(str)
+	}
+	for range k / pn {
+		b.WriteString(ps)
+	}
+	b.WriteString(part)
+	if left {
+		b.WriteString(str)
+	}
+	return b.String(), nil
+}
+
+// runePrefix is s's first n characters, and whether s has at least n.
+func runePrefix(s string, n int) (string, bool) {
+	i := 0
+	for c := 0; c < n; c++ {
+		if i >= len(s) {
+			return s, false
+		}
+		_, w := utf8.DecodeRuneInString(s[i:])
+		i += w
+	}
+	return s[:i], true
 }
 
 func fnLpad(a []driver.Value) (driver.Value, error) { return pad(a, true) }
 func fnRpad(a []driver.Value) (driver.Value, error) { return pad(a, false) }
 
-func fnRepeat(a []driver.Value) (driver.Value, error) {
+func fnRepeat(a []driver.Value) (driver.Value, error) { return repeat("repeat", a) }
+
+func repeat(name string, a []driver.Value) (driver.Value, error) {
 	if anyNil(a) {
 		return nil, nil
 	}
 	n, _ := toInt(a[1])
 	s := toString(a[0])
-	if n <= 0 {
+	if n <= 0 || s == "" {
 		return "", nil
 	}
-	if int64(len(s))*n > 1<<26 {
-		return nil, nil
+	if n > maxLength.Load() || !fitsLength(int64(len(s))*n) {
+		return nil, tooLong(name)
 	}
 	return strings.Repeat(s, int(n)), nil
 }
@@ -495,7 +621,7 @@ func fnSpace(a []driver.Value) (driver.Value, error) {
 	if a[0] == nil {
 		return nil, nil
 	}
-	return fnRepeat([]driver.Value{" ", a[0]})
+	return repeat("space", []driver.Value{" ", a[0]})
 }
 
 func fnReverse(a []driver.Value) (driver.Value, error) {
@@ -546,7 +672,11 @@ func fnInsert(a []driver.Value) (driver.Value, error) {
 	if l < 0 || end > int64(len(r)) {
 		end = int64(len(r))
 	}
-	return string(r[:pos-1]) + toString(a[3]) + string(r[end:]), nil
+	head, tail, mid := string(r[:pos-1]), string(r[end:]), toString(a[3])
+	if !fitsLength(int64(len(head) + len(mid) + len(tail))) {
+		return nil, tooLong("insert")
+	}
+	return head + mid + tail, nil
 }
 
 func fnQuote(a []driver.Value) (driver.Value, error) {
@@ -595,7 +725,24 @@ func fnRegexpReplace(a []driver.Value) (driver.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return re.ReplaceAllString(toString(a[0]), strings.ReplaceAll(toString(a[2]), "$", "$$")), nil
+	src, repl := toString(a[0]), toString(a[2])
+	// The replacement is literal; stop building once the result is too
+	// long (an empty pattern matches between every two characters).
+	size, over := int64(len(src)), false
+	out := re.ReplaceAllStringFunc(src, func(m string) string {
+		if over {
+			return ""
+		}
+		if size += int64(len(repl) - len(m)); !fitsLength(size) {
+			over = true
+			return ""
+		}
+		return repl
+	})
+	if over {
+		return nil, tooLong("regexp_replace")
+	}
+	return out, nil
 }
 
 func fnRegexpSubstr(a []driver.Value) (driver.Value, error) {
@@ -661,7 +808,11 @@ func fnHex(a []driver.Value) (driver.Value, error) {
 	case float64:
 		return strings.ToUpper(strconv.FormatUint(uint64(int64(math.Round(v))), 16)), nil
 	}
-	return strings.ToUpper(hex.EncodeToString(toBytes(a[0]))), nil
+	b := toBytes(a[0])
+	if !fitsLength(2 * int64(len(b))) {
+		return nil, tooLong("hex")
+	}
+	return strings.ToUpper(hex.EncodeToString(b)), nil
 }
 
 func fnUnhex(a []driver.Value) (driver.Value, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/sqlite"
+	"github.com/ephpm/ephpm/sqlxlate"
 )
 
 // dataDir is where databases and secrets live: [server] data_dir, else
@@ -127,7 +128,7 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 		mu.Lock()
 		defer mu.Unlock()
 		if db == nil {
-			d, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: log.WithGroup("sqlite")})
+			d, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: log.WithGroup("sqlite"), MaxLength: int(cfg.DB.SQLite.MaxValueSize)})
 			if err != nil {
 				return nil, nil, fmt.Errorf("open %s: %w", path, err)
 			}
@@ -163,6 +164,16 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 	}, nil
 }
 
+// setSQLLimits applies the process-wide bounds of SQL statements: the
+// longest value the Go SQL functions build (the databases' own limit is
+// set per database) and SQLite's heap.
+func setSQLLimits(cfg *config.Config, log *slog.Logger) {
+	sqlxlate.SetMaxLength(int(cfg.DB.SQLite.MaxValueSize))
+	if err := sqlite.SetHeapLimit(int64(cfg.DB.SQLite.MemoryLimit)); err != nil {
+		log.Warn("SQLite's heap is not bounded", "err", err)
+	}
+}
+
 // startMySQL starts the MySQL front over a directory of accounts.
 func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlwire.Directory, log *slog.Logger, reg prometheus.Registerer) (*mysqlwire.Server, string, string, error) {
 	p := cfg.DB.SQLite.Proxy
@@ -171,12 +182,17 @@ func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlw
 		// Access is by password, as with MySQL; PHP runs as another user.
 		SocketMode: 0o666,
 		Sites:      dir, Logger: log.WithGroup("mysql"), Metrics: reg,
-		AuthTimeout: p.AuthTimeout.D(),
+		AuthTimeout:      p.AuthTimeout.D(),
+		StatementTimeout: cfg.DB.SQLite.StatementTimeout.D(),
+		MaxResultSize:    int(cfg.DB.SQLite.MaxResultSize),
 	})
 	if err != nil {
 		return nil, "", "", err
 	}
-	if err := srv.Start(ctx); err != nil {
+	// The front outlives the shutdown signal: requests draining after
+	// SIGTERM still need their database. The node's Close, after the
+	// drain, stops it and interrupts the statements still running.
+	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, "", "", fmt.Errorf("start mysql front: %w", err)
 	}
 	host, port := "", ""

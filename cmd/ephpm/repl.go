@@ -174,8 +174,10 @@ func (n *node) libsqlHandler() http.Handler {
 	key := hmac.New(sha256.New, []byte(rc.AuthToken))
 	key.Write([]byte("libsql batons"))
 	srv := libsql.NewServer(libsql.Config{
-		Key:    key.Sum(nil),
-		Logger: n.log.WithGroup("libsql"),
+		Key:              key.Sum(nil),
+		Logger:           n.log.WithGroup("libsql"),
+		StatementTimeout: n.cfg.DB.SQLite.StatementTimeout.D(),
+		MaxResultSize:    int(n.cfg.DB.SQLite.MaxResultSize),
 		Resolve: func(ctx context.Context, r *http.Request) (*libsql.Site, error) {
 			tok := r.Header.Get("Authorization")
 			if tok == "" {

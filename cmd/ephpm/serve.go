@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 
 	n := &node{cfg: cfg, log: log}
 	defer n.close()
+	setSQLLimits(cfg, log)
 	if err := n.dirs(); err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	n.sites = r
 	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
 		pool := sqlite.NewPool(sqlite.PoolConfig{
-			Template:  sqlite.Config{Logger: n.log.WithGroup("sqlite")},
+			Template:  sqlite.Config{Logger: n.log.WithGroup("sqlite"), MaxLength: int(cfg.DB.SQLite.MaxValueSize)},
 			IdleClose: cfg.DB.SQLite.IdleClose.D(),
 			OnOpen: func(ctx context.Context, db *sqlite.DB) error {
 				if n.repl != nil {
