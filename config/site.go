@@ -172,7 +172,7 @@ func (c *Config) ParseSite(name, path, dir string, data []byte) (*Site, error) {
 	r := f.DB.SQLite.Replication
 	switch r.Role {
 	case "", "primary":
-		if r.PrimaryGRPCURL != "" && r.Role == "primary" {
+		if r.PrimaryGRPCURL != "" {
 			bad("db.sqlite.replication.primary_grpc_url", "only a replica names its primary")
 		}
 	case "replica":

@@ -117,3 +117,35 @@ memory_limit = "8MB"
 		})
 	}
 }
+
+// FuzzParseSite: whatever a site.toml says, what ParseSite accepts sets
+// only directives a site may set, with values that stay one directive,
+// and names only a listed peer as its primary.
+func FuzzParseSite(f *testing.F) {
+	g := config.New()
+	g.Replication.Peers = []string{"http://frankfurt:5001"}
+	f.Add("[php]\nini_overrides = { max_input_vars = \"5000\" }\n")
+	f.Add("[php]\nini_overrides = { auto_prepend_file = \"../x.php\", \"ffi.enable\" = \"1\" }\n")
+	f.Add("[db.sqlite.replication]\nrole = \"replica\"\nprimary_grpc_url = \"http://frankfurt:5001/\"\n")
+	f.Add("[server]\naliases = [\"www.a.com\", \"a.com.\"]\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		s, err := g.ParseSite("a.com", "/s/a.com/site.toml", "/s/a.com", []byte(body))
+		if err != nil {
+			return
+		}
+		for k, v := range s.IniOverrides {
+			if !config.SiteINIAllowed(k) {
+				t.Fatalf("accepted directive %q", k)
+			}
+			if !config.ValidINIValue(v) {
+				t.Fatalf("accepted value %q for %s", v, k)
+			}
+			if (k == "auto_prepend_file" || k == "auto_append_file") && v != "" && v != "none" && !strings.HasPrefix(v, "/s/a.com/") {
+				t.Fatalf("%s %q outside the site", k, v)
+			}
+		}
+		if u := s.Replication.PrimaryGRPCURL; u != "" && !g.Replication.IsPeer(u) {
+			t.Fatalf("primary %q is no peer", u)
+		}
+	})
+}

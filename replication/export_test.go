@@ -21,3 +21,8 @@ func ParseFrames(recs []byte, want uint64) (uint64, error) {
 func FrameCookie(m *Manager, site string, frame uint64, expires time.Time) string {
 	return m.frameCookie(site, frame, expires)
 }
+
+// ParseFrameCookie reads a cookie value as m checks it.
+func ParseFrameCookie(m *Manager, site, v string, now time.Time) (uint64, bool) {
+	return m.parseFrameCookie(site, v, now)
+}

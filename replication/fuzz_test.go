@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/replication"
+	"github.com/ephpm/ephpm/sqlite"
 )
 
 func record(no uint64, pgno, size uint32) []byte {
@@ -44,6 +48,44 @@ func FuzzStream(f *testing.F) {
 					t.Fatalf("accepted frames but next = %d from %d", next, want)
 				}
 			}
+		}
+	})
+}
+
+// FuzzFrameCookie: any ephpm_frame value a client sends is refused unless
+// this cluster issued it for this site and it has not expired; a genuine
+// one reads back as issued.
+func FuzzFrameCookie(f *testing.F) {
+	pool := sqlite.NewPool(sqlite.PoolConfig{})
+	defer pool.Close()
+	m, err := replication.New(replication.Config{Node: "n", Token: "fuzz-cluster-token-0123456789", Pool: pool})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer m.Close()
+	now := time.Unix(1_800_000_000, 0)
+	f.Add(replication.FrameCookie(m, "s.com", 42, now.Add(time.Minute)), uint64(42))
+	f.Add("999999999", uint64(0))
+	f.Add("1.2.AAAAAAAAAAAAAAAA", uint64(1))
+	f.Add("..", uint64(0))
+	f.Fuzz(func(t *testing.T, v string, frame uint64) {
+		if got, ok := replication.ParseFrameCookie(m, "s.com", v, now); ok && !strings.HasPrefix(v, strconv.FormatUint(got, 36)+".") {
+			t.Fatalf("%q accepted as frame %d", v, got)
+		}
+		if _, ok := replication.ParseFrameCookie(m, "other.com", v, now); ok {
+			if _, ok2 := replication.ParseFrameCookie(m, "s.com", v, now); ok2 {
+				t.Fatalf("%q accepted for two sites", v)
+			}
+		}
+		c := replication.FrameCookie(m, "s.com", frame, now.Add(time.Minute))
+		if got, ok := replication.ParseFrameCookie(m, "s.com", c, now); !ok || got != frame {
+			t.Fatalf("genuine cookie %q: %d %v", c, got, ok)
+		}
+		if _, ok := replication.ParseFrameCookie(m, "s.com", c, now.Add(2*time.Minute)); ok {
+			t.Fatalf("expired cookie %q accepted", c)
+		}
+		if _, ok := replication.ParseFrameCookie(m, "other.com", c, now); ok {
+			t.Fatalf("cookie of s.com accepted for other.com")
 		}
 	})
 }
