@@ -45,8 +45,14 @@ start_ours() { # name binary [env...]
     EPHPM_SERVER__SITES_DIR="$W/sites" EPHPM_SERVER__DATA_DIR="$W/$name/data" EPHPM_SERVER__RUNTIME_DIR="$W/$name/run" \
     EPHPM_DB_SQLITE_PROXY__ENABLED=true EPHPM_DB_SQLITE_PROXY__MYSQL_LISTEN="127.0.0.1:${MYSQL[$name]}" EPHPM_WP_DISABLE_CRON=1 \
     "$bin" serve --listen "127.0.0.1:${PORT[$name]}" >"$W/$name/stdout.log" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!) PIDOF[$name]=$!
 }
+declare -A PIDOF
+# CPU (user+system) of ephpm and its php-fpm, per request: steadier than
+# req/s when other work shares the machine.
+tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
+ticks() { local p; for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null || true; done | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { print t + 0 }'; }
+HZ=$(getconf CLK_TCK)
 WHO=(file shm)
 start_ours file ./bin/ephpm
 start_ours shm ./bin/ephpm EPHPM_PHP__OPCACHE=shm
@@ -89,8 +95,12 @@ for r in $(seq "$ROUNDS"); do
     for who in "${order[@]}"; do
       url="http://127.0.0.1:${PORT[$who]}/"
       timeout 10 wrk -t2 -c"$CONNS" -d2s -H "Host: $host" "$url" >/dev/null 2>&1 || true   # warm-up
+      mapfile -t pids < <(tree "${PIDOF[$who]}")
+      t0=$(ticks "${pids[@]}")
       set -- $(run_wrk "$url" -H "Host: $host")
-      RES[$who,$wl,$r]="$1 $(to_ms "$2") $(to_ms "$3") $4"
+      t1=$(ticks "${pids[@]}")
+      cpu=$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v rps="$1" -v d="$DURATION" 'BEGIN { printf "%.3f", (rps > 0 ? t * 1000 / hz / (rps * d) : 0) }')
+      RES[$who,$wl,$r]="$1 $(to_ms "$2") $(to_ms "$3") $4 $cpu"
       echo "round $r $who $wl: ${RES[$who,$wl,$r]}" >&2
     done
   done
@@ -98,15 +108,16 @@ done
 
 echo
 echo "tenancy bench: $(nproc) cores, $WORKERS PHP workers, $CONNS connections, ${DURATION}s x $ROUNDS rounds, $(date -u +%Y-%m-%d)"
-printf '%-9s %-6s %10s %9s %9s %7s\n' workload who req/s p50_ms p99_ms errors
+printf '%-9s %-6s %10s %9s %9s %7s %11s\n' workload who req/s p50_ms p99_ms errors cpu_ms/req
 for wl in "${WORKLOADS[@]}"; do
   for who in "${WHO[@]}"; do
     rps=$(for r in $(seq "$ROUNDS"); do set -- ${RES[$who,$wl,$r]}; echo "$1"; done | median)
     p50=$(for r in $(seq "$ROUNDS"); do set -- ${RES[$who,$wl,$r]}; echo "$2"; done | median)
     p99=$(for r in $(seq "$ROUNDS"); do set -- ${RES[$who,$wl,$r]}; echo "$3"; done | median)
     err=$(for r in $(seq "$ROUNDS"); do set -- ${RES[$who,$wl,$r]}; echo "$4"; done | median)
-    printf '%-9s %-6s %10s %9s %9s %7s\n' "$wl" "$who" "$rps" "$p50" "$p99" "$err"
+    cpu=$(for r in $(seq "$ROUNDS"); do set -- ${RES[$who,$wl,$r]}; echo "$5"; done | median)
+    printf '%-9s %-6s %10s %9s %9s %7s %11s\n' "$wl" "$who" "$rps" "$p50" "$p99" "$err" "$cpu"
   done
   ratio=$(for r in $(seq "$ROUNDS"); do set -- ${RES[file,$wl,$r]}; a=$1; set -- ${RES[shm,$wl,$r]}; awk -v a="$a" -v b="$1" 'BEGIN{printf "%.3f\n", a/b}'; done | median)
-  echo "  $wl file/shm = ${ratio}x (median of per-round ratios)"
+  echo "  $wl file/shm = ${ratio}x req/s (median of per-round ratios)"
 done
