@@ -620,7 +620,7 @@ func (s *session) exec(ctx context.Context, plan *sqlxlate.Plan, args []any) (*s
 	if err != nil {
 		return nil, err
 	}
-	if !s.hasTemp && len(plan.Stmts) > 0 && createsTemp(plan.Stmts[0]) {
+	if plan.TempTable {
 		s.hasTemp = true
 	}
 	s.rowCount = int64(res.RowsAffected)
@@ -691,11 +691,6 @@ func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlat
 		}
 	}
 	return res, nil
-}
-
-func createsTemp(q string) bool {
-	q = strings.ToLower(strings.TrimSpace(q))
-	return strings.HasPrefix(q, "create temp")
 }
 
 // dropTemps removes the session's temporary tables from the shared writer

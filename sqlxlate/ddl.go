@@ -530,7 +530,7 @@ func (x *xlate) dropTablePlan(s *sqlparser.DropTable) (*Plan, error) {
 		for _, tn := range s.FromTables {
 			stmts = append(stmts, "drop table if exists temp."+quoteIdent(tn.Name.String()))
 		}
-		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, TempTable: true, Stmts: stmts}, nil
+		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, Stmts: stmts}, nil
 	}
 	for _, tn := range s.FromTables {
 		name := tn.Name.String()
