@@ -153,7 +153,7 @@ func TestDefaultVariables(t *testing.T) {
 	}
 }
 
-// TestPlanKinds checks what WIRE relies on for routing and transactions.
+// TestPlanKinds checks what the wire front relies on for routing and transactions.
 func TestPlanKinds(t *testing.T) {
 	s := newSession(t)
 	s.mustRun("CREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v varchar(10))")
