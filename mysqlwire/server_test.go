@@ -612,6 +612,27 @@ func TestTemporaryTables(t *testing.T) {
 	}
 }
 
+// A temporary table made by CREATE TEMPORARY TABLE … AS SELECT lives on
+// the writer too: the session's next statements must see it (they went to
+// the reader pool: 1146).
+func TestTemporaryTableAsSelect(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE tmp_sel AS SELECT 1 AS a UNION ALL SELECT 2"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM tmp_sel").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("temp table from SELECT: %d rows, %v; want 2", n, err)
+	}
+}
+
 func TestPoolAccountOpensLazilyAndReleases(t *testing.T) {
 	pool := sqlite.NewPool(sqlite.PoolConfig{IdleClose: 50 * time.Millisecond})
 	defer pool.Close()

@@ -492,6 +492,7 @@ func (x *xlate) createTablePlan(s *sqlparser.CreateTable) (*Plan, error) {
 		}
 		p := ddlPlan(create + quoteIdent(name) + " as " + x.print(s.Select))
 		p.Stmts[1] = x.withCTE(p.Stmts[1])
+		p.TempTable = s.Temp
 		return p, nil
 	case s.TableSpec != nil:
 		var err error
