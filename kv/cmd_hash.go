@@ -5,22 +5,25 @@ import (
 	"strconv"
 )
 
-// hashFor returns the hash at key for writing, creating it if absent; ok is
-// false (and WRONGTYPE sent) if key holds a string. sh is locked.
-func (c *conn) hashFor(sh *shard, key []byte) (*entry, bool) {
+// lockHashFor locks key's shard and returns it with the hash at key for
+// writing, created if absent; ok is false (and WRONGTYPE sent) if key
+// holds a string. The caller unlocks sh in every case.
+func (c *conn) lockHashFor(key []byte) (sh *shard, e *entry, ok bool) {
 	d := c.db
-	e := d.lookup(sh, key)
+	sh = d.shardOf(key)
+	sh.mu.Lock()
+	e = d.lookup(sh, key)
 	if e == nil {
 		e = &entry{}
 		e.setHash(&hashVal{m: make(map[string]string)})
 		d.insert(sh, string(key), e)
-		return e, true
+		return sh, e, true
 	}
 	if !e.isHash() {
 		c.wr.Error(errWrongType)
-		return nil, false
+		return sh, nil, false
 	}
-	return e, true
+	return sh, e, true
 }
 
 // lockHash locks key's shard and returns it with the fields of the hash
@@ -66,10 +69,8 @@ func (c *conn) hsetMany(args [][]byte, name string, replyCount bool) {
 		c.wr.Error("ERR wrong number of arguments for '" + name + "' command")
 		return
 	}
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}
@@ -90,10 +91,8 @@ func cmdHSet(c *conn, args [][]byte)  { c.hsetMany(args, "hset", true) }
 func cmdHMSet(c *conn, args [][]byte) { c.hsetMany(args, "hmset", false) }
 
 func cmdHSetNX(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}
@@ -220,10 +219,8 @@ func cmdHIncrBy(c *conn, args [][]byte) {
 		c.wr.Error(errNotInt)
 		return
 	}
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}
@@ -250,10 +247,8 @@ func cmdHIncrByFloat(c *conn, args [][]byte) {
 		c.wr.Error(errNotFloat)
 		return
 	}
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}

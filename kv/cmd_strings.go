@@ -314,8 +314,9 @@ func (c *conn) set(key, val []byte, o setOpts) {
 	}
 }
 
-func cmdSetEx(c *conn, args [][]byte) {
-	ms, msg := expireMillis(args[2], false, false, "setex")
+// setEx implements SETEX and PSETEX.
+func (c *conn) setEx(args [][]byte, unitMs bool, name string) {
+	ms, msg := expireMillis(args[2], unitMs, false, name)
 	if msg != "" {
 		c.wr.Error(msg)
 		return
@@ -323,14 +324,8 @@ func cmdSetEx(c *conn, args [][]byte) {
 	c.set(args[1], args[3], setOpts{exp: ms})
 }
 
-func cmdPSetEx(c *conn, args [][]byte) {
-	ms, msg := expireMillis(args[2], true, false, "psetex")
-	if msg != "" {
-		c.wr.Error(msg)
-		return
-	}
-	c.set(args[1], args[3], setOpts{exp: ms})
-}
+func cmdSetEx(c *conn, args [][]byte)  { c.setEx(args, false, "setex") }
+func cmdPSetEx(c *conn, args [][]byte) { c.setEx(args, true, "psetex") }
 
 func cmdSetNX(c *conn, args [][]byte) {
 	d := c.db
