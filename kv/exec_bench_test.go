@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// BenchmarkExec runs read commands through conn.exec, without the network:
-// the cost of a command handler (lookup, shard lock, reply).
+// BenchmarkExec runs commands through conn.exec, without the network: the
+// cost of a command handler (lookup, shard lock, reply).
 func BenchmarkExec(b *testing.B) {
 	s, err := New(Config{Listen: "127.0.0.1:0"})
 	if err != nil {
@@ -24,6 +24,7 @@ func BenchmarkExec(b *testing.B) {
 	for _, cmd := range []string{
 		"GET str", "GET missing", "STRLEN str", "MGET str missing str",
 		"HGET h f2", "HLEN h", "HEXISTS h f3", "HSTRLEN h f1", "HMGET h f1 nope f4", "HGETALL h",
+		"SET k v", "SETEX k 100 v", "HSET h f1 v1", "HINCRBY h n 1",
 	} {
 		args := split(cmd)
 		b.Run(strings.ReplaceAll(cmd, " ", "_"), func(b *testing.B) {
