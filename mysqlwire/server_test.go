@@ -633,6 +633,31 @@ func TestTemporaryTableAsSelect(t *testing.T) {
 	}
 }
 
+// A SET value is kept as the text the SQL functions make of it: a float
+// reads back as CONCAT prints it.
+func TestSetValueText(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, v := range []string{"28800", "0.5", "1e20", "'on'"} {
+		if _, err := conn.ExecContext(ctx, "SET @@session.ephpm_test = "+v); err != nil {
+			t.Fatal(err)
+		}
+		var got, want string
+		if err := conn.QueryRowContext(ctx, "SELECT @@ephpm_test, CONCAT("+v+")").Scan(&got, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("SET @@ephpm_test = %s: reads back %q, CONCAT gives %q", v, got, want)
+		}
+	}
+}
+
 func TestPoolAccountOpensLazilyAndReleases(t *testing.T) {
 	pool := sqlite.NewPool(sqlite.PoolConfig{IdleClose: 50 * time.Millisecond})
 	defer pool.Close()

@@ -771,7 +771,7 @@ func (s *session) set(ctx context.Context, plan *sqlxlate.Plan, args []any) erro
 			// A session may lower its own time limit (milliseconds, as in
 			// MySQL; here for every statement), never raise it.
 			limit := s.srv.cfg.StatementTimeout
-			if ms, err := strconv.ParseInt(asString(val), 10, 64); err == nil && ms > 0 && ms < 1<<40 {
+			if ms, err := strconv.ParseInt(sqlxlate.ToString(val), 10, 64); err == nil && ms > 0 && ms < 1<<40 {
 				if d := time.Duration(ms) * time.Millisecond; limit == 0 || d < limit {
 					limit = d
 				}
@@ -779,12 +779,12 @@ func (s *session) set(ctx context.Context, plan *sqlxlate.Plan, args []any) erro
 			s.watch.Timeout = limit
 			s.vars[name] = strconv.FormatInt(limit.Milliseconds(), 10)
 		case "names", "character set", "charset":
-			cs := asString(val)
+			cs := sqlxlate.ToString(val)
 			s.vars["character_set_client"] = cs
 			s.vars["character_set_connection"] = cs
 			s.vars["character_set_results"] = cs
 		default:
-			s.vars[name] = asString(val)
+			s.vars[name] = sqlxlate.ToString(val)
 		}
 	}
 	return nil
@@ -799,34 +799,13 @@ func boolValue(v any) (bool, error) {
 	case float64:
 		return x != 0, nil
 	}
-	switch strings.ToLower(asString(v)) {
+	switch strings.ToLower(sqlxlate.ToString(v)) {
 	case "1", "on", "true":
 		return true, nil
 	case "0", "off", "false":
 		return false, nil
 	}
 	return false, fmt.Errorf("not a boolean: %v", v)
-}
-
-func asString(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case bool:
-		if x {
-			return "1"
-		}
-		return "0"
-	}
-	return fmt.Sprint(v)
 }
 
 // bind builds the named arguments of a plan: :v1..:vN for placeholders and

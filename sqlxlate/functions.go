@@ -236,6 +236,12 @@ const (
 
 // ---- value helpers ----
 
+// ToString is the text of a value in a string context, as the Go
+// functions (CONCAT, …) see their arguments: NULL as "", integers in
+// decimal, floats by formatFloat (1e20, not Go's 1e+20), booleans as 1
+// and 0, times as DATETIME text. The wire front stores SET values with it.
+func ToString(v driver.Value) string { return toString(v) }
+
 func toString(v driver.Value) string {
 	switch x := v.(type) {
 	case nil:
