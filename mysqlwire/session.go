@@ -820,7 +820,7 @@ func (s *session) bind(plan *sqlxlate.Plan, args []any) []any {
 		named = append(named, sql.Named(placeholderName(i), v))
 	}
 	for _, p := range plan.SessionParams {
-		named = append(named, sql.Named(bindName(p), s.param(p)))
+		named = append(named, sql.Named(p, s.param(p)))
 	}
 	return named
 }
@@ -839,74 +839,6 @@ func placeholderName(i int) string {
 		return placeholderNames[i]
 	}
 	return "v" + strconv.Itoa(i+1)
-}
-
-// bindName makes a parameter name acceptable to database/sql, which wants
-// names that begin with a letter; rewriteParams renames them in the SQL.
-func bindName(p string) string {
-	if p != "" && !isLetter(p[0]) {
-		return "x" + p
-	}
-	return p
-}
-
-func isLetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
-
-// rewriteParams renames :name parameters that do not begin with a letter
-// (see bindName), outside string literals, identifiers and comments.
-func rewriteParams(q string) string {
-	if !strings.Contains(q, ":") {
-		return q
-	}
-	var b strings.Builder
-	for i := 0; i < len(q); i++ {
-		c := q[i]
-		switch c {
-		case '\'', '"', '`', '[':
-			end := byte(c)
-			if c == '[' {
-				end = ']'
-			}
-			j := i + 1
-			for j < len(q) && q[j] != end {
-				j++
-			}
-			if j >= len(q) {
-				j = len(q) - 1
-			}
-			b.WriteString(q[i : j+1])
-			i = j
-			continue
-		case '-':
-			if i+1 < len(q) && q[i+1] == '-' {
-				j := strings.IndexByte(q[i:], '\n')
-				if j < 0 {
-					j = len(q) - i - 1
-				}
-				b.WriteString(q[i : i+j+1])
-				i += j
-				continue
-			}
-		case '/':
-			if i+1 < len(q) && q[i+1] == '*' {
-				j := strings.Index(q[i+2:], "*/")
-				end := len(q)
-				if j >= 0 {
-					end = i + 2 + j + 2
-				}
-				b.WriteString(q[i:end])
-				i = end - 1
-				continue
-			}
-		case ':':
-			if i+1 < len(q) && isIdentByte(q[i+1]) && !isLetter(q[i+1]) && (q[i+1] < '0' || q[i+1] > '9') {
-				b.WriteString(":x")
-				continue
-			}
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 func (s *session) param(p string) any {
@@ -939,25 +871,18 @@ func (s *session) param(p string) any {
 	return nil
 }
 
-func stmtArgs(q string, named []any) (string, []any) {
-	if strings.Contains(q, ":_") {
-		q = rewriteParams(q)
-	}
-	return q, argsFor(q, named)
-}
-
 func execOn(ctx context.Context, on querier, q string, named []any) (sql.Result, error) {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	return on.ExecContext(ctx, q, args...)
 }
 
 func queryOn(ctx context.Context, on querier, q string, named []any) (*sql.Rows, error) {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	return on.QueryContext(ctx, q, args...)
 }
 
 func queryRowOn(ctx context.Context, on querier, q string, named []any) *sql.Row {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	return on.QueryRowContext(ctx, q, args...)
 }
 
