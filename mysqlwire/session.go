@@ -549,13 +549,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 	default:
 		q = cachedReader{s.db}
 	}
-	last := len(plan.Stmts) - 1
-	for _, st := range plan.Stmts[:last] {
-		if _, err := execOn(ctx, q, st, named); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := queryOn(ctx, q, plan.Stmts[last], named)
+	rows, err := queryPlan(ctx, q, plan, named)
 	if err != nil {
 		return nil, err
 	}
@@ -879,6 +873,18 @@ func execOn(ctx context.Context, on querier, q string, named []any) (sql.Result,
 func queryOn(ctx context.Context, on querier, q string, named []any) (*sql.Rows, error) {
 	args := argsFor(q, named)
 	return on.QueryContext(ctx, q, args...)
+}
+
+// queryPlan runs a query plan on q: its leading statements, then the last,
+// whose rows it returns.
+func queryPlan(ctx context.Context, q querier, plan *sqlxlate.Plan, named []any) (*sql.Rows, error) {
+	last := len(plan.Stmts) - 1
+	for _, st := range plan.Stmts[:last] {
+		if _, err := execOn(ctx, q, st, named); err != nil {
+			return nil, err
+		}
+	}
+	return queryOn(ctx, q, plan.Stmts[last], named)
 }
 
 func queryRowOn(ctx context.Context, on querier, q string, named []any) *sql.Row {
