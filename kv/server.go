@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ephpm/ephpm/internal/defaults"
 )
 
 const (
@@ -140,21 +142,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MemoryLimit < 0 {
 		return nil, fmt.Errorf("kv: negative memory limit %d", cfg.MemoryLimit)
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.Loops <= 0 {
-		cfg.Loops = DefaultLoops()
-	}
-	if cfg.MaxBulkLen <= 0 {
-		cfg.MaxBulkLen = DefaultMaxBulkLen
-	}
+	cfg.MaxConnections = defaults.Positive(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.Loops = defaults.Positive(cfg.Loops, DefaultLoops())
+	cfg.MaxBulkLen = defaults.Positive(cfg.MaxBulkLen, DefaultMaxBulkLen)
 	if cfg.MaxBulkLen > maxValueLen {
 		return nil, fmt.Errorf("kv: MaxBulkLen %d over %d", cfg.MaxBulkLen, maxValueLen)
 	}
-	if cfg.MaxQueryBuffer <= 0 {
-		cfg.MaxQueryBuffer = DefaultMaxQueryBuffer
-	}
+	cfg.MaxQueryBuffer = defaults.Positive(cfg.MaxQueryBuffer, DefaultMaxQueryBuffer)
 	if cfg.AuthTimeout == 0 {
 		cfg.AuthTimeout = DefaultAuthTimeout
 	}
