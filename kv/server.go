@@ -415,13 +415,8 @@ func (s *Server) DropKeyspace(name string) {
 	site := st.sites[name]
 	delete(st.sites, name)
 	st.mu.Unlock()
-	if site == nil {
-		return
-	}
-	for i := range site.dbs {
-		if d := site.dbs[i].Load(); d != nil {
-			d.flush()
-		}
+	if site != nil {
+		site.flush()
 	}
 }
 
@@ -433,12 +428,7 @@ func (s *Server) FlushKeyspace(name string) {
 	st.mu.Lock()
 	site := st.sites[name]
 	st.mu.Unlock()
-	if site == nil {
-		return
-	}
-	for i := range site.dbs {
-		if d := site.dbs[i].Load(); d != nil {
-			d.flush()
-		}
+	if site != nil {
+		site.flush()
 	}
 }
