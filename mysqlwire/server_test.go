@@ -122,6 +122,18 @@ func (ts *testServer) open(t testing.TB, params string) *sql.DB {
 	return db
 }
 
+// session opens one connection, one MySQL session, closed at the end of
+// the test.
+func (ts *testServer) session(t testing.TB) *sql.Conn {
+	t.Helper()
+	conn, err := ts.open(t, "").Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 func mysqlCode(err error) uint16 {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
@@ -616,14 +628,8 @@ func TestTemporaryTables(t *testing.T) {
 // the writer too: the session's next statements must see it (they went to
 // the reader pool: 1146).
 func TestTemporaryTableAsSelect(t *testing.T) {
-	ts := startServer(t, withTranslator(nil))
-	db := ts.open(t, "")
+	conn := startServer(t, withTranslator(nil)).session(t)
 	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE tmp_sel AS SELECT 1 AS a UNION ALL SELECT 2"); err != nil {
 		t.Fatal(err)
 	}
@@ -636,14 +642,8 @@ func TestTemporaryTableAsSelect(t *testing.T) {
 // A SET value is kept as the text the SQL functions make of it: a float
 // reads back as CONCAT prints it.
 func TestSetValueText(t *testing.T) {
-	ts := startServer(t, withTranslator(nil))
-	db := ts.open(t, "")
+	conn := startServer(t, withTranslator(nil)).session(t)
 	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	for _, v := range []string{"28800", "0.5", "1e20", "'on'"} {
 		if _, err := conn.ExecContext(ctx, "SET @@session.ephpm_test = "+v); err != nil {
 			t.Fatal(err)
