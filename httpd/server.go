@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/defaults"
 )
 
 // Defaults for the HTTP server.
@@ -107,18 +108,10 @@ func New(cfg Config) (*Server, error) {
 	if s.sites == nil {
 		return nil, errors.New("httpd: no sites")
 	}
-	if s.maxBody <= 0 {
-		s.maxBody = DefaultMaxBody
-	}
-	if s.maxHeader <= 0 {
-		s.maxHeader = DefaultMaxHeader
-	}
-	if s.requestTimeout <= 0 {
-		s.requestTimeout = DefaultRequestTimeout
-	}
-	if s.compressMin <= 0 {
-		s.compressMin = DefaultCompressMin
-	}
+	s.maxBody = defaults.Positive(s.maxBody, DefaultMaxBody)
+	s.maxHeader = defaults.Positive(s.maxHeader, DefaultMaxHeader)
+	s.requestTimeout = defaults.Positive(s.requestTimeout, DefaultRequestTimeout)
+	s.compressMin = defaults.Positive(s.compressMin, DefaultCompressMin)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,18 +121,10 @@ func New(cfg Config) (*Server, error) {
 	if s.tmpDir == "" {
 		s.tmpDir = os.TempDir()
 	}
-	if s.bodyBufSize <= 0 {
-		s.bodyBufSize = DefaultBodyBufferSize
-	}
-	if s.bodyTimeout <= 0 {
-		s.bodyTimeout = DefaultBodyReadTimeout
-	}
-	if s.bodyMinRate <= 0 {
-		s.bodyMinRate = DefaultBodyMinRate
-	}
-	if s.bodyGrace <= 0 {
-		s.bodyGrace = DefaultBodyRateGrace
-	}
+	s.bodyBufSize = defaults.Positive(s.bodyBufSize, DefaultBodyBufferSize)
+	s.bodyTimeout = defaults.Positive(s.bodyTimeout, DefaultBodyReadTimeout)
+	s.bodyMinRate = defaults.Positive(s.bodyMinRate, DefaultBodyMinRate)
+	s.bodyGrace = defaults.Positive(s.bodyGrace, DefaultBodyRateGrace)
 	bufSize := s.bodyBufSize
 	s.bodyPool.New = func() any { return &memBody{buf: make([]byte, bufSize)} }
 	var err error

@@ -5,32 +5,43 @@ import (
 	"strconv"
 )
 
-// hashFor returns the hash at key for writing, creating it if absent; ok is
-// false (and WRONGTYPE sent) if key holds a string. sh is locked.
-func (c *conn) hashFor(sh *shard, key []byte) (*entry, bool) {
+// lockHashFor locks key's shard and returns it with the hash at key for
+// writing, created if absent; ok is false (and WRONGTYPE sent) if key
+// holds a string. The caller unlocks sh in every case.
+func (c *conn) lockHashFor(key []byte) (sh *shard, e *entry, ok bool) {
 	d := c.db
-	e := d.lookup(sh, key)
+	sh = d.shardOf(key)
+	sh.mu.Lock()
+	e = d.lookup(sh, key)
 	if e == nil {
 		e = &entry{}
 		e.setHash(&hashVal{m: make(map[string]string)})
 		d.insert(sh, string(key), e)
-		return e, true
+		return sh, e, true
 	}
 	if !e.isHash() {
 		c.wr.Error(errWrongType)
-		return nil, false
+		return sh, nil, false
 	}
-	return e, true
+	return sh, e, true
 }
 
-// hashRead returns the hash at key for reading; nil with ok=true if absent.
-func (c *conn) hashRead(sh *shard, key []byte) (*entry, bool) {
+// lockHash locks key's shard and returns it with the fields of the hash
+// at key, read (a hit or a miss): nil if there is none. ok is false, and
+// WRONGTYPE sent, when key holds a string. The caller unlocks sh in every
+// case.
+func (c *conn) lockHash(key []byte) (sh *shard, fields map[string]string, ok bool) {
+	sh = c.db.shardOf(key)
+	sh.mu.Lock()
 	e := c.db.lookupRead(sh, key)
-	if e != nil && !e.isHash() {
-		c.wr.Error(errWrongType)
-		return nil, false
+	if e == nil {
+		return sh, nil, true
 	}
-	return e, true
+	if !e.isHash() {
+		c.wr.Error(errWrongType)
+		return sh, nil, false
+	}
+	return sh, e.hash().m, true
 }
 
 // hset sets one field and reports whether it is new.
@@ -58,10 +69,8 @@ func (c *conn) hsetMany(args [][]byte, name string, replyCount bool) {
 		c.wr.Error("ERR wrong number of arguments for '" + name + "' command")
 		return
 	}
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}
@@ -82,10 +91,8 @@ func cmdHSet(c *conn, args [][]byte)  { c.hsetMany(args, "hset", true) }
 func cmdHMSet(c *conn, args [][]byte) { c.hsetMany(args, "hmset", false) }
 
 func cmdHSetNX(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}
@@ -98,41 +105,27 @@ func cmdHSetNX(c *conn, args [][]byte) {
 }
 
 func cmdHGet(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
-	e, ok := c.hashRead(sh, args[1])
-	if !ok {
-		sh.mu.Unlock()
-		return
-	}
-	var v string
-	found := false
-	if e != nil {
-		v, found = e.hash().m[string(args[2])]
-	}
+	sh, fields, ok := c.lockHash(args[1])
+	v, found := fields[string(args[2])]
 	sh.mu.Unlock()
-	if !found {
+	switch {
+	case !ok:
+	case !found:
 		c.wr.Null()
-		return
+	default:
+		c.wr.BulkString(v)
 	}
-	c.wr.BulkString(v)
 }
 
 func cmdHMGet(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, fields, ok := c.lockHash(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashRead(sh, args[1])
 	if !ok {
 		return
 	}
 	c.wr.ArrayLen(len(args) - 2)
 	for _, f := range args[2:] {
-		if e == nil {
-			c.wr.Null()
-			continue
-		}
-		if v, ok := e.hash().m[string(f)]; ok {
+		if v, ok := fields[string(f)]; ok {
 			c.wr.BulkString(v)
 		} else {
 			c.wr.Null()
@@ -167,23 +160,17 @@ func cmdHDel(c *conn, args [][]byte) {
 
 // hashWalk replies with the fields and/or values of the hash at key.
 func (c *conn) hashWalk(key []byte, fields, values bool) {
-	sh := c.db.shardOf(key)
-	sh.mu.Lock()
+	sh, m, ok := c.lockHash(key)
 	defer sh.mu.Unlock()
-	e, ok := c.hashRead(sh, key)
 	if !ok {
 		return
 	}
-	if e == nil {
-		c.wr.ArrayLen(0)
-		return
-	}
-	n := len(e.hash().m)
+	n := len(m)
 	if fields && values {
 		n *= 2
 	}
 	c.wr.ArrayLen(n)
-	for f, v := range e.hash().m {
+	for f, v := range m {
 		if fields {
 			c.wr.BulkString(f)
 		}
@@ -198,33 +185,20 @@ func cmdHKeys(c *conn, args [][]byte)   { c.hashWalk(args[1], true, false) }
 func cmdHVals(c *conn, args [][]byte)   { c.hashWalk(args[1], false, true) }
 
 func cmdHLen(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, fields, ok := c.lockHash(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashRead(sh, args[1])
-	if !ok {
-		return
+	if ok {
+		c.wr.Int(int64(len(fields)))
 	}
-	if e == nil {
-		c.wr.Int(0)
-		return
-	}
-	c.wr.Int(int64(len(e.hash().m)))
 }
 
 func cmdHExists(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, fields, ok := c.lockHash(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashRead(sh, args[1])
 	if !ok {
 		return
 	}
-	if e == nil {
-		c.wr.Int(0)
-		return
-	}
-	if _, ok := e.hash().m[string(args[2])]; ok {
+	if _, found := fields[string(args[2])]; found {
 		c.wr.Int(1)
 	} else {
 		c.wr.Int(0)
@@ -232,18 +206,11 @@ func cmdHExists(c *conn, args [][]byte) {
 }
 
 func cmdHStrLen(c *conn, args [][]byte) {
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, fields, ok := c.lockHash(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashRead(sh, args[1])
-	if !ok {
-		return
+	if ok {
+		c.wr.Int(int64(len(fields[string(args[2])])))
 	}
-	if e == nil {
-		c.wr.Int(0)
-		return
-	}
-	c.wr.Int(int64(len(e.hash().m[string(args[2])])))
 }
 
 func cmdHIncrBy(c *conn, args [][]byte) {
@@ -252,10 +219,8 @@ func cmdHIncrBy(c *conn, args [][]byte) {
 		c.wr.Error(errNotInt)
 		return
 	}
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}
@@ -282,10 +247,8 @@ func cmdHIncrByFloat(c *conn, args [][]byte) {
 		c.wr.Error(errNotFloat)
 		return
 	}
-	sh := c.db.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockHashFor(args[1])
 	defer sh.mu.Unlock()
-	e, ok := c.hashFor(sh, args[1])
 	if !ok {
 		return
 	}

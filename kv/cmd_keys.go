@@ -296,11 +296,7 @@ func cmdFlushAll(c *conn, args [][]byte) {
 	if !flushMode(c, args) {
 		return
 	}
-	for i := range c.site.dbs {
-		if d := c.site.dbs[i].Load(); d != nil {
-			d.flush()
-		}
-	}
+	c.site.flush()
 	c.wr.Simple("OK")
 }
 

@@ -238,24 +238,35 @@ func eq(b []byte, upper string) bool {
 	return true
 }
 
-func cmdGet(c *conn, args [][]byte) {
-	d := c.db
-	sh := d.shardOf(args[1])
+// lockString locks key's shard and returns it with the string at key,
+// read (a hit or a miss): nil if there is none. ok is false, and
+// WRONGTYPE sent, when key holds a hash. The caller unlocks sh in every
+// case.
+func (c *conn) lockString(key []byte) (sh *shard, e *entry, ok bool) {
+	sh = c.db.shardOf(key)
 	sh.mu.Lock()
-	e := d.lookupRead(sh, args[1])
-	if e == nil {
-		sh.mu.Unlock()
-		c.wr.Null()
-		return
-	}
-	if e.isHash() {
-		sh.mu.Unlock()
+	e = c.db.lookupRead(sh, key)
+	if e != nil && e.isHash() {
 		c.wr.Error(errWrongType)
-		return
+		return sh, nil, false
 	}
-	v := e.str() // strings are immutable: safe to write after unlocking
+	return sh, e, true
+}
+
+func cmdGet(c *conn, args [][]byte) {
+	sh, e, ok := c.lockString(args[1])
+	var v string
+	if e != nil {
+		v = e.str() // strings are immutable: safe to write after unlocking
+	}
 	sh.mu.Unlock()
-	c.wr.BulkString(v)
+	switch {
+	case !ok:
+	case e == nil:
+		c.wr.Null()
+	default:
+		c.wr.BulkString(v)
+	}
 }
 
 func cmdSet(c *conn, args [][]byte) {
@@ -303,8 +314,9 @@ func (c *conn) set(key, val []byte, o setOpts) {
 	}
 }
 
-func cmdSetEx(c *conn, args [][]byte) {
-	ms, msg := expireMillis(args[2], false, false, "setex")
+// setEx implements SETEX and PSETEX.
+func (c *conn) setEx(args [][]byte, unitMs bool, name string) {
+	ms, msg := expireMillis(args[2], unitMs, false, name)
 	if msg != "" {
 		c.wr.Error(msg)
 		return
@@ -312,14 +324,8 @@ func cmdSetEx(c *conn, args [][]byte) {
 	c.set(args[1], args[3], setOpts{exp: ms})
 }
 
-func cmdPSetEx(c *conn, args [][]byte) {
-	ms, msg := expireMillis(args[2], true, false, "psetex")
-	if msg != "" {
-		c.wr.Error(msg)
-		return
-	}
-	c.set(args[1], args[3], setOpts{exp: ms})
-}
+func cmdSetEx(c *conn, args [][]byte)  { c.setEx(args, false, "setex") }
+func cmdPSetEx(c *conn, args [][]byte) { c.setEx(args, true, "psetex") }
 
 func cmdSetNX(c *conn, args [][]byte) {
 	d := c.db
@@ -335,18 +341,14 @@ func cmdSetNX(c *conn, args [][]byte) {
 }
 
 func cmdGetDel(c *conn, args [][]byte) {
-	d := c.db
-	sh := d.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockString(args[1])
 	defer sh.mu.Unlock()
-	e := d.lookupRead(sh, args[1])
 	switch {
+	case !ok:
 	case e == nil:
 		c.wr.Null()
-	case e.isHash():
-		c.wr.Error(errWrongType)
 	default:
-		d.remove(sh, string(args[1]), e)
+		c.db.remove(sh, string(args[1]), e)
 		c.wr.BulkString(e.str())
 	}
 }
@@ -358,16 +360,13 @@ func cmdGetEx(c *conn, args [][]byte) {
 		return
 	}
 	d := c.db
-	sh := d.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockString(args[1])
 	defer sh.mu.Unlock()
-	e := d.lookupRead(sh, args[1])
 	switch {
+	case !ok:
+		return
 	case e == nil:
 		c.wr.Null()
-		return
-	case e.isHash():
-		c.wr.Error(errWrongType)
 		return
 	}
 	c.wr.BulkString(e.str())
@@ -553,16 +552,12 @@ func cmdAppend(c *conn, args [][]byte) {
 }
 
 func cmdStrLen(c *conn, args [][]byte) {
-	d := c.db
-	sh := d.shardOf(args[1])
-	sh.mu.Lock()
+	sh, e, ok := c.lockString(args[1])
 	defer sh.mu.Unlock()
-	e := d.lookupRead(sh, args[1])
 	switch {
+	case !ok:
 	case e == nil:
 		c.wr.Int(0)
-	case e.isHash():
-		c.wr.Error(errWrongType)
 	default:
 		c.wr.Int(int64(len(e.str())))
 	}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ephpm/ephpm/internal/defaults"
 )
 
 const (
@@ -140,21 +142,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MemoryLimit < 0 {
 		return nil, fmt.Errorf("kv: negative memory limit %d", cfg.MemoryLimit)
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.Loops <= 0 {
-		cfg.Loops = DefaultLoops()
-	}
-	if cfg.MaxBulkLen <= 0 {
-		cfg.MaxBulkLen = DefaultMaxBulkLen
-	}
+	cfg.MaxConnections = defaults.Positive(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.Loops = defaults.Positive(cfg.Loops, DefaultLoops())
+	cfg.MaxBulkLen = defaults.Positive(cfg.MaxBulkLen, DefaultMaxBulkLen)
 	if cfg.MaxBulkLen > maxValueLen {
 		return nil, fmt.Errorf("kv: MaxBulkLen %d over %d", cfg.MaxBulkLen, maxValueLen)
 	}
-	if cfg.MaxQueryBuffer <= 0 {
-		cfg.MaxQueryBuffer = DefaultMaxQueryBuffer
-	}
+	cfg.MaxQueryBuffer = defaults.Positive(cfg.MaxQueryBuffer, DefaultMaxQueryBuffer)
 	if cfg.AuthTimeout == 0 {
 		cfg.AuthTimeout = DefaultAuthTimeout
 	}
@@ -421,13 +415,8 @@ func (s *Server) DropKeyspace(name string) {
 	site := st.sites[name]
 	delete(st.sites, name)
 	st.mu.Unlock()
-	if site == nil {
-		return
-	}
-	for i := range site.dbs {
-		if d := site.dbs[i].Load(); d != nil {
-			d.flush()
-		}
+	if site != nil {
+		site.flush()
 	}
 }
 
@@ -439,12 +428,7 @@ func (s *Server) FlushKeyspace(name string) {
 	st.mu.Lock()
 	site := st.sites[name]
 	st.mu.Unlock()
-	if site == nil {
-		return
-	}
-	for i := range site.dbs {
-		if d := site.dbs[i].Load(); d != nil {
-			d.flush()
-		}
+	if site != nil {
+		site.flush()
 	}
 }

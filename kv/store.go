@@ -120,6 +120,15 @@ type site struct {
 	evicted atomic.Int64
 }
 
+// flush empties every database of the keyspace.
+func (s *site) flush() {
+	for i := range s.dbs {
+		if d := s.dbs[i].Load(); d != nil {
+			d.flush()
+		}
+	}
+}
+
 // store holds every keyspace and enforces the node-wide memory limit.
 type store struct {
 	limit   int64

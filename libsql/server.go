@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/defaults"
 )
 
 const (
@@ -100,24 +101,12 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.StreamIdle <= 0 {
-		cfg.StreamIdle = DefaultStreamIdle
-	}
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = DefaultMaxStreams
-	}
-	if cfg.ProxyIdle <= 0 {
-		cfg.ProxyIdle = DefaultProxyIdle
-	}
-	if cfg.MaxProxySessions <= 0 {
-		cfg.MaxProxySessions = DefaultMaxProxySessions
-	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = DefaultMaxBody
-	}
-	if cfg.MaxResultSize <= 0 {
-		cfg.MaxResultSize = DefaultMaxResultSize
-	}
+	cfg.StreamIdle = defaults.Positive(cfg.StreamIdle, DefaultStreamIdle)
+	cfg.MaxStreams = defaults.Positive(cfg.MaxStreams, DefaultMaxStreams)
+	cfg.ProxyIdle = defaults.Positive(cfg.ProxyIdle, DefaultProxyIdle)
+	cfg.MaxProxySessions = defaults.Positive(cfg.MaxProxySessions, DefaultMaxProxySessions)
+	cfg.MaxBody = defaults.Positive(cfg.MaxBody, DefaultMaxBody)
+	cfg.MaxResultSize = defaults.Positive(cfg.MaxResultSize, DefaultMaxResultSize)
 	if cfg.Version == "" {
 		cfg.Version = ephpm.Version
 	}

@@ -39,7 +39,8 @@ func toSQLError(err error, database string) error {
 	}
 	switch {
 	case errors.Is(err, ephpm.ErrNotPrimary):
-		// What a MySQL replica says; write forwarding will intercept this.
+		// What a MySQL replica says: a write on a replica's copy that
+		// did not go through the account's Forwarder.
 		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "The MySQL server is running with the --read-only option so it cannot execute this statement")
 	case errors.Is(err, sqlite.ErrLockTimeout):
 		return sqlerror.NewSQLErrorf(sqlerror.ERLockWaitTimeout, sqlerror.SSUnknownSQLState, "Lock wait timeout exceeded; try restarting transaction")

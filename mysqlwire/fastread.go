@@ -48,7 +48,7 @@ func (s *session) queryFast(ctx context.Context, plan *sqlxlate.Plan, named []an
 }
 
 func (s *session) fastRows(ctx context.Context, q string, named []any) (*sqlite.Rows, error) {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	nv := make([]driver.NamedValue, len(args))
 	for i, a := range args {
 		n := a.(sql.NamedArg)

@@ -468,13 +468,7 @@ func (s *session) describeOn(q querier, plan *sqlxlate.Plan) ([]*querypb.Field, 
 		defer c.Close()
 		q = c
 	}
-	last := len(plan.Stmts) - 1
-	for _, st := range plan.Stmts[:last] {
-		if _, err := execOn(ctx, q, st, named); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := queryOn(ctx, q, plan.Stmts[last], named)
+	rows, err := queryPlan(ctx, q, plan, named)
 	if err != nil {
 		return nil, err
 	}

@@ -122,6 +122,18 @@ func (ts *testServer) open(t testing.TB, params string) *sql.DB {
 	return db
 }
 
+// session opens one connection, one MySQL session, closed at the end of
+// the test.
+func (ts *testServer) session(t testing.TB) *sql.Conn {
+	t.Helper()
+	conn, err := ts.open(t, "").Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 func mysqlCode(err error) uint16 {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
@@ -609,6 +621,40 @@ func TestTemporaryTables(t *testing.T) {
 			t.Fatal("temp table outlived its session")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A temporary table made by CREATE TEMPORARY TABLE … AS SELECT lives on
+// the writer too: the session's next statements must see it (they went to
+// the reader pool: 1146).
+func TestTemporaryTableAsSelect(t *testing.T) {
+	conn := startServer(t, withTranslator(nil)).session(t)
+	ctx := context.Background()
+	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE tmp_sel AS SELECT 1 AS a UNION ALL SELECT 2"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM tmp_sel").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("temp table from SELECT: %d rows, %v; want 2", n, err)
+	}
+}
+
+// A SET value is kept as the text the SQL functions make of it: a float
+// reads back as CONCAT prints it.
+func TestSetValueText(t *testing.T) {
+	conn := startServer(t, withTranslator(nil)).session(t)
+	ctx := context.Background()
+	for _, v := range []string{"28800", "0.5", "1e20", "'on'"} {
+		if _, err := conn.ExecContext(ctx, "SET @@session.ephpm_test = "+v); err != nil {
+			t.Fatal(err)
+		}
+		var got, want string
+		if err := conn.QueryRowContext(ctx, "SELECT @@ephpm_test, CONCAT("+v+")").Scan(&got, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("SET @@ephpm_test = %s: reads back %q, CONCAT gives %q", v, got, want)
+		}
 	}
 }
 

@@ -549,13 +549,7 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 	default:
 		q = cachedReader{s.db}
 	}
-	last := len(plan.Stmts) - 1
-	for _, st := range plan.Stmts[:last] {
-		if _, err := execOn(ctx, q, st, named); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := queryOn(ctx, q, plan.Stmts[last], named)
+	rows, err := queryPlan(ctx, q, plan, named)
 	if err != nil {
 		return nil, err
 	}
@@ -620,7 +614,7 @@ func (s *session) exec(ctx context.Context, plan *sqlxlate.Plan, args []any) (*s
 	if err != nil {
 		return nil, err
 	}
-	if !s.hasTemp && len(plan.Stmts) > 0 && createsTemp(plan.Stmts[0]) {
+	if plan.TempTable {
 		s.hasTemp = true
 	}
 	s.rowCount = int64(res.RowsAffected)
@@ -691,11 +685,6 @@ func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlat
 		}
 	}
 	return res, nil
-}
-
-func createsTemp(q string) bool {
-	q = strings.ToLower(strings.TrimSpace(q))
-	return strings.HasPrefix(q, "create temp")
 }
 
 // dropTemps removes the session's temporary tables from the shared writer
@@ -776,7 +765,7 @@ func (s *session) set(ctx context.Context, plan *sqlxlate.Plan, args []any) erro
 			// A session may lower its own time limit (milliseconds, as in
 			// MySQL; here for every statement), never raise it.
 			limit := s.srv.cfg.StatementTimeout
-			if ms, err := strconv.ParseInt(asString(val), 10, 64); err == nil && ms > 0 && ms < 1<<40 {
+			if ms, err := strconv.ParseInt(sqlxlate.ToString(val), 10, 64); err == nil && ms > 0 && ms < 1<<40 {
 				if d := time.Duration(ms) * time.Millisecond; limit == 0 || d < limit {
 					limit = d
 				}
@@ -784,12 +773,12 @@ func (s *session) set(ctx context.Context, plan *sqlxlate.Plan, args []any) erro
 			s.watch.Timeout = limit
 			s.vars[name] = strconv.FormatInt(limit.Milliseconds(), 10)
 		case "names", "character set", "charset":
-			cs := asString(val)
+			cs := sqlxlate.ToString(val)
 			s.vars["character_set_client"] = cs
 			s.vars["character_set_connection"] = cs
 			s.vars["character_set_results"] = cs
 		default:
-			s.vars[name] = asString(val)
+			s.vars[name] = sqlxlate.ToString(val)
 		}
 	}
 	return nil
@@ -804,34 +793,13 @@ func boolValue(v any) (bool, error) {
 	case float64:
 		return x != 0, nil
 	}
-	switch strings.ToLower(asString(v)) {
+	switch strings.ToLower(sqlxlate.ToString(v)) {
 	case "1", "on", "true":
 		return true, nil
 	case "0", "off", "false":
 		return false, nil
 	}
 	return false, fmt.Errorf("not a boolean: %v", v)
-}
-
-func asString(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case bool:
-		if x {
-			return "1"
-		}
-		return "0"
-	}
-	return fmt.Sprint(v)
 }
 
 // bind builds the named arguments of a plan: :v1..:vN for placeholders and
@@ -846,7 +814,7 @@ func (s *session) bind(plan *sqlxlate.Plan, args []any) []any {
 		named = append(named, sql.Named(placeholderName(i), v))
 	}
 	for _, p := range plan.SessionParams {
-		named = append(named, sql.Named(bindName(p), s.param(p)))
+		named = append(named, sql.Named(p, s.param(p)))
 	}
 	return named
 }
@@ -865,74 +833,6 @@ func placeholderName(i int) string {
 		return placeholderNames[i]
 	}
 	return "v" + strconv.Itoa(i+1)
-}
-
-// bindName makes a parameter name acceptable to database/sql, which wants
-// names that begin with a letter; rewriteParams renames them in the SQL.
-func bindName(p string) string {
-	if p != "" && !isLetter(p[0]) {
-		return "x" + p
-	}
-	return p
-}
-
-func isLetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
-
-// rewriteParams renames :name parameters that do not begin with a letter
-// (see bindName), outside string literals, identifiers and comments.
-func rewriteParams(q string) string {
-	if !strings.Contains(q, ":") {
-		return q
-	}
-	var b strings.Builder
-	for i := 0; i < len(q); i++ {
-		c := q[i]
-		switch c {
-		case '\'', '"', '`', '[':
-			end := byte(c)
-			if c == '[' {
-				end = ']'
-			}
-			j := i + 1
-			for j < len(q) && q[j] != end {
-				j++
-			}
-			if j >= len(q) {
-				j = len(q) - 1
-			}
-			b.WriteString(q[i : j+1])
-			i = j
-			continue
-		case '-':
-			if i+1 < len(q) && q[i+1] == '-' {
-				j := strings.IndexByte(q[i:], '\n')
-				if j < 0 {
-					j = len(q) - i - 1
-				}
-				b.WriteString(q[i : i+j+1])
-				i += j
-				continue
-			}
-		case '/':
-			if i+1 < len(q) && q[i+1] == '*' {
-				j := strings.Index(q[i+2:], "*/")
-				end := len(q)
-				if j >= 0 {
-					end = i + 2 + j + 2
-				}
-				b.WriteString(q[i:end])
-				i = end - 1
-				continue
-			}
-		case ':':
-			if i+1 < len(q) && isIdentByte(q[i+1]) && !isLetter(q[i+1]) && (q[i+1] < '0' || q[i+1] > '9') {
-				b.WriteString(":x")
-				continue
-			}
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 func (s *session) param(p string) any {
@@ -965,25 +865,30 @@ func (s *session) param(p string) any {
 	return nil
 }
 
-func stmtArgs(q string, named []any) (string, []any) {
-	if strings.Contains(q, ":_") {
-		q = rewriteParams(q)
-	}
-	return q, argsFor(q, named)
-}
-
 func execOn(ctx context.Context, on querier, q string, named []any) (sql.Result, error) {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	return on.ExecContext(ctx, q, args...)
 }
 
 func queryOn(ctx context.Context, on querier, q string, named []any) (*sql.Rows, error) {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	return on.QueryContext(ctx, q, args...)
 }
 
+// queryPlan runs a query plan on q: its leading statements, then the last,
+// whose rows it returns.
+func queryPlan(ctx context.Context, q querier, plan *sqlxlate.Plan, named []any) (*sql.Rows, error) {
+	last := len(plan.Stmts) - 1
+	for _, st := range plan.Stmts[:last] {
+		if _, err := execOn(ctx, q, st, named); err != nil {
+			return nil, err
+		}
+	}
+	return queryOn(ctx, q, plan.Stmts[last], named)
+}
+
 func queryRowOn(ctx context.Context, on querier, q string, named []any) *sql.Row {
-	q, args := stmtArgs(q, named)
+	args := argsFor(q, named)
 	return on.QueryRowContext(ctx, q, args...)
 }
 

@@ -20,6 +20,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/defaults"
 )
 
 const (
@@ -177,21 +178,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if strings.ContainsAny(cfg.Path, "?#") {
 		return nil, fmt.Errorf("sqlite: path %q: '?' and '#' are not allowed", cfg.Path)
 	}
-	if cfg.Readers <= 0 {
-		cfg.Readers = DefaultReaders
-	}
-	if cfg.LockTimeout <= 0 {
-		cfg.LockTimeout = DefaultLockTimeout
-	}
-	if cfg.BusyTimeout <= 0 {
-		cfg.BusyTimeout = DefaultBusyTimeout
-	}
+	cfg.Readers = defaults.Positive(cfg.Readers, DefaultReaders)
+	cfg.LockTimeout = defaults.Positive(cfg.LockTimeout, DefaultLockTimeout)
+	cfg.BusyTimeout = defaults.Positive(cfg.BusyTimeout, DefaultBusyTimeout)
 	if cfg.CheckpointPages == 0 {
 		cfg.CheckpointPages = DefaultCheckpointPages
 	}
-	if cfg.MaxLength <= 0 {
-		cfg.MaxLength = DefaultMaxLength
-	}
+	cfg.MaxLength = defaults.Positive(cfg.MaxLength, DefaultMaxLength)
 	if cfg.MaxLength > maxLengthCap {
 		return nil, fmt.Errorf("sqlite: MaxLength %d is above SQLite's %d", cfg.MaxLength, maxLengthCap)
 	}

@@ -14,8 +14,8 @@ import (
 	querypb "vitess.io/vitess/go/vt/proto/query"
 )
 
-// Querier is the I/O the catalog needs (WIRE passes a *sql.DB, *sql.Conn or
-// *sql.Tx; all satisfy it).
+// Querier is the I/O the catalog needs (the wire front passes a *sql.DB,
+// *sql.Conn or *sql.Tx; all satisfy it).
 type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
@@ -87,7 +87,7 @@ type IndexColumn struct {
 	Length int
 }
 
-// Kind tells WIRE how to run a Plan.
+// Kind tells the wire front how to run a Plan.
 type Kind int
 
 // Plan kinds.
@@ -133,18 +133,18 @@ type Plan struct {
 	// (vitess's bind variable names); bind sql.Named("v1", …).
 	Params int
 	// SessionParams are the named parameters the SQL uses for session state;
-	// WIRE binds each from the session: ParamLastInsertID, ParamFoundRows,
+	// the wire front binds each from the session: ParamLastInsertID, ParamFoundRows,
 	// ParamRowCount, ParamDatabase, ParamUser, ParamConnectionID,
 	// ParamVarPrefix+name (@@name, value from the session's variables, which
 	// start as DefaultVariables), ParamUserVarPrefix+name (@name).
 	SessionParams []string
-	// CalcFoundRows, when set, is a SQLite COUNT query WIRE runs after the
+	// CalcFoundRows, when set, is a SQLite COUNT query the wire front runs after the
 	// main query (same params) to set FOUND_ROWS(). When empty after a
 	// SELECT, FOUND_ROWS() is the number of rows the SELECT returned.
 	CalcFoundRows string
 	// Write: modifies data or schema (routes to the writer).
 	Write bool
-	// SchemaChange: WIRE must call Invalidate on the catalog after running
+	// SchemaChange: the wire front must call Invalidate on the catalog after running
 	// it (and again after the enclosing transaction commits or rolls back).
 	SchemaChange bool
 	// ChangedRowsOnly: the UPDATE was rewritten so that SQLite's changes()
@@ -152,16 +152,16 @@ type Plan struct {
 	ChangedRowsOnly bool
 	// DupKeyUpdate: INSERT … ON DUPLICATE KEY UPDATE. MySQL reports 1 per
 	// inserted row and 2 per updated row; SQLite's changes() gives 1 for
-	// both. WIRE may compare last_insert_rowid before/after to approximate:
+	// both. The wire front may compare last_insert_rowid before/after to approximate:
 	// if the row was updated (rowid did not advance), report 2.
 	DupKeyUpdate bool
 	// AutoIncrement: an INSERT/REPLACE into a table with an AUTO_INCREMENT
 	// column (or a table the catalog cannot see, e.g. a temporary one), so
 	// last_insert_rowid is the insert id. False: MySQL reports insert id 0.
 	AutoIncrement bool
-	// TempTable: CREATE/DROP TEMPORARY TABLE. Temporary tables live in one
-	// SQLite connection, so the session must keep using the connection
-	// that ran this plan.
+	// TempTable: the plan creates a temporary table (CREATE TEMPORARY
+	// TABLE). Temporary tables live in one SQLite connection, so the
+	// session must keep using the connection that ran this plan.
 	TempTable bool
 }
 
@@ -190,7 +190,7 @@ type Column struct {
 // SetVar is one assignment of a SET statement. Scope is "session",
 // "global" or "user". Value is the new value as a Go value (string, int64,
 // float64, nil); for SET NAMES the Name is "names" and Value the charset.
-// Expr, when non-empty, is a SQLite expression WIRE must evaluate (SELECT
+// Expr, when non-empty, is a SQLite expression the wire front must evaluate (SELECT
 // Expr with the Plan's SessionParams bound) to get the value.
 type SetVar struct {
 	Scope string
@@ -223,9 +223,9 @@ const (
 	ErrDBAccess     = 1044 // another database: every site sees only its own, 42000
 )
 
-// Function is a MySQL function SQLite lacks, implemented in Go. WIRE
-// registers each with modernc's RegisterScalarFunction (or the
-// Deterministic variant when Deterministic is true).
+// Function is a MySQL function SQLite lacks, implemented in Go. The wire
+// front registers each on the driver (sqlite.RegisterFunctions, as a
+// deterministic function when Deterministic is true).
 type Function struct {
 	Name          string
 	NArgs         int // -1: variadic

@@ -131,6 +131,13 @@ func TestFunctions(t *testing.T) {
 		{"repeat", "mysql_repeat", []driver.Value{"ab", int64(3)}, "ababab"},
 		{"space", "mysql_space", []driver.Value{int64(2)}, "  "},
 		{"regexp_replace literal", "mysql_regexp_replace", []driver.Value{"a.b", "[.]", "$1"}, "a$1b"},
+		{"left characters", "mysql_left", []driver.Value{"héllo", int64(2)}, "hé"},
+		{"right characters", "mysql_right", []driver.Value{"héllo", int64(4)}, "éllo"},
+		{"left past the end", "mysql_left", []driver.Value{"ab", int64(5)}, "ab"},
+		{"right of none", "mysql_right", []driver.Value{"ab", int64(-1)}, ""},
+		{"left of null", "mysql_left", []driver.Value{nil, int64(1)}, nil},
+		{"week of zero date", "mysql_week", []driver.Value{"0000-00-00"}, nil},
+		{"yearweek default mode", "mysql_yearweek", []driver.Value{"2022-01-01"}, int64(202152)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +160,7 @@ func TestDefaultVariables(t *testing.T) {
 	}
 }
 
-// TestPlanKinds checks what WIRE relies on for routing and transactions.
+// TestPlanKinds checks what the wire front relies on for routing and transactions.
 func TestPlanKinds(t *testing.T) {
 	s := newSession(t)
 	s.mustRun("CREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v varchar(10))")

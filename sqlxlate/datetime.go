@@ -486,35 +486,36 @@ func weekMode(mode int) int {
 	return wf
 }
 
-func fnWeek(a []driver.Value) (driver.Value, error) {
+// weekArgs reads the (date[, mode]) of WEEK and YEARWEEK; ok is false
+// when the answer is NULL.
+func weekArgs(a []driver.Value) (t mtime, mode int, ok bool) {
 	if len(a) == 0 || len(a) > 2 || a[0] == nil {
-		return nil, nil
+		return t, 0, false
 	}
-	t, ok := parseMTime(a[0])
+	t, ok = parseMTime(a[0])
 	if !ok || t.isZeroDate() {
-		return nil, nil
+		return t, 0, false
 	}
-	mode := 0
 	if len(a) == 2 && a[1] != nil {
 		m, _ := toInt(a[1])
 		mode = int(m)
+	}
+	return t, mode, true
+}
+
+func fnWeek(a []driver.Value) (driver.Value, error) {
+	t, mode, ok := weekArgs(a)
+	if !ok {
+		return nil, nil
 	}
 	w, _ := calcWeek(t, weekMode(mode))
 	return int64(w), nil
 }
 
 func fnYearWeek(a []driver.Value) (driver.Value, error) {
-	if len(a) == 0 || len(a) > 2 || a[0] == nil {
+	t, mode, ok := weekArgs(a)
+	if !ok {
 		return nil, nil
-	}
-	t, ok := parseMTime(a[0])
-	if !ok || t.isZeroDate() {
-		return nil, nil
-	}
-	mode := 0
-	if len(a) == 2 && a[1] != nil {
-		m, _ := toInt(a[1])
-		mode = int(m)
 	}
 	w, y := calcWeek(t, weekMode(mode)|weekYear)
 	return int64(y*100 + w), nil

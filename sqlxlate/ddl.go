@@ -492,6 +492,7 @@ func (x *xlate) createTablePlan(s *sqlparser.CreateTable) (*Plan, error) {
 		}
 		p := ddlPlan(create + quoteIdent(name) + " as " + x.print(s.Select))
 		p.Stmts[1] = x.withCTE(p.Stmts[1])
+		p.TempTable = s.Temp
 		return p, nil
 	case s.TableSpec != nil:
 		var err error
@@ -530,7 +531,7 @@ func (x *xlate) dropTablePlan(s *sqlparser.DropTable) (*Plan, error) {
 		for _, tn := range s.FromTables {
 			stmts = append(stmts, "drop table if exists temp."+quoteIdent(tn.Name.String()))
 		}
-		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, TempTable: true, Stmts: stmts}, nil
+		return &Plan{Kind: KindExec, Write: true, SchemaChange: true, Stmts: stmts}, nil
 	}
 	for _, tn := range s.FromTables {
 		name := tn.Name.String()

@@ -236,6 +236,12 @@ const (
 
 // ---- value helpers ----
 
+// ToString is the text of a value in a string context, as the Go
+// functions (CONCAT, …) see their arguments: NULL as "", integers in
+// decimal, floats by formatFloat (1e20, not Go's 1e+20), booleans as 1
+// and 0, times as DATETIME text. The wire front stores SET values with it.
+func ToString(v driver.Value) string { return toString(v) }
+
 func toString(v driver.Value) string {
 	switch x := v.(type) {
 	case nil:
@@ -506,7 +512,11 @@ func fnSubstringIndex(a []driver.Value) (driver.Value, error) {
 	return strings.Join(parts[len(parts)+int(n):], delim), nil
 }
 
-func fnLeft(a []driver.Value) (driver.Value, error) {
+func fnLeft(a []driver.Value) (driver.Value, error)  { return leftRight(a, false) }
+func fnRight(a []driver.Value) (driver.Value, error) { return leftRight(a, true) }
+
+// leftRight is LEFT(s, n) and RIGHT(s, n): the first or last n characters.
+func leftRight(a []driver.Value, right bool) (driver.Value, error) {
 	if anyNil(a) {
 		return nil, nil
 	}
@@ -517,23 +527,11 @@ func fnLeft(a []driver.Value) (driver.Value, error) {
 	}
 	if int(n) > len(r) {
 		n = int64(len(r))
+	}
+	if right {
+		return string(r[len(r)-int(n):]), nil
 	}
 	return string(r[:n]), nil
-}
-
-func fnRight(a []driver.Value) (driver.Value, error) {
-	if anyNil(a) {
-		return nil, nil
-	}
-	r := []rune(toString(a[0]))
-	n, _ := toInt(a[1])
-	if n <= 0 {
-		return "", nil
-	}
-	if int(n) > len(r) {
-		n = int64(len(r))
-	}
-	return string(r[len(r)-int(n):]), nil
 }
 
 func pad(a []driver.Value, left bool) (driver.Value, error) {

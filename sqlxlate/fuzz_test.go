@@ -58,6 +58,13 @@ func FuzzTranslate(f *testing.F) {
 			}
 			return
 		}
+		// The wire front binds them by name as they are: database/sql
+		// and modernc refuse a name that does not start with a letter.
+		for _, name := range p.SessionParams {
+			if name == "" || name[0] < 'a' || name[0] > 'z' {
+				t.Fatalf("Translate(%q): session parameter %q does not start with a letter", q, name)
+			}
+		}
 		if p.Kind != sqlxlate.KindQuery && p.Kind != sqlxlate.KindExec {
 			return
 		}

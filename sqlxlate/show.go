@@ -361,17 +361,10 @@ func (x *xlate) showIndex(name string, f *sqlparser.ShowFilter) (*Plan, error) {
 	var rows [][]any
 	for _, ix := range t.Indexes {
 		for i, c := range ix.Columns {
-			var sub any
-			if c.Length > 0 {
-				sub = int64(c.Length)
-			}
-			null := ""
-			if j := t.column(c.Name); j >= 0 && t.Columns[j].Nullable {
-				null = "YES"
-			}
-			typ, coll := "BTREE", any("A")
+			sub, null, typ := indexPart(t, &ix, c)
+			coll := any("A")
 			if ix.Fulltext {
-				typ, coll = "FULLTEXT", nil
+				coll = nil
 			}
 			rows = append(rows, []any{t.Name, int64(boolInt(!ix.Unique)), ix.Name, int64(i + 1), c.Name, coll, int64(0), sub, nil, null, typ, "", "", "YES", nil})
 		}
@@ -380,6 +373,23 @@ func (x *xlate) showIndex(name string, f *sqlparser.ShowFilter) (*Plan, error) {
 		return x.resultPlan(cols, rows, f)
 	}
 	return &Plan{Kind: KindResult, Columns: cols, Rows: rows}, nil
+}
+
+// indexPart is what SHOW INDEX and information_schema.STATISTICS say of
+// one key part: its prefix length (nil: the whole column), "YES" when the
+// column may be NULL, and the index type.
+func indexPart(t *Table, ix *Index, c IndexColumn) (sub any, null, typ string) {
+	if c.Length > 0 {
+		sub = int64(c.Length)
+	}
+	if j := t.column(c.Name); j >= 0 && t.Columns[j].Nullable {
+		null = "YES"
+	}
+	typ = "BTREE"
+	if ix.Fulltext {
+		typ = "FULLTEXT"
+	}
+	return sub, null, typ
 }
 
 func boolInt(b bool) int {
@@ -645,18 +655,7 @@ func (x *xlate) infoSchemaRows(view string) ([][]any, error) {
 		case "statistics":
 			for _, ix := range t.Indexes {
 				for i, c := range ix.Columns {
-					var sub any
-					if c.Length > 0 {
-						sub = int64(c.Length)
-					}
-					null := ""
-					if j := t.column(c.Name); j >= 0 && t.Columns[j].Nullable {
-						null = "YES"
-					}
-					typ := "BTREE"
-					if ix.Fulltext {
-						typ = "FULLTEXT"
-					}
+					sub, null, typ := indexPart(t, &ix, c)
 					rows = append(rows, []any{"def", db, t.Name, int64(boolInt(!ix.Unique)), db, ix.Name, int64(i + 1), c.Name, "A", int64(0), sub, nil, null, typ, "", "", "YES", nil})
 				}
 			}
