@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ephpm/ephpm/internal/lazypool"
@@ -38,11 +39,28 @@ type PoolConfig struct {
 	OnClose func(db *DB)
 }
 
+// PoolHooks observe the databases a pool opens and closes, with the
+// contracts of PoolConfig.OnOpen and OnClose. replication.Manager is
+// one; it takes the pool, so it is installed after with SetHooks.
+type PoolHooks interface {
+	OnOpen(ctx context.Context, db *DB) error
+	OnClose(db *DB)
+}
+
+// ErrPoolInUse is returned by SetHooks on a pool that has already been
+// asked for a database: that database would never have seen the hooks.
+var ErrPoolInUse = errors.New("sqlite: pool already in use: hooks must be set before the first Acquire")
+
 // Pool opens site databases on first use, shares them between users and
 // closes them when they have been idle for IdleClose.
 type Pool struct {
 	cfg PoolConfig
 	dbs *lazypool.Pool[*DB] // by path
+
+	hookMu  sync.Mutex
+	used    bool // Acquire was called: the hooks are fixed
+	onOpen  func(ctx context.Context, db *DB) error
+	onClose func(db *DB)
 }
 
 // NewPool returns a pool and starts its idle sweeper; Close stops it.
@@ -50,7 +68,7 @@ func NewPool(cfg PoolConfig) *Pool {
 	if cfg.IdleClose <= 0 {
 		cfg.IdleClose = DefaultIdleClose
 	}
-	p := &Pool{cfg: cfg}
+	p := &Pool{cfg: cfg, onOpen: cfg.OnOpen, onClose: cfg.OnClose}
 	p.dbs = lazypool.New(lazypool.Config[*DB]{
 		Open:     p.open,
 		Close:    p.close,
@@ -60,15 +78,37 @@ func NewPool(cfg PoolConfig) *Pool {
 	return p
 }
 
+// SetHooks makes h the pool's OnOpen and OnClose, in place of
+// PoolConfig's: for a hook that needs the pool built first. It must be
+// called before the first Acquire; after that it changes nothing and
+// returns ErrPoolInUse.
+func (p *Pool) SetHooks(h PoolHooks) error {
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
+	if p.used {
+		return ErrPoolInUse
+	}
+	p.onOpen, p.onClose = h.OnOpen, h.OnClose
+	return nil
+}
+
+// hooks returns OnOpen and OnClose (fixed once Acquire was called).
+func (p *Pool) hooks() (func(ctx context.Context, db *DB) error, func(db *DB)) {
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
+	return p.onOpen, p.onClose
+}
+
 func (p *Pool) open(ctx context.Context, path string) (*DB, error) {
 	cfg := p.cfg.Template
 	cfg.Path = path
+	onOpen, onClose := p.hooks()
 	db, err := Open(ctx, cfg)
-	if err == nil && p.cfg.OnOpen != nil {
-		if err = p.cfg.OnOpen(ctx, db); err != nil {
+	if err == nil && onOpen != nil {
+		if err = onOpen(ctx, db); err != nil {
 			db.Close()
-			if p.cfg.OnClose != nil {
-				p.cfg.OnClose(db)
+			if onClose != nil {
+				onClose(db)
 			}
 			db = nil
 		}
@@ -81,8 +121,8 @@ func (p *Pool) open(ctx context.Context, path string) (*DB, error) {
 
 func (p *Pool) close(_ string, db *DB, _ lazypool.Reason) error {
 	err := db.Close()
-	if p.cfg.OnClose != nil {
-		p.cfg.OnClose(db)
+	if _, onClose := p.hooks(); onClose != nil {
+		onClose(db)
 	}
 	return err
 }
@@ -90,6 +130,9 @@ func (p *Pool) close(_ string, db *DB, _ lazypool.Reason) error {
 // Acquire returns the open database at path, opening it if needed; call
 // release when done with it.
 func (p *Pool) Acquire(ctx context.Context, path string) (*DB, func(), error) {
+	p.hookMu.Lock()
+	p.used = true
+	p.hookMu.Unlock()
 	db, release, err := p.dbs.Acquire(ctx, path)
 	if errors.Is(err, lazypool.ErrClosed) {
 		err = ErrClosed
