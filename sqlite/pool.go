@@ -70,7 +70,6 @@ func NewPool(cfg PoolConfig) *Pool {
 	}
 	p := &Pool{cfg: cfg, onOpen: cfg.OnOpen, onClose: cfg.OnClose}
 	p.dbs = lazypool.New(lazypool.Config[*DB]{
-		Open:     p.open,
 		Close:    p.close,
 		Idle:     cfg.IdleClose,
 		Interval: max(cfg.IdleClose/4, minSweep),
@@ -133,7 +132,7 @@ func (p *Pool) Acquire(ctx context.Context, path string) (*DB, func(), error) {
 	p.hookMu.Lock()
 	p.used = true
 	p.hookMu.Unlock()
-	db, release, err := p.dbs.Acquire(ctx, path)
+	db, release, err := p.dbs.Acquire(ctx, path, p.open)
 	if errors.Is(err, lazypool.ErrClosed) {
 		err = ErrClosed
 	}

@@ -37,17 +37,17 @@ func (r Reason) String() string {
 	return "closing"
 }
 
-// Config configures a Pool. Open, Close and Idle are required.
+// Opener opens the value of key. It runs on the goroutine of the Acquire
+// that found the key absent, with that Acquire's context, and holds no
+// lock of the pool: it may block, and it may call the pool (Len, Peek,
+// Acquire of another key — not of its own key, which would wait for
+// itself). Acquires of the same key wait for it. An error is returned
+// to each of them and not kept: the next Acquire opens again.
+type Opener[V any] func(ctx context.Context, key string) (V, error)
+
+// Config configures a Pool. Close and Idle are required.
 type Config[V any] struct {
-	// Open opens the value of key. It runs on the goroutine of the
-	// Acquire that found the key absent, with that Acquire's context,
-	// and holds no lock of the pool: it may block, and it may call the
-	// pool (Len, Peek, Acquire of another key — not of its own key, which
-	// would wait for itself). Acquires of the same key wait for it. An
-	// error is returned to each of them and not kept: the next Acquire
-	// opens again.
-	Open func(ctx context.Context, key string) (V, error)
-	// Close closes a value Open returned: one idle for Idle, on the
+	// Close closes a value an Opener returned: one idle for Idle, on the
 	// reaper goroutine, or each one still open, on the goroutine of
 	// Close. It is called once per value, never for a failed Open, and
 	// holds no lock of the pool: it may block (the reaper's next pass
@@ -81,10 +81,10 @@ type entry[V any] struct {
 }
 
 // New returns a pool and starts its reaper; Close stops it. It panics
-// if Open, Close or Idle is missing: that is a bug in the caller.
+// if Close or Idle is missing: that is a bug in the caller.
 func New[V any](cfg Config[V]) *Pool[V] {
-	if cfg.Open == nil || cfg.Close == nil || cfg.Idle <= 0 {
-		panic("lazypool: Config.Open, Close and Idle are required")
+	if cfg.Close == nil || cfg.Idle <= 0 {
+		panic("lazypool: Config.Close and Idle are required")
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = cfg.Idle / 4
@@ -94,11 +94,12 @@ func New[V any](cfg Config[V]) *Pool[V] {
 	return p
 }
 
-// Acquire returns the value of key, opening it if no one has; call
-// release (idempotent) when done with it. A value stays open while
-// anyone holds it. A cancelled ctx ends the wait for another caller's
-// Open, not that Open.
-func (p *Pool[V]) Acquire(ctx context.Context, key string) (v V, release func(), err error) {
+// Acquire returns the value of key, opening it with open if nobody has
+// (the opener of whichever Acquire comes first is used); call release
+// (idempotent) when done with it. A value stays open while anyone holds
+// it. A cancelled ctx ends the wait for another caller's open, not that
+// open.
+func (p *Pool[V]) Acquire(ctx context.Context, key string, open Opener[V]) (v V, release func(), err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -114,7 +115,7 @@ func (p *Pool[V]) Acquire(ctx context.Context, key string) (v V, release func(),
 	p.mu.Unlock()
 
 	if opener {
-		e.v, e.err = p.cfg.Open(ctx, key)
+		e.v, e.err = open(ctx, key)
 		if e.err != nil {
 			// Not kept: the next Acquire opens again.
 			p.mu.Lock()

@@ -28,10 +28,6 @@ type recorder struct {
 func (r *recorder) config(idle time.Duration) lazypool.Config[*counter] {
 	return lazypool.Config[*counter]{
 		Idle: idle, Interval: time.Millisecond,
-		Open: func(_ context.Context, key string) (*counter, error) {
-			r.opens.Add(1)
-			return &counter{key: key}, nil
-		},
 		Close: func(key string, c *counter, why lazypool.Reason) error {
 			if c.closed.Swap(true) {
 				panic("closed twice: " + key)
@@ -42,6 +38,11 @@ func (r *recorder) config(idle time.Duration) lazypool.Config[*counter] {
 			return nil
 		},
 	}
+}
+
+func (r *recorder) open(_ context.Context, key string) (*counter, error) {
+	r.opens.Add(1)
+	return &counter{key: key}, nil
 }
 
 func (r *recorder) closed() []string {
@@ -62,17 +63,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+func closeNothing(string, int, lazypool.Reason) error { return nil }
+
 func TestShareAndReapIdle(t *testing.T) {
 	var r recorder
 	p := lazypool.New(r.config(20 * time.Millisecond))
 	defer p.Close()
 	ctx := context.Background()
-	a1, rel1, err := p.Acquire(ctx, "a")
+	a1, rel1, err := p.Acquire(ctx, "a", r.open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, rel2, _ := p.Acquire(ctx, "a")
-	b, relb, _ := p.Acquire(ctx, "b")
+	a2, rel2, _ := p.Acquire(ctx, "a", r.open)
+	b, relb, _ := p.Acquire(ctx, "b", r.open)
 	if a1 != a2 || a1 == b {
 		t.Fatal("one key must give one value, two keys two")
 	}
@@ -98,7 +101,7 @@ func TestShareAndReapIdle(t *testing.T) {
 		t.Errorf("closes %v, want [b:idle a:idle]", got)
 	}
 	// A reaped key opens again.
-	b2, relb2, err := p.Acquire(ctx, "b")
+	b2, relb2, err := p.Acquire(ctx, "b", r.open)
 	if err != nil || b2 == b {
 		t.Fatalf("reopen: %v (same value: %v)", err, b2 == b)
 	}
@@ -108,14 +111,11 @@ func TestShareAndReapIdle(t *testing.T) {
 func TestConcurrentAcquireOpensOnce(t *testing.T) {
 	var opens atomic.Int32
 	gate := make(chan struct{})
-	p := lazypool.New(lazypool.Config[int]{
-		Idle: time.Hour,
-		Open: func(context.Context, string) (int, error) {
-			<-gate
-			return int(opens.Add(1)), nil
-		},
-		Close: func(string, int, lazypool.Reason) error { return nil },
-	})
+	open := func(context.Context, string) (int, error) {
+		<-gate
+		return int(opens.Add(1)), nil
+	}
+	p := lazypool.New(lazypool.Config[int]{Idle: time.Hour, Close: closeNothing})
 	defer p.Close()
 	var wg sync.WaitGroup
 	got := make([]int, 8)
@@ -123,7 +123,7 @@ func TestConcurrentAcquireOpensOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, rel, err := p.Acquire(context.Background(), "k")
+			v, rel, err := p.Acquire(context.Background(), "k", open)
 			if err != nil {
 				t.Error(err)
 				return
@@ -149,24 +149,21 @@ func TestConcurrentAcquireOpensOnce(t *testing.T) {
 func TestOpenErrorNotKept(t *testing.T) {
 	fail := errors.New("boom")
 	var calls atomic.Int32
-	p := lazypool.New(lazypool.Config[int]{
-		Idle: time.Hour,
-		Open: func(context.Context, string) (int, error) {
-			if calls.Add(1) == 1 {
-				return 0, fail
-			}
-			return 7, nil
-		},
-		Close: func(string, int, lazypool.Reason) error { return nil },
-	})
+	open := func(context.Context, string) (int, error) {
+		if calls.Add(1) == 1 {
+			return 0, fail
+		}
+		return 7, nil
+	}
+	p := lazypool.New(lazypool.Config[int]{Idle: time.Hour, Close: closeNothing})
 	defer p.Close()
-	if _, _, err := p.Acquire(context.Background(), "k"); !errors.Is(err, fail) {
+	if _, _, err := p.Acquire(context.Background(), "k", open); !errors.Is(err, fail) {
 		t.Fatalf("first Acquire: %v, want the Open error", err)
 	}
 	if p.Len() != 0 {
 		t.Error("a failed Open is kept")
 	}
-	v, rel, err := p.Acquire(context.Background(), "k")
+	v, rel, err := p.Acquire(context.Background(), "k", open)
 	if err != nil || v != 7 {
 		t.Fatalf("retry: %v %v", v, err)
 	}
@@ -175,15 +172,12 @@ func TestOpenErrorNotKept(t *testing.T) {
 
 func TestWaiterContext(t *testing.T) {
 	gate := make(chan struct{})
-	p := lazypool.New(lazypool.Config[int]{
-		Idle:  time.Hour,
-		Open:  func(context.Context, string) (int, error) { <-gate; return 1, nil },
-		Close: func(string, int, lazypool.Reason) error { return nil },
-	})
+	open := func(context.Context, string) (int, error) { <-gate; return 1, nil }
+	p := lazypool.New(lazypool.Config[int]{Idle: time.Hour, Close: closeNothing})
 	defer p.Close()
 	opened := make(chan error, 1)
 	go func() {
-		_, rel, err := p.Acquire(context.Background(), "k")
+		_, rel, err := p.Acquire(context.Background(), "k", open)
 		if err == nil {
 			rel()
 		}
@@ -192,7 +186,7 @@ func TestWaiterContext(t *testing.T) {
 	waitFor(t, "the opener to start", func() bool { return p.Len() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, err := p.Acquire(ctx, "k"); !errors.Is(err, context.Canceled) {
+	if _, _, err := p.Acquire(ctx, "k", open); !errors.Is(err, context.Canceled) {
 		t.Errorf("waiter with a cancelled context: %v", err)
 	}
 	close(gate)
@@ -209,8 +203,8 @@ func TestCloseClosesEverything(t *testing.T) {
 		return fmt.Errorf("close %s: %s", key, why)
 	}
 	p := lazypool.New(cfg)
-	held, _, _ := p.Acquire(context.Background(), "held")
-	free, rel, _ := p.Acquire(context.Background(), "free")
+	held, _, _ := p.Acquire(context.Background(), "held", r.open)
+	free, rel, _ := p.Acquire(context.Background(), "free", r.open)
 	rel()
 	err := p.Close()
 	if !held.closed.Load() || !free.closed.Load() {
@@ -219,7 +213,7 @@ func TestCloseClosesEverything(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "close held: closing") || !strings.Contains(err.Error(), "close free: closing") {
 		t.Errorf("Close = %v, want both Close errors", err)
 	}
-	if _, _, err := p.Acquire(context.Background(), "x"); !errors.Is(err, lazypool.ErrClosed) {
+	if _, _, err := p.Acquire(context.Background(), "x", r.open); !errors.Is(err, lazypool.ErrClosed) {
 		t.Errorf("Acquire after Close: %v", err)
 	}
 	if err := p.Close(); err != nil {
