@@ -49,7 +49,7 @@ type Opener[V any] func(ctx context.Context, key string) (V, error)
 type Config[V any] struct {
 	// Close closes a value an Opener returned: one idle for Idle, on the
 	// reaper goroutine, or each one still open, on the goroutine of
-	// Close. It is called once per value, never for a failed Open, and
+	// Close. It is called once per value, never for a failed open, and
 	// holds no lock of the pool: it may block (the reaper's next pass
 	// waits) and may call Len and Peek.
 	Close func(key string, v V, why Reason) error
@@ -60,7 +60,7 @@ type Config[V any] struct {
 	Interval time.Duration
 }
 
-// Pool holds the values of Config.Open by key. Its methods are safe for
+// Pool holds opened values by key. Its methods are safe for
 // concurrent use.
 type Pool[V any] struct {
 	cfg Config[V]
