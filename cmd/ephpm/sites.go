@@ -94,19 +94,22 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 
 // newRegistry builds the site registry of the running node.
 func (n *node) newRegistry() (*sites.Registry, error) {
-	if n.cfg.PHP.Isolation == "pool" {
-		p := newPools(n.cfg, n.runDir, n.log)
-		n.defer_(p.Close)
-		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_site_pools", Help: "Per-site php-fpm pools running now."},
-			func() float64 { return float64(p.Len()) }))
-		return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) { return poolPHP{p: p, site: s}, nil })
+	if n.cfg.PHP.Isolation != "pool" {
+		return n.newRegistryWith(sites.SharedPHP(n.php))
 	}
-	return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) {
-		if s.Conf.DisableFunctions != nil || s.Conf.RunAs != "" {
-			return nil, fmt.Errorf("site %s: [php] disable_functions and run_as need a pool of its own ([php] isolation = \"pool\")", s.Name)
-		}
-		return n.php, nil
+	p, err := phpfpm.NewPools(phpfpm.PoolsConfig{
+		RuntimeDir: filepath.Join(n.runDir, "pools"),
+		Workers:    n.cfg.PHP.PoolWorkers,
+		Idle:       n.cfg.PHP.PoolIdle.D(),
+		Logger:     n.log.WithGroup("pools"),
 	})
+	if err != nil {
+		return nil, err
+	}
+	n.defer_(func() { p.Close() })
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_site_pools", Help: "Per-site php-fpm pools running now."},
+		func() float64 { return float64(p.Len()) }))
+	return n.newRegistryWith(sites.PoolPHP(p, n.cfg))
 }
 
 // newRegistryWith builds a registry with a given runtime picker (the
