@@ -123,13 +123,14 @@ func (n *node) syncReplicatedSites(ctx context.Context) {
 	n.defer_(func() { cancel(); <-done })
 }
 
-// serveReplication starts the replication listener: node-to-node streams,
-// forwarded statements and requests (handed to front).
-func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
+// serveReplication listens for the replication endpoint: node-to-node
+// streams, forwarded statements and requests (handed to front), libSQL
+// clients. serve runs it until stop.
+func (n *node) serveReplication(front *httpd.Server) (serve func() error, stop func(context.Context) error, err error) {
 	rc := n.cfg.Replication
 	ln, err := net.Listen("tcp", rc.Listen)
 	if err != nil {
-		return fmt.Errorf("replication listen: %w", err)
+		return nil, nil, fmt.Errorf("replication listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           n.repl.Handler(front, n.libsqlHandler()),
@@ -142,7 +143,7 @@ func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
 	p.SetUnencryptedHTTP2(true)
 	srv.Protocols = &p
 	n.log.Info("replication listening", "addr", ln.Addr().String(), "tls", rc.TLSCert != "")
-	go func() {
+	serve = func() error {
 		var err error
 		if rc.TLSCert != "" {
 			err = srv.ServeTLS(ln, rc.TLSCert, rc.TLSKey)
@@ -152,16 +153,17 @@ func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		errc <- err
-	}()
-	n.defer_(func() {
+		return err
+	}
+	stop = func(context.Context) error {
 		// Streams never end on their own: give forwarded requests a moment.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		srv.Close()
-	})
-	return nil
+		return nil
+	}
+	return serve, stop, nil
 }
 
 var _ prometheus.Collector = (*replication.Collector)(nil)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,7 +88,8 @@ func (n *node) close() {
 	}
 }
 
-// serve runs the node until ctx ends, then drains and stops everything.
+// serve runs the node until ctx ends or a server fails, then drains and
+// stops everything.
 func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	logw := newLogWriter(stdout)
 	defer logw.Close()
@@ -105,7 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	waitGC := startGCTuner(gcCtx, cfg, os.Getenv, log)
 	n.defer_(func() { stopGC(); waitGC() })
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
-		startPprof(addr, log)
+		n.defer_(startPprof(addr, log))
 	}
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -163,32 +165,38 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	}
 	log.Info("serving", "version", ephpm.Version, "http", ln.Addr().String(), "sites_dir", cfg.Server.SitesDir,
 		"document_root", cfg.Server.DocumentRoot, "php_workers", cfg.PHP.Workers)
-	errc := make(chan error, 3)
-	go func() { errc <- front.Serve(ln) }()
-	if n.repl != nil {
-		if err := n.serveReplication(front, errc); err != nil {
-			return err
+	srvs := newServers(ctx)
+	drain := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Timeouts.Shutdown.D())
+		defer cancel()
+		return srvs.shutdown(sctx)
+	}
+	srvs.add(func() error { return front.Serve(ln) }, func(ctx context.Context) error {
+		// Both listeners of the front (HTTP and HTTPS) drain here.
+		if err := front.Shutdown(ctx); err != nil {
+			log.Warn("shutdown: requests still running at the deadline", "err", err)
 		}
+		return nil
+	})
+	if n.repl != nil {
+		serve, stop, err := n.serveReplication(front)
+		if err != nil {
+			return errors.Join(err, drain())
+		}
+		srvs.add(serve, stop)
 	}
 	if serveTLS != nil {
-		if err := serveTLS(front, errc); err != nil {
-			return err
+		serve, stop, err := serveTLS(front)
+		if err != nil {
+			return errors.Join(err, drain())
 		}
+		srvs.add(serve, stop)
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
+	<-srvs.done()
 	log.Info("shutting down: draining requests", "timeout", cfg.Server.Timeouts.Shutdown.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Timeouts.Shutdown.D())
-	defer cancel()
-	if err := front.Shutdown(sctx); err != nil {
-		log.Warn("shutdown: requests still running at the deadline", "err", err)
-	}
-	<-errc
+	err = drain()
 	log.Info("stopped")
-	return nil
+	return err
 }
 
 // dirs makes the runtime dir and the socket dir PHP can reach.
