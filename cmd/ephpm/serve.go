@@ -20,6 +20,7 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/kv"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/phpfpm"
@@ -52,7 +53,9 @@ func findFPM(cfg *config.Config) (string, error) {
 	return phpfpm.Find(cfg.PHP.FPMBinary)
 }
 
-// node is one running ephpm: what serve wires together.
+// node is one running ephpm: what serve wires together. Components are
+// built in dependency order by serve and startSites; closers undo, in
+// reverse, whatever was started, also after a failed start.
 type node struct {
 	cfg     *config.Config
 	log     *slog.Logger
@@ -63,18 +66,18 @@ type node struct {
 
 	php     *fastcgi.Client
 	sup     *phpfpm.Supervisor
-	dbAddr  [3]string // host, port, socket of the MySQL front
-	kvAddr  [3]string // host, port, socket of the KV store
-	sites   *sites.Registry
 	phpUser unixUser // PHP's user when we are root
-	// onRemove runs for a site whose directory was deleted.
-	onRemove []func(name string)
+	// env is what PHP is told of the MySQL front and the KV store, set
+	// as each starts.
+	env phpenv.Services
 
-	pool  *sqlite.Pool
-	dir   *sites.Directory
+	// Sites mode (startSites), in the order they are built.
+	pool  *sqlite.Pool         // site databases (with MySQL or replication)
+	repl  *replication.Manager // with [replication]
+	sites *sites.Registry
+	dir   *sites.Directory // MySQL accounts over pool (with pool)
 	mysql *mysqlwire.Server
 	kvs   *kv.Server
-	repl  *replication.Manager
 }
 
 // unixUser is a uid and gid (zero: unset).
@@ -324,22 +327,20 @@ func (n *node) singleSite(ctx context.Context) (*httpd.Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	var params []fastcgi.Param
+	var acct phpenv.Account
 	if cfg.DB.SQLite.Proxy.Enabled {
-		stop, p, err := startDB(ctx, cfg, root, n.sockDir, n.log, n.reg)
-		if err != nil {
+		if acct, err = n.startDB(ctx, root); err != nil {
 			return nil, err
 		}
-		n.defer_(stop)
-		params = append(params, p...)
 	}
 	if cfg.KV.Enabled {
-		kvs, p, err := startKV(ctx, cfg, n.sockDir, nil, n.log, n.reg)
+		kvs, ep, err := startKV(ctx, cfg, n.sockDir, nil, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
 		n.defer_(func() { kvs.Close() })
-		params = append(params, p...)
+		n.env.KV = &ep
+		acct.KVUser, acct.KVPassword = "", cfg.KV.Password
 	}
 	return &httpd.Site{
 		Name:         "default",
@@ -348,6 +349,6 @@ func (n *node) singleSite(ctx context.Context) (*httpd.Site, error) {
 		Fallback:     cfg.Server.Fallback,
 		CacheControl: cfg.Server.Static.CacheControl,
 		PHP:          n.php,
-		Params:       params,
+		Params:       n.env.Params(acct),
 	}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/phpfpm"
 	"github.com/ephpm/ephpm/sites"
 	"github.com/ephpm/ephpm/sqlite"
@@ -32,9 +33,7 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	}
 	n.sites = r
 	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
-		pool := sqlite.NewPool(sqlite.PoolConfig{
-			Template:  sqlite.Config{Logger: n.log.WithGroup("sqlite"), MaxLength: int(cfg.DB.SQLite.MaxValueSize)},
-			IdleClose: cfg.DB.SQLite.IdleClose.D(),
+		pool := n.newDBPool(sqlite.PoolConfig{
 			OnOpen: func(ctx context.Context, db *sqlite.DB) error {
 				if n.repl != nil {
 					return n.repl.OnOpen(ctx, db)
@@ -63,23 +62,20 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		if sock == "" {
 			sock = filepath.Join(n.sockDir, "mysql.sock")
 		}
-		srv, host, port, err := startMySQL(ctx, cfg, sock, n.dir, n.log, n.reg)
+		srv, ep, err := startMySQL(ctx, cfg, sock, n.dir, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
 		n.defer_(func() { srv.Close() })
-		n.mysql = srv
-		n.dbAddr = [3]string{host, port, sock}
+		n.mysql, n.env.DB = srv, &ep
 	}
 	if cfg.KV.Enabled {
-		kvs, p, err := startKV(ctx, cfg, n.sockDir, r.KVAuth, n.log, n.reg)
+		kvs, ep, err := startKV(ctx, cfg, n.sockDir, r.KVAuth, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
-		n.onRemove = append(n.onRemove, kvs.DropKeyspace)
-		n.kvs = kvs
 		n.defer_(func() { kvs.Close() })
-		n.kvAddr = [3]string{p[0].Value, p[1].Value, p[2].Value}
+		n.kvs, n.env.KV = kvs, &ep
 	}
 	// Only now: a site's variables name the MySQL and KV addresses.
 	if err := r.Start(ctx); err != nil {
@@ -167,35 +163,23 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 			return n.repl.Route(name)
 		},
 		OnRemove: func(name string) {
-			for _, f := range n.onRemove {
-				f(name)
+			if n.kvs != nil {
+				n.kvs.DropKeyspace(name)
 			}
 		},
 		PHPUser:  n.phpUser.UID,
 		PHPGroup: n.phpUser.GID,
 		Logger:   n.log.WithGroup("sites"),
 		PHP:      php,
-		Params: func(s *sites.Site) []fastcgi.Param {
-			var p []fastcgi.Param
-			if cfg.DB.SQLite.Proxy.Enabled {
-				p = append(p,
-					fastcgi.Param{Name: "EPHPM_DB_HOST", Value: n.dbAddr[0]},
-					fastcgi.Param{Name: "EPHPM_DB_PORT", Value: n.dbAddr[1]},
-					fastcgi.Param{Name: "EPHPM_DB_SOCKET", Value: n.dbAddr[2]},
-					fastcgi.Param{Name: "EPHPM_DB_NAME", Value: s.DBName},
-					fastcgi.Param{Name: "EPHPM_DB_USER", Value: s.DBUser},
-					fastcgi.Param{Name: "EPHPM_DB_PASSWORD", Value: s.DBPassword})
-			}
-			if cfg.KV.Enabled {
-				p = append(p,
-					fastcgi.Param{Name: "EPHPM_KV_HOST", Value: n.kvAddr[0]},
-					fastcgi.Param{Name: "EPHPM_KV_PORT", Value: n.kvAddr[1]},
-					fastcgi.Param{Name: "EPHPM_KV_SOCKET", Value: n.kvAddr[2]},
-					fastcgi.Param{Name: "EPHPM_KV_USER", Value: s.Name},
-					fastcgi.Param{Name: "EPHPM_KV_PASSWORD", Value: s.KVPassword})
-			}
-			return p
-		},
+		Params:   n.siteParams,
+	})
+}
+
+// siteParams is the registry's Params: the EPHPM_* variables of a site.
+func (n *node) siteParams(s *sites.Site) []fastcgi.Param {
+	return n.env.Params(phpenv.Account{
+		DBName: s.DBName, DBUser: s.DBUser, DBPassword: s.DBPassword,
+		KVUser: s.Name, KVPassword: s.KVPassword,
 	})
 }
 
