@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -16,45 +15,56 @@ import (
 	"github.com/ephpm/ephpm/httpd"
 	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/phpfpm"
+	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sites"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
 // startSites serves every directory of sites_dir as a site, each with
 // its own database, MySQL account and KV keyspace.
+//
+// Built in dependency order: the database pool; replication, which
+// takes the pool and becomes its hooks (SetHooks fails if anything was
+// opened without them); the registry, whose Route is replication's and
+// which reports the replicated sites to it; the MySQL directory, whose
+// Forward is replication's; the MySQL front and the KV store, which take
+// the registry. No hook checks whether what it calls exists yet.
+//
+// Some hooks point back to what is built after them, and are methods of
+// the node that read its fields: replication's siteOf, openSession and
+// flushKeyspace, called once the registry reports the replicated sites
+// (in its Start, last here) or the replication listener serves (after
+// startSites); the registry's OnRemove, called from its scan (Start);
+// and its Params, called when a site loads. A client of the MySQL front
+// or the KV store can load a site as soon as that service has started,
+// so for the moment between the two starts a site loaded then could
+// miss the other's variables, as before; PHP itself cannot, HTTP starts
+// last.
 func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	cfg := n.cfg
 	if os.Geteuid() != 0 {
 		n.log.Warn("ephpm is not root: PHP runs as ephpm's own user, so sites are not isolated from each other's files or from site.toml; run as root to host tenants")
+	}
+	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
+		n.pool = n.newDBPool(sqlite.PoolConfig{})
+		n.defer_(func() { n.pool.Close() })
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
+			func() float64 { return float64(n.pool.Len()) }))
+		if cfg.Replication.Enabled() {
+			if err := n.newReplication(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	r, err := n.newRegistry()
 	if err != nil {
 		return nil, err
 	}
 	n.sites = r
-	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
-		pool := n.newDBPool(sqlite.PoolConfig{
-			OnOpen: func(ctx context.Context, db *sqlite.DB) error {
-				if n.repl != nil {
-					return n.repl.OnOpen(ctx, db)
-				}
-				return nil
-			},
-			OnClose: func(db *sqlite.DB) {
-				if n.repl != nil {
-					n.repl.OnClose(db)
-				}
-			},
-		})
-		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
-			func() float64 { return float64(pool.Len()) }))
-		n.defer_(func() { pool.Close() })
-		n.pool = pool
-		n.dir = &sites.Directory{R: r, Pool: pool}
-		if cfg.Replication.Enabled() {
-			if err := n.newReplication(); err != nil {
-				return nil, err
-			}
+	if n.pool != nil {
+		n.dir = &sites.Directory{R: r, Pool: n.pool}
+		if n.repl != nil {
+			n.dir.Forward = n.repl.Forwarder
 		}
 	}
 	if cfg.DB.SQLite.Proxy.Enabled {
@@ -77,14 +87,10 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		n.defer_(func() { kvs.Close() })
 		n.kvs, n.env.KV = kvs, &ep
 	}
-	// Only now: a site's variables name the MySQL and KV addresses.
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
 	n.defer_(func() { r.Close() })
-	if n.repl != nil {
-		n.syncReplicatedSites(ctx)
-	}
 	return r, nil
 }
 
@@ -148,7 +154,7 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 		def = &httpd.Site{Name: "default", Root: root, IndexFiles: cfg.Server.IndexFiles,
 			Fallback: cfg.Server.Fallback, CacheControl: cfg.Server.Static.CacheControl, PHP: n.php}
 	}
-	return sites.New(sites.Config{
+	sc := sites.Config{
 		Global:      cfg,
 		Dir:         dir,
 		Default:     def,
@@ -156,23 +162,20 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 		DBDir:       dbDir,
 		Secret:      []byte(sec),
 		PHPDefaults: defaults,
-		Route: func(name string) func(http.ResponseWriter, *http.Request) bool {
-			if n.repl == nil {
-				return nil
-			}
-			return n.repl.Route(name)
-		},
-		OnRemove: func(name string) {
-			if n.kvs != nil {
-				n.kvs.DropKeyspace(name)
-			}
-		},
-		PHPUser:  n.phpUser.UID,
-		PHPGroup: n.phpUser.GID,
-		Logger:   n.log.WithGroup("sites"),
-		PHP:      php,
-		Params:   n.siteParams,
-	})
+		PHPUser:     n.phpUser.UID,
+		PHPGroup:    n.phpUser.GID,
+		Logger:      n.log.WithGroup("sites"),
+		PHP:         php,
+		Params:      n.siteParams,
+	}
+	if cfg.KV.Enabled {
+		sc.OnRemove = n.dropKeyspace
+	}
+	if m := n.repl; m != nil {
+		sc.Route = m.Route
+		sc.OnReplicated = func(list []sites.Replicated) { m.SetSites(replicationSites(list)) }
+	}
+	return sites.New(sc)
 }
 
 // siteParams is the registry's Params: the EPHPM_* variables of a site.
@@ -181,6 +184,20 @@ func (n *node) siteParams(s *sites.Site) []fastcgi.Param {
 		DBName: s.DBName, DBUser: s.DBUser, DBPassword: s.DBPassword,
 		KVUser: s.Name, KVPassword: s.KVPassword,
 	})
+}
+
+// dropKeyspace is the registry's OnRemove (with the KV store): a deleted
+// site's cached objects go with it.
+func (n *node) dropKeyspace(site string) { n.kvs.DropKeyspace(site) }
+
+// replicationSites are the registry's replicated sites as replication
+// takes them.
+func replicationSites(list []sites.Replicated) []replication.SiteConfig {
+	var out []replication.SiteConfig
+	for _, s := range list {
+		out = append(out, replication.SiteConfig{Name: s.Name, DBPath: s.DBPath, Role: s.Role, PrimaryURL: s.PrimaryURL})
+	}
+	return out
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
