@@ -51,9 +51,10 @@ var ErrNoSite = errors.New("no such site")
 // Config configures a Registry.
 //
 // The hooks (PHP, Params, Route, OnRemove, OnReplicated) are fixed at
-// New: what they reach must be built before the registry, or be bound
-// before the registry is used. None is called with a lock of the
-// registry held, so each may call Get, List, SiteOf and KVAuth.
+// New. PHP, Params and Route run while a site loads, under the
+// registry's load lock: they must not call Get, List, SiteOf or KVAuth
+// (a load would wait for itself). OnRemove and OnReplicated hold no lock
+// of the registry and may call any of its methods but Close.
 type Config struct {
 	Global   *config.Config
 	Dir      string      // sites_dir, absolute
@@ -62,9 +63,9 @@ type Config struct {
 	DBDir    string      // per-site databases: DBDir/<site>.db
 	Secret   []byte      // derives per-site credentials
 	// PHP picks the runtime for a site (the shared pool, or its own:
-	// SharedPHP, PoolPHP). Required. It is called when a site is loaded
-	// (on the goroutine of the Get that loads it, which waits, one load
-	// at a time), and must not block; an error makes the site answer 503.
+	// SharedPHP, PoolPHP). Required. It is called when a site is loaded,
+	// on the goroutine of the Get that loads it (which waits; one load at
+	// a time), and must not block; an error makes the site answer 503.
 	PHP func(s *Site) (httpd.PHP, error)
 	// Params adds node-level variables for a site's PHP (EPHPM_DB_HOST,
 	// ...). Called like PHP, when a site is loaded; must not block. The
