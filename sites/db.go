@@ -17,7 +17,9 @@ var _ mysqlwire.Directory = (*Directory)(nil)
 type Directory struct {
 	R    *Registry
 	Pool *sqlite.Pool
-	// Forward, if set, gives a replica site's write forwarder.
+	// Forward, if set, gives a replica site's write forwarder. It is
+	// called by Lookup, on the goroutine of the MySQL login it serves,
+	// and must not block.
 	Forward func(site string) mysqlwire.Forwarder
 }
 

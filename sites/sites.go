@@ -25,6 +25,7 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/phpfpm"
 )
 
@@ -37,6 +38,9 @@ const (
 	DefaultIdle = 10 * time.Minute
 	// DefaultScanInterval refreshes the alias index from every site.toml.
 	DefaultScanInterval = 2 * time.Second
+	// DefaultReplicatedInterval is how often Config.OnReplicated is told
+	// the replicated sites: a site.toml's new role takes effect within it.
+	DefaultReplicatedInterval = 2 * time.Second
 	// SiteFile is the per-site settings file, never served.
 	SiteFile = "site.toml"
 )
@@ -45,6 +49,12 @@ const (
 var ErrNoSite = errors.New("no such site")
 
 // Config configures a Registry.
+//
+// The hooks (PHP, Params, Route, OnRemove, OnReplicated) are fixed at
+// New. PHP, Params and Route run while a site loads, under the
+// registry's load lock: they must not call Get, List, SiteOf or KVAuth
+// (a load would wait for itself). OnRemove and OnReplicated hold no lock
+// of the registry and may call any of its methods but Close.
 type Config struct {
 	Global   *config.Config
 	Dir      string      // sites_dir, absolute
@@ -52,9 +62,14 @@ type Config struct {
 	StateDir string      // per-site tmp and session dirs: StateDir/<site>/
 	DBDir    string      // per-site databases: DBDir/<site>.db
 	Secret   []byte      // derives per-site credentials
-	// PHP picks the runtime for a site (the shared pool, or its own).
+	// PHP picks the runtime for a site (the shared pool, or its own:
+	// SharedPHP, PoolPHP). Required. It is called when a site is loaded,
+	// on the goroutine of the Get that loads it (which waits; one load at
+	// a time), and must not block; an error makes the site answer 503.
 	PHP func(s *Site) (httpd.PHP, error)
-	// Params adds node-level variables for a site's PHP (EPHPM_DB_HOST, ...).
+	// Params adds node-level variables for a site's PHP (EPHPM_DB_HOST,
+	// ...). Called like PHP, when a site is loaded; must not block. The
+	// result is kept with the site until it is loaded again.
 	Params func(s *Site) []fastcgi.Param
 	// PHPDefaults are the node's values of every directive a site may
 	// set (config.SiteINI): sent with each request of a site that does
@@ -63,12 +78,31 @@ type Config struct {
 	// PHPUser owns the per-site state dirs (the pool user, when root).
 	PHPUser  int
 	PHPGroup int
-	// OnRemove runs when a site's directory is gone (drop its cache keyspace).
+	// OnRemove, if set, runs when a site's directory is gone (drop its
+	// cache keyspace). It is called from the scan, on Start's goroutine
+	// or the registry's own, never concurrently with itself; it should
+	// not block (the next scan waits for it).
 	OnRemove func(name string)
 	// Route, if set, gives a replicated site's HTTP hook (replicas send
-	// writes to the primary).
-	Route  func(name string) func(http.ResponseWriter, *http.Request) bool
-	Logger *slog.Logger
+	// writes to the primary). Called like PHP, when a site whose
+	// site.toml has a replication role is loaded; must not block.
+	Route func(name string) func(http.ResponseWriter, *http.Request) bool
+	// OnReplicated, if set, is told every site whose site.toml gives it
+	// a replication role (sites with a broken site.toml are left out):
+	// once during Start, then every DefaultReplicatedInterval on the
+	// registry's own goroutine, with the whole list each time, changed
+	// or not. Calls never overlap. It may block: the next report waits,
+	// the scan does not.
+	OnReplicated func([]Replicated)
+	Logger       *slog.Logger
+}
+
+// Replicated is a site with a replication role, as OnReplicated sees it.
+type Replicated struct {
+	Name       string
+	DBPath     string
+	Role       string // as in site.toml: "primary" or "replica"
+	PrimaryURL string // a replica's primary_grpc_url
 }
 
 // Site is one site as the node knows it.
@@ -105,8 +139,7 @@ type Registry struct {
 	// loading serializes the first load of a site.
 	loadMu sync.Mutex
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	tasks *task.Group // the scan and the replicated-sites report; nil before Start
 }
 
 // New returns a registry; Start runs its background scan.
@@ -145,35 +178,48 @@ func New(cfg Config) (*Registry, error) {
 const DefaultName = "_default"
 
 // Start builds the alias index and keeps it fresh; it also drops idle
-// cache entries.
+// cache entries and, with OnReplicated, reports the replicated sites.
+// Its goroutines run until ctx ends or Close.
 func (r *Registry) Start(ctx context.Context) error {
 	r.scan()
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(DefaultScanInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.scan()
-				r.evictIdle(time.Now().Add(-DefaultIdle))
-			}
-		}
-	}()
+	r.tasks = task.NewGroup(ctx)
+	r.tasks.Every(DefaultScanInterval, func(context.Context) {
+		r.scan()
+		r.evictIdle(time.Now().Add(-DefaultIdle))
+	})
+	if r.cfg.OnReplicated != nil {
+		r.reportReplicated()
+		r.tasks.Every(DefaultReplicatedInterval, func(context.Context) { r.reportReplicated() })
+	}
 	return nil
 }
 
-// Close stops the background scan.
+// Close stops the registry's goroutines and waits for them.
 func (r *Registry) Close() error {
-	if r.cancel != nil {
-		r.cancel()
+	if r.tasks == nil {
+		return nil
 	}
-	r.wg.Wait()
-	return nil
+	return r.tasks.Close()
+}
+
+// reportReplicated tells OnReplicated which sites replicate.
+func (r *Registry) reportReplicated() {
+	list, err := r.List()
+	if err != nil {
+		r.log.Warn("replication: cannot list sites", "err", err)
+		return
+	}
+	var out []Replicated
+	for _, s := range list {
+		if s.Err != nil || s.Conf == nil || s.Conf.Replication.Role == "" {
+			continue
+		}
+		out = append(out, Replicated{
+			Name: s.Name, DBPath: s.DBPath, Role: s.Conf.Replication.Role,
+			PrimaryURL: s.Conf.Replication.PrimaryGRPCURL,
+		})
+	}
+	r.cfg.OnReplicated(out)
 }
 
 type scanEntry struct {
@@ -304,6 +350,20 @@ func (r *Registry) Site(req *http.Request) (*httpd.Site, error) {
 		return nil, &httpd.Error{Status: http.StatusServiceUnavailable, Msg: "site configuration is broken", Err: s.Err}
 	}
 	return s.HTTP, nil
+}
+
+// SiteOf names the site serving a Host header (a site directory or an
+// alias; a site whose site.toml is broken is still that site).
+func (r *Registry) SiteOf(host string) (string, bool) {
+	h, err := config.NormalizeHost(host)
+	if err != nil {
+		return "", false
+	}
+	s, err := r.Get(h)
+	if err != nil {
+		return "", false
+	}
+	return s.Name, true
 }
 
 // Get returns the site for a normalized host name or alias.

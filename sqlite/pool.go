@@ -6,12 +6,18 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ephpm/ephpm/internal/lazypool"
 )
 
 // DefaultIdleClose is how long a database stays open after its last user
 // released it: long enough to serve a burst of requests from one open,
 // short enough that thousands of idle sites cost nothing.
 const DefaultIdleClose = 2 * time.Minute
+
+// minSweep is the shortest interval between two looks for idle
+// databases (tests use an IdleClose of milliseconds).
+const minSweep = 10 * time.Millisecond
 
 // PoolConfig configures a Pool.
 type PoolConfig struct {
@@ -21,30 +27,40 @@ type PoolConfig struct {
 	IdleClose time.Duration
 	// OnOpen, if set, runs once after each database opens (e.g. to add
 	// commit hooks); an error closes the database and fails the Acquire.
+	// It runs on the goroutine of the Acquire that opens the database,
+	// with its context, before any other Acquire of that path returns;
+	// it may block them (they wait) but no other path. It may call the
+	// pool for other paths (Len, IfOpen), not Acquire its own.
 	OnOpen func(ctx context.Context, db *DB) error
-	// OnClose, if set, runs after a database the pool opened is closed.
+	// OnClose, if set, runs after a database the pool opened is closed:
+	// on the pool's sweeper goroutine (idle), on Close's, or on the
+	// Acquire whose OnOpen failed. It is called once per database, may
+	// block (the next sweep waits) and may call Len and IfOpen.
 	OnClose func(db *DB)
 }
+
+// PoolHooks observe the databases a pool opens and closes, with the
+// contracts of PoolConfig.OnOpen and OnClose. replication.Manager is
+// one; it takes the pool, so it is installed after with SetHooks.
+type PoolHooks interface {
+	OnOpen(ctx context.Context, db *DB) error
+	OnClose(db *DB)
+}
+
+// ErrPoolInUse is returned by SetHooks on a pool that has already been
+// asked for a database: that database would never have seen the hooks.
+var ErrPoolInUse = errors.New("sqlite: pool already in use: hooks must be set before the first Acquire")
 
 // Pool opens site databases on first use, shares them between users and
 // closes them when they have been idle for IdleClose.
 type Pool struct {
 	cfg PoolConfig
+	dbs *lazypool.Pool[*DB] // by path
 
-	mu     sync.Mutex
-	dbs    map[string]*poolEntry
-	closed bool
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-type poolEntry struct {
-	ready    chan struct{} // closed once db/err are set
-	db       *DB
-	err      error
-	refs     int
-	lastUsed time.Time
+	hookMu  sync.Mutex
+	used    bool // Acquire was called: the hooks are fixed
+	onOpen  func(ctx context.Context, db *DB) error
+	onClose func(db *DB)
 }
 
 // NewPool returns a pool and starts its idle sweeper; Close stops it.
@@ -52,158 +68,87 @@ func NewPool(cfg PoolConfig) *Pool {
 	if cfg.IdleClose <= 0 {
 		cfg.IdleClose = DefaultIdleClose
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{cfg: cfg, dbs: map[string]*poolEntry{}, cancel: cancel}
-	p.wg.Add(1)
-	go p.sweep(ctx)
+	p := &Pool{cfg: cfg, onOpen: cfg.OnOpen, onClose: cfg.OnClose}
+	p.dbs = lazypool.New(lazypool.Config[*DB]{
+		Close:    p.close,
+		Idle:     cfg.IdleClose,
+		Interval: max(cfg.IdleClose/4, minSweep),
+	})
 	return p
+}
+
+// SetHooks makes h the pool's OnOpen and OnClose, in place of
+// PoolConfig's: for a hook that needs the pool built first. It must be
+// called before the first Acquire; after that it changes nothing and
+// returns ErrPoolInUse.
+func (p *Pool) SetHooks(h PoolHooks) error {
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
+	if p.used {
+		return ErrPoolInUse
+	}
+	p.onOpen, p.onClose = h.OnOpen, h.OnClose
+	return nil
+}
+
+// hooks returns OnOpen and OnClose (fixed once Acquire was called).
+func (p *Pool) hooks() (func(ctx context.Context, db *DB) error, func(db *DB)) {
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
+	return p.onOpen, p.onClose
+}
+
+func (p *Pool) open(ctx context.Context, path string) (*DB, error) {
+	cfg := p.cfg.Template
+	cfg.Path = path
+	onOpen, onClose := p.hooks()
+	db, err := Open(ctx, cfg)
+	if err == nil && onOpen != nil {
+		if err = onOpen(ctx, db); err != nil {
+			db.Close()
+			if onClose != nil {
+				onClose(db)
+			}
+			db = nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open site db %q: %w", path, err)
+	}
+	return db, nil
+}
+
+func (p *Pool) close(_ string, db *DB, _ lazypool.Reason) error {
+	err := db.Close()
+	if _, onClose := p.hooks(); onClose != nil {
+		onClose(db)
+	}
+	return err
 }
 
 // Acquire returns the open database at path, opening it if needed; call
 // release when done with it.
 func (p *Pool) Acquire(ctx context.Context, path string) (*DB, func(), error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, nil, ErrClosed
+	p.hookMu.Lock()
+	p.used = true
+	p.hookMu.Unlock()
+	db, release, err := p.dbs.Acquire(ctx, path, p.open)
+	if errors.Is(err, lazypool.ErrClosed) {
+		err = ErrClosed
 	}
-	e := p.dbs[path]
-	opener := e == nil
-	if opener {
-		e = &poolEntry{ready: make(chan struct{})}
-		p.dbs[path] = e
-	}
-	e.refs++
-	p.mu.Unlock()
-
-	if opener {
-		cfg := p.cfg.Template
-		cfg.Path = path
-		db, err := Open(ctx, cfg)
-		if err == nil && p.cfg.OnOpen != nil {
-			if err = p.cfg.OnOpen(ctx, db); err != nil {
-				db.Close()
-				if p.cfg.OnClose != nil {
-					p.cfg.OnClose(db)
-				}
-				db = nil
-			}
-		}
-		e.db, e.err = db, err
-		close(e.ready)
-	} else {
-		select {
-		case <-e.ready:
-		case <-ctx.Done():
-			p.release(path, e)
-			return nil, nil, ctx.Err()
-		}
-	}
-	if e.err != nil {
-		p.release(path, e)
-		return nil, nil, fmt.Errorf("open site db %q: %w", path, e.err)
-	}
-	var once sync.Once
-	return e.db, func() { once.Do(func() { p.release(path, e) }) }, nil
-}
-
-func (p *Pool) release(path string, e *poolEntry) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e.refs--
-	e.lastUsed = time.Now()
-	if e.err != nil && e.refs == 0 && p.dbs[path] == e {
-		delete(p.dbs, path) // let the next Acquire retry the open
-	}
+	return db, release, err
 }
 
 // Len is the number of open (or opening) databases.
-func (p *Pool) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.dbs)
-}
-
-func (p *Pool) sweep(ctx context.Context) {
-	defer p.wg.Done()
-	t := time.NewTicker(max(p.cfg.IdleClose/4, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		p.closeIdle(time.Now().Add(-p.cfg.IdleClose))
-	}
-}
-
-// closeIdle closes databases unused since before cutoff.
-func (p *Pool) closeIdle(cutoff time.Time) {
-	var idle []*DB
-	p.mu.Lock()
-	for path, e := range p.dbs {
-		select {
-		case <-e.ready:
-		default:
-			continue // still opening
-		}
-		if e.refs == 0 && e.lastUsed.Before(cutoff) {
-			delete(p.dbs, path)
-			if e.db != nil {
-				idle = append(idle, e.db)
-			}
-		}
-	}
-	p.mu.Unlock()
-	for _, db := range idle {
-		db.Close()
-		if p.cfg.OnClose != nil {
-			p.cfg.OnClose(db)
-		}
-	}
-}
+func (p *Pool) Len() int { return p.dbs.Len() }
 
 // Close stops the sweeper and closes every database, in use or not.
-func (p *Pool) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	dbs := p.dbs
-	p.dbs = map[string]*poolEntry{}
-	p.mu.Unlock()
-	p.cancel()
-	p.wg.Wait()
-	var errs []error
-	for _, e := range dbs {
-		<-e.ready
-		if e.db != nil {
-			errs = append(errs, e.db.Close())
-			if p.cfg.OnClose != nil {
-				p.cfg.OnClose(e.db)
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
+func (p *Pool) Close() error { return p.dbs.Close() }
 
 // IfOpen calls f with the database at path if the pool has it open
 // (without taking a reference: f must not keep it).
 func (p *Pool) IfOpen(path string, f func(*DB)) {
-	p.mu.Lock()
-	e := p.dbs[path]
-	p.mu.Unlock()
-	if e == nil {
-		return
-	}
-	select {
-	case <-e.ready:
-		if e.db != nil {
-			f(e.db)
-		}
-	default:
+	if db, ok := p.dbs.Peek(path); ok {
+		f(db)
 	}
 }

@@ -112,3 +112,34 @@ func TestPoolCloseClosesAll(t *testing.T) {
 		t.Errorf("Acquire after Close: %v", err)
 	}
 }
+
+// hooks records what a pool tells it.
+type hooks struct{ opened, closed atomic.Int32 }
+
+func (h *hooks) OnOpen(context.Context, *sqlite.DB) error { h.opened.Add(1); return nil }
+func (h *hooks) OnClose(*sqlite.DB)                       { h.closed.Add(1) }
+
+var _ sqlite.PoolHooks = (*hooks)(nil)
+
+func TestPoolSetHooks(t *testing.T) {
+	p := sqlite.NewPool(sqlite.PoolConfig{})
+	var h hooks
+	if err := p.SetHooks(&h); err != nil {
+		t.Fatal(err)
+	}
+	_, rel, err := p.Acquire(context.Background(), filepath.Join(t.TempDir(), "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	// Too late: a database was already handed out without these.
+	if err := p.SetHooks(&hooks{}); !errors.Is(err, sqlite.ErrPoolInUse) {
+		t.Errorf("SetHooks after Acquire: %v, want ErrPoolInUse", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if h.opened.Load() != 1 || h.closed.Load() != 1 {
+		t.Errorf("hooks saw %d opens and %d closes, want 1 and 1", h.opened.Load(), h.closed.Load())
+	}
+}

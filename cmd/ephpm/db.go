@@ -6,16 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ephpm/ephpm/config"
-	"github.com/ephpm/ephpm/fastcgi"
+	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/sqlite"
 	"github.com/ephpm/ephpm/sqlxlate"
@@ -94,12 +93,14 @@ func secret(file string) (string, error) {
 	return s, nil
 }
 
-// startDB opens the single site's database behind the MySQL wire
-// protocol and returns the EPHPM_DB_* variables PHP sees.
-func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log *slog.Logger, reg prometheus.Registerer) (func(), []fastcgi.Param, error) {
+// startDB serves the single site's database behind the MySQL wire
+// protocol, through a sqlite.Pool as in sites mode, and returns the
+// account PHP logs in with.
+func (n *node) startDB(ctx context.Context, root string) (phpenv.Account, error) {
+	cfg := n.cfg
 	dd, err := dataDir(cfg)
 	if err != nil {
-		return nil, nil, err
+		return phpenv.Account{}, err
 	}
 	p := cfg.DB.SQLite.Proxy
 	path := cfg.DB.SQLite.Path
@@ -109,59 +110,41 @@ func startDB(ctx context.Context, cfg *config.Config, root, sockDir string, log 
 		path = filepath.Join(dd, "db", fmt.Sprintf("%s-%s.db", p.Database, hex.EncodeToString(sum[:4])))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("database dir: %w", err)
+		return phpenv.Account{}, fmt.Errorf("database dir: %w", err)
 	}
 	if rel, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(rel, "..") {
-		log.Warn("the database file is inside the document root (it is never served, but keep it outside)", "path", path)
+		n.log.Warn("the database file is inside the document root (it is never served, but keep it outside)", "path", path)
 	}
 	password := p.Password
 	if password == "" {
 		if password, err = secret(filepath.Join(dd, "mysql-password")); err != nil {
-			return nil, nil, err
+			return phpenv.Account{}, err
 		}
 	}
-	var (
-		mu sync.Mutex
-		db *sqlite.DB
-	)
-	open := func(ctx context.Context) (*sqlite.DB, func(), error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if db == nil {
-			d, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: log.WithGroup("sqlite"), MaxLength: int(cfg.DB.SQLite.MaxValueSize)})
-			if err != nil {
-				return nil, nil, fmt.Errorf("open %s: %w", path, err)
-			}
-			db = d
-		}
-		return db, func() {}, nil
-	}
+	pool := n.newDBPool(sqlite.PoolConfig{})
+	n.defer_(func() { pool.Close() })
 	sock := p.Socket
 	if sock == "" {
-		sock = filepath.Join(sockDir, "mysql.sock")
+		sock = filepath.Join(n.sockDir, "mysql.sock")
 	}
-	srv, host, port, err := startMySQL(ctx, cfg, sock,
-		mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}}, log, reg)
+	open := func(ctx context.Context) (*sqlite.DB, func(), error) { return pool.Acquire(ctx, path) }
+	srv, ep, err := startMySQL(ctx, cfg, sock,
+		mysqlwire.StaticDirectory{p.User: {User: p.User, Password: password, Database: p.Database, Open: open}}, n.log, n.reg)
 	if err != nil {
-		return nil, nil, err
+		return phpenv.Account{}, err
 	}
-	stop := func() {
-		_ = srv.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		if db != nil {
-			_ = db.Close()
-		}
-	}
-	log.Info("database", "path", path, "mysql", p.MySQLListen, "socket", sock, "user", p.User, "database", p.Database)
-	return stop, []fastcgi.Param{
-		{Name: "EPHPM_DB_HOST", Value: host},
-		{Name: "EPHPM_DB_PORT", Value: port},
-		{Name: "EPHPM_DB_SOCKET", Value: sock},
-		{Name: "EPHPM_DB_NAME", Value: p.Database},
-		{Name: "EPHPM_DB_USER", Value: p.User},
-		{Name: "EPHPM_DB_PASSWORD", Value: password},
-	}, nil
+	n.defer_(func() { srv.Close() })
+	n.env.DB = &ep
+	n.log.Info("database", "path", path, "mysql", p.MySQLListen, "socket", sock, "user", p.User, "database", p.Database)
+	return phpenv.Account{DBName: p.Database, DBUser: p.User, DBPassword: password}, nil
+}
+
+// newDBPool is the pool of the node's databases (the single site's, or
+// every site's), with hooks from pc.
+func (n *node) newDBPool(pc sqlite.PoolConfig) *sqlite.Pool {
+	pc.Template = sqlite.Config{Logger: n.log.WithGroup("sqlite"), MaxLength: int(n.cfg.DB.SQLite.MaxValueSize)}
+	pc.IdleClose = n.cfg.DB.SQLite.IdleClose.D()
+	return sqlite.NewPool(pc)
 }
 
 // setSQLLimits applies the process-wide bounds of SQL statements: the
@@ -175,7 +158,7 @@ func setSQLLimits(cfg *config.Config, log *slog.Logger) {
 }
 
 // startMySQL starts the MySQL front over a directory of accounts.
-func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlwire.Directory, log *slog.Logger, reg prometheus.Registerer) (*mysqlwire.Server, string, string, error) {
+func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlwire.Directory, log *slog.Logger, reg prometheus.Registerer) (*mysqlwire.Server, phpenv.Endpoint, error) {
 	p := cfg.DB.SQLite.Proxy
 	srv, err := mysqlwire.New(mysqlwire.Config{
 		Listen: p.MySQLListen, Socket: sock, AllowRemote: p.AllowRemote,
@@ -187,17 +170,13 @@ func startMySQL(ctx context.Context, cfg *config.Config, sock string, dir mysqlw
 		MaxResultSize:    int(cfg.DB.SQLite.MaxResultSize),
 	})
 	if err != nil {
-		return nil, "", "", err
+		return nil, phpenv.Endpoint{}, err
 	}
 	// The front outlives the shutdown signal: requests draining after
 	// SIGTERM still need their database. The node's Close, after the
 	// drain, stops it and interrupts the statements still running.
 	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, "", "", fmt.Errorf("start mysql front: %w", err)
+		return nil, phpenv.Endpoint{}, fmt.Errorf("start mysql front: %w", err)
 	}
-	host, port := "", ""
-	if a := srv.Addr(); a != nil {
-		host, port, _ = net.SplitHostPort(a.String())
-	}
-	return srv, host, port, nil
+	return srv, phpenv.EndpointOf(srv.Addr(), sock), nil
 }

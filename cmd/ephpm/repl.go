@@ -11,19 +11,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/httpd"
 	"github.com/ephpm/ephpm/libsql"
 	"github.com/ephpm/ephpm/replication"
+	"github.com/ephpm/ephpm/sqlite"
 )
 
-// newReplication creates the node's replication manager ([replication]).
+// newReplication creates the node's replication manager ([replication])
+// over n.pool and makes it the pool's hooks.
 func (n *node) newReplication() error {
 	rc := n.cfg.Replication
 	name := rc.Node
@@ -42,94 +42,63 @@ func (n *node) newReplication() error {
 		}
 		client = replication.NewClient(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}})
 	}
-	m, err := replication.New(replication.Config{
+	rcfg := replication.Config{
 		Node: name, Token: rc.AuthToken, Pool: n.pool, Client: client,
 		CompactFrames: rc.CompactFrames, WritePaths: rc.WritePaths, WaitApplied: rc.WaitApplied.D(),
-		OnApply: func(site string) {
-			if n.kvs != nil {
-				n.kvs.FlushKeyspace(site)
-			}
-		},
-		OpenSession: func(ctx context.Context, site string) (replication.StatementSession, error) {
-			if n.mysql == nil {
-				return nil, errors.New("the MySQL front is disabled")
-			}
-			acct, err := n.dir.Lookup(ctx, site)
-			if err != nil || acct == nil {
-				return nil, fmt.Errorf("site %s: no database account (%v)", site, err)
-			}
-			return n.mysql.Detached(acct), nil
-		},
-		SiteOf: func(host string) (string, bool) {
-			h, err := config.NormalizeHost(host)
-			if err != nil || n.sites == nil {
-				return "", false
-			}
-			s, err := n.sites.Get(h)
-			if err != nil {
-				return "", false
-			}
-			return s.Name, true
-		},
-		Logger: n.log.WithGroup("replication"),
-	})
+		OpenSession: n.openSession,
+		SiteOf:      n.siteOf,
+		Logger:      n.log.WithGroup("replication"),
+	}
+	if n.cfg.KV.Enabled {
+		rcfg.OnApply = n.flushKeyspace
+	}
+	m, err := replication.New(rcfg)
 	if err != nil {
 		return err
 	}
-	n.repl = m
-	n.dir.Forward = m.Forwarder
 	n.defer_(func() { m.Close() })
+	if err := n.pool.SetHooks(m); err != nil {
+		return err
+	}
+	n.repl = m
 	n.reg.MustRegister(replication.NewCollector(m))
 	return nil
 }
 
-// syncReplicatedSites tells the manager which sites replicate, now and
-// whenever a site.toml changes.
-func (n *node) syncReplicatedSites(ctx context.Context) {
-	sync := func() {
-		list, err := n.sites.List()
-		if err != nil {
-			n.log.Warn("replication: cannot list sites", "err", err)
-			return
-		}
-		var out []replication.SiteConfig
-		for _, s := range list {
-			if s.Err != nil || s.Conf == nil || s.Conf.Replication.Role == "" {
-				continue
-			}
-			out = append(out, replication.SiteConfig{
-				Name: s.Name, DBPath: s.DBPath, Role: s.Conf.Replication.Role,
-				PrimaryURL: s.Conf.Replication.PrimaryGRPCURL,
-			})
-		}
-		n.repl.SetSites(out)
+var _ sqlite.PoolHooks = (*replication.Manager)(nil)
+
+// The node's replication hooks: replication calls them only once the
+// registry reports the replicated sites or the replication listener
+// serves, both after startSites built what they reach (see startSites).
+
+// siteOf is replication's SiteOf: the site serving a Host header.
+func (n *node) siteOf(host string) (string, bool) { return n.sites.SiteOf(host) }
+
+// openSession is replication's OpenSession: a MySQL session on a site
+// this node is primary for, to run the statements replicas forward.
+func (n *node) openSession(ctx context.Context, site string) (replication.StatementSession, error) {
+	if !n.cfg.DB.SQLite.Proxy.Enabled {
+		return nil, errors.New("the MySQL front is disabled")
 	}
-	sync()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				sync()
-			}
-		}
-	}()
-	n.defer_(func() { cancel(); <-done })
+	acct, err := n.dir.Lookup(ctx, site)
+	if err != nil || acct == nil {
+		return nil, fmt.Errorf("site %s: no database account (%v)", site, err)
+	}
+	return n.mysql.Detached(acct), nil
 }
 
-// serveReplication starts the replication listener: node-to-node streams,
-// forwarded statements and requests (handed to front).
-func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
+// flushKeyspace is replication's OnApply (with the KV store): a replica's
+// database changed under the site's cached objects.
+func (n *node) flushKeyspace(site string) { n.kvs.FlushKeyspace(site) }
+
+// serveReplication listens for the replication endpoint: node-to-node
+// streams, forwarded statements and requests (handed to front), libSQL
+// clients. serve runs it until stop.
+func (n *node) serveReplication(front *httpd.Server) (serve func() error, stop func(context.Context) error, err error) {
 	rc := n.cfg.Replication
 	ln, err := net.Listen("tcp", rc.Listen)
 	if err != nil {
-		return fmt.Errorf("replication listen: %w", err)
+		return nil, nil, fmt.Errorf("replication listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           n.repl.Handler(front, n.libsqlHandler()),
@@ -142,7 +111,7 @@ func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
 	p.SetUnencryptedHTTP2(true)
 	srv.Protocols = &p
 	n.log.Info("replication listening", "addr", ln.Addr().String(), "tls", rc.TLSCert != "")
-	go func() {
+	serve = func() error {
 		var err error
 		if rc.TLSCert != "" {
 			err = srv.ServeTLS(ln, rc.TLSCert, rc.TLSKey)
@@ -152,16 +121,17 @@ func (n *node) serveReplication(front *httpd.Server, errc chan<- error) error {
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		errc <- err
-	}()
-	n.defer_(func() {
+		return err
+	}
+	stop = func(context.Context) error {
 		// Streams never end on their own: give forwarded requests a moment.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		srv.Close()
-	})
-	return nil
+		return nil
+	}
+	return serve, stop, nil
 }
 
 var _ prometheus.Collector = (*replication.Collector)(nil)
@@ -179,12 +149,7 @@ func (n *node) libsqlHandler() http.Handler {
 		StatementTimeout: n.cfg.DB.SQLite.StatementTimeout.D(),
 		MaxResultSize:    int(n.cfg.DB.SQLite.MaxResultSize),
 		Resolve: func(ctx context.Context, r *http.Request) (*libsql.Site, error) {
-			tok := r.Header.Get("Authorization")
-			if tok == "" {
-				tok = r.Header.Get("X-Authorization")
-			}
-			tok = strings.TrimSpace(strings.TrimPrefix(tok, "Bearer "))
-			name, ok := replication.ParseSiteToken(rc.AuthToken, tok)
+			name, ok := replication.SiteOfBearer(rc.AuthToken, r.Header)
 			if !ok {
 				return nil, libsql.ErrUnauthorized
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ephpm/ephpm/config"
+	"github.com/ephpm/ephpm/internal/task"
 )
 
 // ephpm's live heap is usually small (sessions, plans, a few sites'
@@ -28,6 +29,8 @@ const (
 	maxGCPercent   = 400
 	minGCPercent   = 100
 	minMemoryLimit = 512 << 20
+	// gcTuneInterval is how often the live heap is read again.
+	gcTuneInterval = time.Second
 )
 
 // gcPercentFor is GOGC for a live heap of live bytes.
@@ -55,33 +58,26 @@ func startGCTuner(ctx context.Context, cfg *config.Config, getenv func(string) s
 	}
 	prevLimit := debug.SetMemoryLimit(limit)
 	prevPercent := debug.SetGCPercent(maxGCPercent)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) }()
-		cur := maxGCPercent
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				continue
-			}
-			live := sample[0].Value.Uint64()
-			if p := gcPercentFor(live); p != cur {
-				debug.SetGCPercent(p)
-				log.Debug("go gc", "gc_percent", p, "live_heap", live)
-				cur = p
-			}
+	cur := maxGCPercent
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	tune := func(context.Context) {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return
 		}
-	}()
-	return func() { <-done }
+		live := sample[0].Value.Uint64()
+		if p := gcPercentFor(live); p != cur {
+			debug.SetGCPercent(p)
+			log.Debug("go gc", "gc_percent", p, "live_heap", live)
+			cur = p
+		}
+	}
+	tasks := task.NewGroup(ctx)
+	tasks.Go(func(ctx context.Context) error {
+		defer func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) }()
+		return task.Every(ctx, gcTuneInterval, tune)
+	})
+	return func() { tasks.Wait() }
 }
 
 // Go's sysmon thread sleeps deeply whenever every P is idle, and the next

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/kv"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/phpfpm"
@@ -51,7 +53,9 @@ func findFPM(cfg *config.Config) (string, error) {
 	return phpfpm.Find(cfg.PHP.FPMBinary)
 }
 
-// node is one running ephpm: what serve wires together.
+// node is one running ephpm: what serve wires together. Components are
+// built in dependency order by serve and startSites; closers undo, in
+// reverse, whatever was started, also after a failed start.
 type node struct {
 	cfg     *config.Config
 	log     *slog.Logger
@@ -62,18 +66,18 @@ type node struct {
 
 	php     *fastcgi.Client
 	sup     *phpfpm.Supervisor
-	dbAddr  [3]string // host, port, socket of the MySQL front
-	kvAddr  [3]string // host, port, socket of the KV store
-	sites   *sites.Registry
 	phpUser unixUser // PHP's user when we are root
-	// onRemove runs for a site whose directory was deleted.
-	onRemove []func(name string)
+	// env is what PHP is told of the MySQL front and the KV store, set
+	// as each starts.
+	env phpenv.Services
 
-	pool  *sqlite.Pool
-	dir   *sites.Directory
+	// Sites mode (startSites), in the order they are built.
+	pool  *sqlite.Pool         // site databases (with MySQL or replication)
+	repl  *replication.Manager // with [replication]
+	sites *sites.Registry
+	dir   *sites.Directory // MySQL accounts over pool (with pool)
 	mysql *mysqlwire.Server
 	kvs   *kv.Server
-	repl  *replication.Manager
 }
 
 // unixUser is a uid and gid (zero: unset).
@@ -87,7 +91,8 @@ func (n *node) close() {
 	}
 }
 
-// serve runs the node until ctx ends, then drains and stops everything.
+// serve runs the node until ctx ends or a server fails, then drains and
+// stops everything.
 func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	logw := newLogWriter(stdout)
 	defer logw.Close()
@@ -105,7 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	waitGC := startGCTuner(gcCtx, cfg, os.Getenv, log)
 	n.defer_(func() { stopGC(); waitGC() })
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
-		startPprof(addr, log)
+		n.defer_(startPprof(addr, log))
 	}
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -163,32 +168,38 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	}
 	log.Info("serving", "version", ephpm.Version, "http", ln.Addr().String(), "sites_dir", cfg.Server.SitesDir,
 		"document_root", cfg.Server.DocumentRoot, "php_workers", cfg.PHP.Workers)
-	errc := make(chan error, 3)
-	go func() { errc <- front.Serve(ln) }()
-	if n.repl != nil {
-		if err := n.serveReplication(front, errc); err != nil {
-			return err
+	srvs := newServers(ctx)
+	drain := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Timeouts.Shutdown.D())
+		defer cancel()
+		return srvs.shutdown(sctx)
+	}
+	srvs.add(func() error { return front.Serve(ln) }, func(ctx context.Context) error {
+		// Both listeners of the front (HTTP and HTTPS) drain here.
+		if err := front.Shutdown(ctx); err != nil {
+			log.Warn("shutdown: requests still running at the deadline", "err", err)
 		}
+		return nil
+	})
+	if n.repl != nil {
+		serve, stop, err := n.serveReplication(front)
+		if err != nil {
+			return errors.Join(err, drain())
+		}
+		srvs.add(serve, stop)
 	}
 	if serveTLS != nil {
-		if err := serveTLS(front, errc); err != nil {
-			return err
+		serve, stop, err := serveTLS(front)
+		if err != nil {
+			return errors.Join(err, drain())
 		}
+		srvs.add(serve, stop)
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
+	<-srvs.done()
 	log.Info("shutting down: draining requests", "timeout", cfg.Server.Timeouts.Shutdown.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.Timeouts.Shutdown.D())
-	defer cancel()
-	if err := front.Shutdown(sctx); err != nil {
-		log.Warn("shutdown: requests still running at the deadline", "err", err)
-	}
-	<-errc
+	err = drain()
 	log.Info("stopped")
-	return nil
+	return err
 }
 
 // dirs makes the runtime dir and the socket dir PHP can reach.
@@ -316,22 +327,20 @@ func (n *node) singleSite(ctx context.Context) (*httpd.Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	var params []fastcgi.Param
+	var acct phpenv.Account
 	if cfg.DB.SQLite.Proxy.Enabled {
-		stop, p, err := startDB(ctx, cfg, root, n.sockDir, n.log, n.reg)
-		if err != nil {
+		if acct, err = n.startDB(ctx, root); err != nil {
 			return nil, err
 		}
-		n.defer_(stop)
-		params = append(params, p...)
 	}
 	if cfg.KV.Enabled {
-		kvs, p, err := startKV(ctx, cfg, n.sockDir, nil, n.log, n.reg)
+		kvs, ep, err := startKV(ctx, cfg, n.sockDir, nil, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
 		n.defer_(func() { kvs.Close() })
-		params = append(params, p...)
+		n.env.KV = &ep
+		acct.KVUser, acct.KVPassword = "", cfg.KV.Password
 	}
 	return &httpd.Site{
 		Name:         "default",
@@ -340,6 +349,6 @@ func (n *node) singleSite(ctx context.Context) (*httpd.Site, error) {
 		Fallback:     cfg.Server.Fallback,
 		CacheControl: cfg.Server.Static.CacheControl,
 		PHP:          n.php,
-		Params:       params,
+		Params:       n.env.Params(acct),
 	}, nil
 }

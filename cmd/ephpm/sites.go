@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -14,48 +13,58 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/phpfpm"
+	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sites"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
 // startSites serves every directory of sites_dir as a site, each with
 // its own database, MySQL account and KV keyspace.
+//
+// Built in dependency order: the database pool; replication, which
+// takes the pool and becomes its hooks (SetHooks fails if anything was
+// opened without them); the registry, whose Route is replication's and
+// which reports the replicated sites to it; the MySQL directory, whose
+// Forward is replication's; the MySQL front and the KV store, which take
+// the registry. No hook checks whether what it calls exists yet.
+//
+// Some hooks point back to what is built after them, and are methods of
+// the node that read its fields: replication's siteOf, openSession and
+// flushKeyspace, called once the registry reports the replicated sites
+// (in its Start, last here) or the replication listener serves (after
+// startSites); the registry's OnRemove, called from its scan (Start);
+// and its Params, called when a site loads. A client of the MySQL front
+// or the KV store can load a site as soon as that service has started,
+// so for the moment between the two starts a site loaded then could
+// miss the other's variables, as before; PHP itself cannot, HTTP starts
+// last.
 func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	cfg := n.cfg
 	if os.Geteuid() != 0 {
 		n.log.Warn("ephpm is not root: PHP runs as ephpm's own user, so sites are not isolated from each other's files or from site.toml; run as root to host tenants")
+	}
+	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
+		n.pool = n.newDBPool(sqlite.PoolConfig{})
+		n.defer_(func() { n.pool.Close() })
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
+			func() float64 { return float64(n.pool.Len()) }))
+		if cfg.Replication.Enabled() {
+			if err := n.newReplication(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	r, err := n.newRegistry()
 	if err != nil {
 		return nil, err
 	}
 	n.sites = r
-	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
-		pool := sqlite.NewPool(sqlite.PoolConfig{
-			Template:  sqlite.Config{Logger: n.log.WithGroup("sqlite"), MaxLength: int(cfg.DB.SQLite.MaxValueSize)},
-			IdleClose: cfg.DB.SQLite.IdleClose.D(),
-			OnOpen: func(ctx context.Context, db *sqlite.DB) error {
-				if n.repl != nil {
-					return n.repl.OnOpen(ctx, db)
-				}
-				return nil
-			},
-			OnClose: func(db *sqlite.DB) {
-				if n.repl != nil {
-					n.repl.OnClose(db)
-				}
-			},
-		})
-		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
-			func() float64 { return float64(pool.Len()) }))
-		n.defer_(func() { pool.Close() })
-		n.pool = pool
-		n.dir = &sites.Directory{R: r, Pool: pool}
-		if cfg.Replication.Enabled() {
-			if err := n.newReplication(); err != nil {
-				return nil, err
-			}
+	if n.pool != nil {
+		n.dir = &sites.Directory{R: r, Pool: n.pool}
+		if n.repl != nil {
+			n.dir.Forward = n.repl.Forwarder
 		}
 	}
 	if cfg.DB.SQLite.Proxy.Enabled {
@@ -63,50 +72,46 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		if sock == "" {
 			sock = filepath.Join(n.sockDir, "mysql.sock")
 		}
-		srv, host, port, err := startMySQL(ctx, cfg, sock, n.dir, n.log, n.reg)
+		srv, ep, err := startMySQL(ctx, cfg, sock, n.dir, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
 		n.defer_(func() { srv.Close() })
-		n.mysql = srv
-		n.dbAddr = [3]string{host, port, sock}
+		n.mysql, n.env.DB = srv, &ep
 	}
 	if cfg.KV.Enabled {
-		kvs, p, err := startKV(ctx, cfg, n.sockDir, r.KVAuth, n.log, n.reg)
+		kvs, ep, err := startKV(ctx, cfg, n.sockDir, r.KVAuth, n.log, n.reg)
 		if err != nil {
 			return nil, err
 		}
-		n.onRemove = append(n.onRemove, kvs.DropKeyspace)
-		n.kvs = kvs
 		n.defer_(func() { kvs.Close() })
-		n.kvAddr = [3]string{p[0].Value, p[1].Value, p[2].Value}
+		n.kvs, n.env.KV = kvs, &ep
 	}
-	// Only now: a site's variables name the MySQL and KV addresses.
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
 	n.defer_(func() { r.Close() })
-	if n.repl != nil {
-		n.syncReplicatedSites(ctx)
-	}
 	return r, nil
 }
 
 // newRegistry builds the site registry of the running node.
 func (n *node) newRegistry() (*sites.Registry, error) {
-	if n.cfg.PHP.Isolation == "pool" {
-		p := newPools(n.cfg, n.runDir, n.log)
-		n.defer_(p.Close)
-		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_site_pools", Help: "Per-site php-fpm pools running now."},
-			func() float64 { return float64(p.Len()) }))
-		return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) { return poolPHP{p: p, site: s}, nil })
+	if n.cfg.PHP.Isolation != "pool" {
+		return n.newRegistryWith(sites.SharedPHP(n.php))
 	}
-	return n.newRegistryWith(func(s *sites.Site) (httpd.PHP, error) {
-		if s.Conf.DisableFunctions != nil || s.Conf.RunAs != "" {
-			return nil, fmt.Errorf("site %s: [php] disable_functions and run_as need a pool of its own ([php] isolation = \"pool\")", s.Name)
-		}
-		return n.php, nil
+	p, err := phpfpm.NewPools(phpfpm.PoolsConfig{
+		RuntimeDir: filepath.Join(n.runDir, "pools"),
+		Workers:    n.cfg.PHP.PoolWorkers,
+		Idle:       n.cfg.PHP.PoolIdle.D(),
+		Logger:     n.log.WithGroup("pools"),
 	})
+	if err != nil {
+		return nil, err
+	}
+	n.defer_(func() { p.Close() })
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_php_site_pools", Help: "Per-site php-fpm pools running now."},
+		func() float64 { return float64(p.Len()) }))
+	return n.newRegistryWith(sites.PoolPHP(p, n.cfg))
 }
 
 // newRegistryWith builds a registry with a given runtime picker (the
@@ -149,7 +154,7 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 		def = &httpd.Site{Name: "default", Root: root, IndexFiles: cfg.Server.IndexFiles,
 			Fallback: cfg.Server.Fallback, CacheControl: cfg.Server.Static.CacheControl, PHP: n.php}
 	}
-	return sites.New(sites.Config{
+	sc := sites.Config{
 		Global:      cfg,
 		Dir:         dir,
 		Default:     def,
@@ -157,43 +162,42 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 		DBDir:       dbDir,
 		Secret:      []byte(sec),
 		PHPDefaults: defaults,
-		Route: func(name string) func(http.ResponseWriter, *http.Request) bool {
-			if n.repl == nil {
-				return nil
-			}
-			return n.repl.Route(name)
-		},
-		OnRemove: func(name string) {
-			for _, f := range n.onRemove {
-				f(name)
-			}
-		},
-		PHPUser:  n.phpUser.UID,
-		PHPGroup: n.phpUser.GID,
-		Logger:   n.log.WithGroup("sites"),
-		PHP:      php,
-		Params: func(s *sites.Site) []fastcgi.Param {
-			var p []fastcgi.Param
-			if cfg.DB.SQLite.Proxy.Enabled {
-				p = append(p,
-					fastcgi.Param{Name: "EPHPM_DB_HOST", Value: n.dbAddr[0]},
-					fastcgi.Param{Name: "EPHPM_DB_PORT", Value: n.dbAddr[1]},
-					fastcgi.Param{Name: "EPHPM_DB_SOCKET", Value: n.dbAddr[2]},
-					fastcgi.Param{Name: "EPHPM_DB_NAME", Value: s.DBName},
-					fastcgi.Param{Name: "EPHPM_DB_USER", Value: s.DBUser},
-					fastcgi.Param{Name: "EPHPM_DB_PASSWORD", Value: s.DBPassword})
-			}
-			if cfg.KV.Enabled {
-				p = append(p,
-					fastcgi.Param{Name: "EPHPM_KV_HOST", Value: n.kvAddr[0]},
-					fastcgi.Param{Name: "EPHPM_KV_PORT", Value: n.kvAddr[1]},
-					fastcgi.Param{Name: "EPHPM_KV_SOCKET", Value: n.kvAddr[2]},
-					fastcgi.Param{Name: "EPHPM_KV_USER", Value: s.Name},
-					fastcgi.Param{Name: "EPHPM_KV_PASSWORD", Value: s.KVPassword})
-			}
-			return p
-		},
+		PHPUser:     n.phpUser.UID,
+		PHPGroup:    n.phpUser.GID,
+		Logger:      n.log.WithGroup("sites"),
+		PHP:         php,
+		Params:      n.siteParams,
+	}
+	if cfg.KV.Enabled {
+		sc.OnRemove = n.dropKeyspace
+	}
+	if m := n.repl; m != nil {
+		sc.Route = m.Route
+		sc.OnReplicated = func(list []sites.Replicated) { m.SetSites(replicationSites(list)) }
+	}
+	return sites.New(sc)
+}
+
+// siteParams is the registry's Params: the EPHPM_* variables of a site.
+func (n *node) siteParams(s *sites.Site) []fastcgi.Param {
+	return n.env.Params(phpenv.Account{
+		DBName: s.DBName, DBUser: s.DBUser, DBPassword: s.DBPassword,
+		KVUser: s.Name, KVPassword: s.KVPassword,
 	})
+}
+
+// dropKeyspace is the registry's OnRemove (with the KV store): a deleted
+// site's cached objects go with it.
+func (n *node) dropKeyspace(site string) { n.kvs.DropKeyspace(site) }
+
+// replicationSites are the registry's replicated sites as replication
+// takes them.
+func replicationSites(list []sites.Replicated) []replication.SiteConfig {
+	var out []replication.SiteConfig
+	for _, s := range list {
+		out = append(out, replication.SiteConfig{Name: s.Name, DBPath: s.DBPath, Role: s.Role, PrimaryURL: s.PrimaryURL})
+	}
+	return out
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

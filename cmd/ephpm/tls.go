@@ -16,11 +16,12 @@ import (
 )
 
 // tlsFront prepares HTTPS from [server.tls]. intercept runs before every
-// request on the HTTP listener (ACME challenges, redirect); serveTLS starts
-// the TLS listener and sends its end to errc. Both are nil when TLS is off.
+// request on the HTTP listener (ACME challenges, redirect); serveTLS
+// listens and returns the server (serve runs it until stop; front's
+// Shutdown drains its requests). Both are nil when TLS is off.
 func (n *node) tlsFront(ctx context.Context) (
 	intercept func(http.ResponseWriter, *http.Request) bool,
-	serveTLS func(front *httpd.Server, errc chan<- error) error,
+	serveTLS func(front *httpd.Server) (serve func() error, stop func(context.Context) error, err error),
 	err error,
 ) {
 	t := &n.cfg.Server.TLS
@@ -60,15 +61,18 @@ func (n *node) tlsFront(ctx context.Context) (
 		}
 		return redirectHTTPS(w, r, httpsPort)
 	}
-	serveTLS = func(front *httpd.Server, errc chan<- error) error {
+	serveTLS = func(front *httpd.Server) (func() error, func(context.Context) error, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("listen tls: %w", err)
+			return nil, nil, fmt.Errorf("listen tls: %w", err)
 		}
 		n.log.Info("serving https", "https", ln.Addr().String(), "acme", t.UseACME(), "on_demand", t.UseACME() && t.IsOnDemand(),
 			"redirect_http", t.RedirectHTTP)
-		go func() { errc <- front.ServeTLS(ln, tlsCfg) }()
-		return nil
+		serve := func() error { return front.ServeTLS(ln, tlsCfg) }
+		// After front's Shutdown (which stops ServeTLS): only a listener
+		// not yet served when shutdown began is still open.
+		stop := func(context.Context) error { ln.Close(); return nil }
+		return serve, stop, nil
 	}
 	return intercept, serveTLS, nil
 }
