@@ -19,6 +19,7 @@ import (
 	"vitess.io/vitess/go/sqltypes"
 	querypb "vitess.io/vitess/go/vt/proto/query"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/mysqlwire"
 )
 
@@ -183,7 +184,7 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := m.site(req.Site)
-	if s == nil || s.cfg.Role != RolePrimary {
+	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		http.Error(w, "this node is not the primary for "+req.Site, http.StatusMisdirectedRequest)
 		return
 	}
@@ -294,7 +295,7 @@ func (c *fwdClient) Wait(ctx context.Context) bool {
 
 func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error) {
 	s := c.m.site(c.name)
-	if s == nil || s.cfg.Role != RoleReplica {
+	if s == nil || s.cfg.Role != ephpm.RoleReplica {
 		return nil, sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, "HY000", "site %s has no primary to forward to", c.name)
 	}
 	start := time.Now()

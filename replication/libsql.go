@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+
+	"github.com/ephpm/ephpm"
 )
 
 // hdrLibsqlVia marks a libSQL client's request that a replica passed on to
@@ -20,7 +22,7 @@ const hdrLibsqlVia = "X-Ephpm-Libsql-Via"
 // an unreplicated site, and for a request a replica already passed on.
 func (m *Manager) LibsqlForward(name string, r *http.Request) func(w http.ResponseWriter, r *http.Request, body []byte) {
 	s := m.site(name)
-	if s == nil || s.cfg.Role != RoleReplica || s.cfg.PrimaryURL == "" || r.Header.Get(hdrLibsqlVia) != "" {
+	if s == nil || s.cfg.Role != ephpm.RoleReplica || s.cfg.PrimaryURL == "" || r.Header.Get(hdrLibsqlVia) != "" {
 		return nil
 	}
 	return func(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -21,14 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/sqlite"
-)
-
-// Roles of a node for a site.
-const (
-	RolePrimary = "primary"
-	RoleReplica = "replica"
 )
 
 // Defaults.
@@ -56,8 +51,8 @@ var DefaultWritePaths = []string{"/wp-admin/", "/wp-login.php", "/xmlrpc.php", "
 type SiteConfig struct {
 	Name       string // normalized domain
 	DBPath     string
-	Role       string // RolePrimary or RoleReplica
-	PrimaryURL string // replica: the primary's replication endpoint
+	Role       ephpm.Role // ephpm.RolePrimary or ephpm.RoleReplica
+	PrimaryURL string     // replica: the primary's replication endpoint
 }
 
 // Config configures a Manager.
@@ -235,7 +230,7 @@ func (m *Manager) SetSites(list []SiteConfig) {
 	}
 	for _, c := range changed {
 		// A database already open takes the new role at once.
-		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == RoleReplica) })
+		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == ephpm.RoleReplica) })
 		s := &site{cfg: c, m: m, wake: make(chan struct{})}
 		s.state.Store("starting")
 		s.logID.Store("")
@@ -255,7 +250,7 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		}
 		m.sites[c.Name] = s
 		m.byPath[c.DBPath] = s
-		if c.Role == RoleReplica {
+		if c.Role == ephpm.RoleReplica {
 			m.startReplica(s)
 		}
 		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL)
@@ -278,7 +273,7 @@ func (m *Manager) site(name string) *site {
 }
 
 // Role returns this node's role for a site ("" when not replicated).
-func (m *Manager) Role(name string) string {
+func (m *Manager) Role(name string) ephpm.Role {
 	if s := m.site(name); s != nil {
 		return s.cfg.Role
 	}
@@ -295,9 +290,9 @@ func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 		return nil
 	}
 	switch s.cfg.Role {
-	case RoleReplica:
+	case ephpm.RoleReplica:
 		db.SetReadOnly(true)
-	case RolePrimary:
+	case ephpm.RolePrimary:
 		db.SetReadOnly(false)
 		return s.openLog(ctx, db)
 	}
@@ -364,7 +359,7 @@ func (m *Manager) OnClose(db *sqlite.DB) {
 // the log; release ends the use.
 func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *sqlite.DB, func(), error) {
 	s := m.site(name)
-	if s == nil || s.cfg.Role != RolePrimary {
+	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		return nil, nil, nil, errNotPrimary
 	}
 	db, release, err := m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
@@ -387,16 +382,16 @@ var errNotPrimary = errors.New("this node is not the primary for the site")
 // Status is one replicated site's state, for `ephpm db status` and
 // metrics.
 type Status struct {
-	Site        string  `json:"site"`
-	Role        string  `json:"role"`
-	Primary     string  `json:"primary,omitempty"`
-	LogID       string  `json:"log_id,omitempty"`
-	Position    uint64  `json:"position"` // the next frame (primary: written; replica: applied)
-	PrimaryNext uint64  `json:"primary_position,omitempty"`
-	LagFrames   uint64  `json:"lag_frames"`
-	LagMillis   float64 `json:"lag_ms"`
-	State       string  `json:"state"`
-	Txs         uint64  `json:"transactions_applied,omitempty"`
+	Site        string     `json:"site"`
+	Role        ephpm.Role `json:"role"`
+	Primary     string     `json:"primary,omitempty"`
+	LogID       string     `json:"log_id,omitempty"`
+	Position    uint64     `json:"position"` // the next frame (primary: written; replica: applied)
+	PrimaryNext uint64     `json:"primary_position,omitempty"`
+	LagFrames   uint64     `json:"lag_frames"`
+	LagMillis   float64    `json:"lag_ms"`
+	State       string     `json:"state"`
+	Txs         uint64     `json:"transactions_applied,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`
@@ -419,7 +414,7 @@ func (m *Manager) Status() []Status {
 			ForwardedStatements: s.fwdStatements.Load(), ForwardedRequests: s.fwdRequests.Load(),
 			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
 		}
-		if s.cfg.Role == RolePrimary {
+		if s.cfg.Role == ephpm.RolePrimary {
 			st.LogID, _ = s.logID.Load().(string)
 			st.Position, st.State = s.known.Load(), "closed"
 			s.logMu.Lock()
@@ -456,7 +451,7 @@ func (m *Manager) Applied(name string) uint64 {
 // whether it has.
 func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) bool {
 	s := m.site(name)
-	if s == nil || s.cfg.Role != RoleReplica {
+	if s == nil || s.cfg.Role != ephpm.RoleReplica {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.WaitApplied)

@@ -30,7 +30,7 @@ const hdrAuth = "X-Ephpm-Auth"
 func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request) bool {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		s := m.site(name)
-		if s == nil || s.cfg.Role != RoleReplica {
+		if s == nil || s.cfg.Role != ephpm.RoleReplica {
 			return false
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions ||

@@ -239,7 +239,7 @@ func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *h
 	host := r.Host
 	// Only a primary runs a forwarded request: a replica passing it on
 	// could send it round in a loop.
-	if m.siteRole(host) != RolePrimary {
+	if m.siteRole(host) != ephpm.RolePrimary {
 		http.Error(w, "this node is not the primary for "+host, http.StatusMisdirectedRequest)
 		return
 	}
@@ -298,7 +298,7 @@ func (f *frameWriter) Write(b []byte) (int, error) {
 func (f *frameWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // siteRole is this node's role for the site serving host.
-func (m *Manager) siteRole(host string) string {
+func (m *Manager) siteRole(host string) ephpm.Role {
 	if s := m.site(m.siteName(host)); s != nil {
 		return s.cfg.Role
 	}
@@ -321,7 +321,7 @@ func (m *Manager) siteName(host string) string {
 // logNext is the primary log position of the site serving host.
 func (m *Manager) logNext(host string) (uint64, bool) {
 	s := m.site(m.siteName(host))
-	if s == nil || s.cfg.Role != RolePrimary {
+	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		return 0, false
 	}
 	if id, _ := s.logID.Load().(string); id == "" {
