@@ -26,3 +26,11 @@ func FrameCookie(m *Manager, site string, frame uint64, expires time.Time) strin
 func ParseFrameCookie(m *Manager, site, v string, now time.Time) (uint64, bool) {
 	return m.parseFrameCookie(site, v, now)
 }
+
+// Refusal sentinels and their wire words, for the table test.
+var (
+	ErrLogReset = errLogReset
+	ErrAhead    = errAhead
+	RefusalWord = refusalWord
+	RefusalErr  = refusalErr
+)

@@ -124,7 +124,7 @@ type site struct {
 	known   atomic.Uint64 // the primary's Next as last heard
 	lagNs   atomic.Int64  // primary send → applied, last batch
 	logID   atomic.Value  // string
-	state   atomic.Value  // string: "starting", "bootstrapping", "streaming", "error: …"
+	status  atomic.Pointer[replicaStatus]
 	wakeMu  sync.Mutex
 	wake    chan struct{} // closed and replaced after every apply
 	txs     atomic.Uint64 // transactions applied
@@ -232,7 +232,7 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		// A database already open takes the new role at once.
 		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == ephpm.RoleReplica) })
 		s := &site{cfg: c, m: m, wake: make(chan struct{})}
-		s.state.Store("starting")
+		s.setState(ReplicaStarting)
 		s.logID.Store("")
 		if old := m.byPath[c.DBPath]; old != nil {
 			// The database's log (its hook is installed) stays with it.
@@ -360,7 +360,7 @@ func (m *Manager) OnClose(db *sqlite.DB) {
 func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *sqlite.DB, func(), error) {
 	s := m.site(name)
 	if s == nil || s.cfg.Role != ephpm.RolePrimary {
-		return nil, nil, nil, errNotPrimary
+		return nil, nil, nil, ephpm.ErrNotPrimary
 	}
 	db, release, err := m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
 	if err != nil {
@@ -376,8 +376,6 @@ func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *
 	s.logMu.Unlock()
 	return l, db, release, nil
 }
-
-var errNotPrimary = errors.New("this node is not the primary for the site")
 
 // Status is one replicated site's state, for `ephpm db status` and
 // metrics.
@@ -416,10 +414,10 @@ func (m *Manager) Status() []Status {
 		}
 		if s.cfg.Role == ephpm.RolePrimary {
 			st.LogID, _ = s.logID.Load().(string)
-			st.Position, st.State = s.known.Load(), "closed"
+			st.Position, st.State = s.known.Load(), logClosed
 			s.logMu.Lock()
 			if s.flog != nil {
-				st.State = "open"
+				st.State = logOpen
 			}
 			s.logMu.Unlock()
 		} else {
@@ -429,7 +427,7 @@ func (m *Manager) Status() []Status {
 				st.LagFrames = st.PrimaryNext - st.Position
 			}
 			st.LagMillis = float64(s.lagNs.Load()) / 1e6
-			st.State, _ = s.state.Load().(string)
+			st.State = s.status.Load().String()
 			st.Txs = s.txs.Load()
 		}
 		out = append(out, st)

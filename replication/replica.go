@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
@@ -53,7 +54,7 @@ func (s *site) run(ctx context.Context) {
 			}
 		}
 		log.Error("replica cannot start; retrying", "err", err)
-		s.state.Store("error: " + err.Error())
+		s.setFailed(err)
 		select {
 		case <-time.After(5 * time.Second):
 		case <-ctx.Done():
@@ -75,7 +76,7 @@ func (s *site) run(ctx context.Context) {
 		if progressed {
 			backoff = 100 * time.Millisecond
 		}
-		s.state.Store("error: " + err.Error())
+		s.setFailed(err)
 		log.Warn("replication stream ended; reconnecting", "err", err, "in", backoff)
 		select {
 		case <-time.After(backoff):
@@ -150,7 +151,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusConflict {
 		why, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return false, s.recover(ctx, pf, pos, strings.TrimSpace(string(why)))
+		return false, s.recover(ctx, pf, pos, refusalErr(strings.TrimSpace(string(why))))
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -203,7 +204,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				s.logID.Store(h.LogID)
 			}
 			s.known.Store(h.Next)
-			s.state.Store("streaming")
+			s.setState(ReplicaStreaming)
 		case msgPing:
 			if len(msg) >= 16 {
 				next := binary.BigEndian.Uint64(msg[8:])
@@ -213,7 +214,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				}
 			}
 		case msgError:
-			return progressed, s.recover(ctx, pf, pos, string(msg))
+			return progressed, s.recover(ctx, pf, pos, refusalErr(string(msg)))
 		case msgFrames:
 			if len(msg) < 8 {
 				return progressed, errBadFrames
@@ -289,6 +290,12 @@ func (s *site) applyDone(next uint64) {
 	}
 }
 
+// setState records where the stream is (and that it has not failed).
+func (s *site) setState(st ReplicaState) { s.status.Store(&replicaStatus{state: st}) }
+
+// setFailed records that the stream's last attempt failed with err.
+func (s *site) setFailed(err error) { s.status.Store(&replicaStatus{state: ReplicaFailed, err: err}) }
+
 // broadcast wakes everyone waiting on the site.
 func (s *site) broadcast() {
 	s.wakeMu.Lock()
@@ -297,21 +304,22 @@ func (s *site) broadcast() {
 	s.wakeMu.Unlock()
 }
 
-// recover handles the primary's refusal to stream from pos: bootstrap
-// from its snapshot, or start over when its log is not the one we follow.
-func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why string) error {
+// recover handles the primary's refusal to stream from pos (see
+// refusals): bootstrap from its snapshot, or start over when its log is
+// not the one we follow.
+func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why error) error {
 	log := s.m.log.With("site", s.cfg.Name)
-	switch why {
-	case "need-snapshot":
+	switch {
+	case errors.Is(why, ephpm.ErrNeedSnapshot):
 		log.Info("replica bootstrapping from the primary's snapshot", "position", pos.Next)
 		if err := s.bootstrap(ctx, pf, pos); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 		return errRestart
-	case "log-reset", "ahead":
+	case errors.Is(why, errLogReset), errors.Is(why, errAhead):
 		// Not the history we hold: start over from the primary's first
 		// frame (the whole database) or its snapshot.
-		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", why, "log_id", pos.LogID)
+		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", refusalWord(why), "log_id", pos.LogID)
 		*pos = position{}
 		if err := pf.write(*pos); err != nil {
 			return err
@@ -320,13 +328,13 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why stri
 		s.applied.Store(0)
 		return errRestart
 	}
-	return fmt.Errorf("primary refused the stream: %s", why)
+	return why
 }
 
 // bootstrap replaces the local copy with the primary's snapshot, as one
 // transaction (readers keep the old copy until it commits).
 func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error {
-	s.state.Store("bootstrapping")
+	s.setState(ReplicaBootstrapping)
 	resp, err := s.get(ctx, "/_ephpm/repl/v1/snapshot", url.Values{"site": {s.cfg.Name}})
 	if err != nil {
 		return err

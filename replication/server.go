@@ -99,13 +99,13 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 	release()
 	switch want := q.Get("log_id"); {
 	case want != "" && want != id:
-		http.Error(w, "log-reset", http.StatusConflict)
+		http.Error(w, refusalWord(errLogReset), http.StatusConflict)
 		return
 	case from > next:
-		http.Error(w, "ahead", http.StatusConflict)
+		http.Error(w, refusalWord(errAhead), http.StatusConflict)
 		return
 	case from < start:
-		http.Error(w, "need-snapshot", http.StatusConflict)
+		http.Error(w, refusalWord(ephpm.ErrNeedSnapshot), http.StatusConflict)
 		return
 	}
 	s := m.site(name)
@@ -150,7 +150,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if l.ID() != id {
 			release()
-			_ = writeMsg(w, msgError, []byte("log-reset"))
+			_ = writeMsg(w, msgError, []byte(refusalWord(errLogReset))) // the stream ends either way
 			return
 		}
 		// A fresh buffer per batch: idle streams hold no memory.
@@ -158,7 +158,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		release()
 		if errors.Is(err, ephpm.ErrNeedSnapshot) {
 			// Compaction overtook this replica.
-			_ = writeMsg(w, msgError, []byte("need-snapshot"))
+			_ = writeMsg(w, msgError, []byte(refusalWord(err))) // the stream ends either way
 			return
 		}
 		if err != nil {
@@ -186,7 +186,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Manager) refuse(w http.ResponseWriter, name string, err error) {
-	if errors.Is(err, errNotPrimary) {
+	if errors.Is(err, ephpm.ErrNotPrimary) {
 		http.Error(w, "this node is not the primary for "+name, http.StatusMisdirectedRequest)
 		return
 	}
