@@ -2,11 +2,13 @@ package mysqlwire
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"vitess.io/vitess/go/mysql"
 	"vitess.io/vitess/go/sqltypes"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlxlate"
 )
 
@@ -22,8 +24,9 @@ type Forwarder interface {
 // transaction begun there stays on one primary connection until it ends.
 type ForwardSession interface {
 	// Exec runs a statement (with ? arguments for prepared statements) on
-	// the primary. Errors the primary's SQL produced are *sqlerror.SQLError.
-	Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error)
+	// the primary. Errors the primary's SQL produced are *ephpm.SQLError
+	// (sent to the client as they are); any other error is 1105.
+	Exec(ctx context.Context, query string, args []any) (*ephpm.Result, error)
 	// InTx reports whether the primary session is inside a transaction.
 	InTx() bool
 	// Wait holds a local read until this replica has applied the
@@ -63,8 +66,14 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 		}
 		if plan.Kind == sqlxlate.KindQuery && s.fwd != nil && !s.fwd.Wait(ctx) {
 			// Our copy lags our own write: read it on the primary.
-			res, err := s.fwd.Exec(ctx, query, args)
-			return res, true, err
+			nres, err := s.fwd.Exec(ctx, query, args)
+			if err != nil {
+				return nil, true, err
+			}
+			if res, err = fromResult(nres); err != nil {
+				return nil, true, fmt.Errorf("the primary's result: %w", err)
+			}
+			return res, true, nil
 		}
 		return nil, false, nil
 	}
@@ -76,9 +85,12 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 			}
 		}
 	}
-	res, err = s.fwd.Exec(ctx, query, args)
+	nres, err := s.fwd.Exec(ctx, query, args)
 	if err != nil {
 		return nil, true, err
+	}
+	if res, err = fromResult(nres); err != nil {
+		return nil, true, fmt.Errorf("the primary's result: %w", err)
 	}
 	if plan.Kind == sqlxlate.KindExec {
 		s.rowCount = int64(res.RowsAffected)
@@ -110,11 +122,15 @@ func (srv *Server) Detached(acct *Account) *Detached {
 	return &Detached{s: s}
 }
 
-// Run runs one statement.
-func (d *Detached) Run(query string, args []any) (*sqltypes.Result, error) {
+// Run runs one statement. Its errors are *ephpm.SQLError.
+func (d *Detached) Run(query string, args []any) (*ephpm.Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.s.runSQL(query, args)
+	res, err := d.s.runSQL(query, args)
+	if err != nil {
+		return nil, toNeutralError(err)
+	}
+	return toResult(res)
 }
 
 // InTx reports whether a transaction is open.

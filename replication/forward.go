@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,10 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"vitess.io/vitess/go/mysql/sqlerror"
-	"vitess.io/vitess/go/sqltypes"
-	querypb "vitess.io/vitess/go/vt/proto/query"
-
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/mysqlwire"
 )
@@ -26,7 +23,9 @@ import (
 // StatementSession runs forwarded statements on the primary: a MySQL
 // session without a client connection (*mysqlwire.Detached).
 type StatementSession interface {
-	Run(query string, args []any) (*sqltypes.Result, error)
+	// Run runs one statement; the errors its SQL ends with are
+	// *ephpm.SQLError (any other error reaches the replica as 1105).
+	Run(query string, args []any) (*ephpm.Result, error)
 	InTx() bool
 	Close()
 }
@@ -47,19 +46,23 @@ type execArg struct {
 }
 
 type execResponse struct {
-	Session string   `json:"session"`
-	InTx    bool     `json:"in_tx"`
-	Frame   uint64   `json:"frame"`            // the primary's log position after the statement
-	Result  []byte   `json:"result,omitempty"` // querypb.QueryResult
-	Error   *execErr `json:"error,omitempty"`
-	Took    int64    `json:"took_us,omitempty"`
+	Session string          `json:"session"`
+	InTx    bool            `json:"in_tx"`
+	Frame   uint64          `json:"frame"` // the primary's log position after the statement
+	Result  *ephpm.Result   `json:"result,omitempty"`
+	Error   *ephpm.SQLError `json:"error,omitempty"`
+	Took    int64           `json:"took_us,omitempty"`
 }
 
-type execErr struct {
-	Code    int    `json:"code"`
-	State   string `json:"state"`
-	Message string `json:"message"`
-}
+// MySQL error numbers and states of the errors forwarding answers with
+// itself; the statements' own come from the primary's front.
+const (
+	erUnknownError            = 1105 // ER_UNKNOWN_ERROR
+	erOptionPreventsStatement = 1290 // ER_OPTION_PREVENTS_STATEMENT
+	erQueryInterrupted        = 1317 // ER_QUERY_INTERRUPTED
+	ssUnknown                 = "HY000"
+	ssQueryInterrupted        = "70100"
+)
 
 func encodeArgs(args []any) []execArg {
 	out := make([]execArg, len(args))
@@ -205,8 +208,8 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 	}
 	if fs == nil && req.Session != "" {
 		// Expired (its transaction was rolled back): the client must know.
-		writeExec(w, execResponse{Session: req.Session, Error: &execErr{
-			Code: int(sqlerror.ERQueryInterrupted), State: "70100",
+		writeExec(w, execResponse{Session: req.Session, Error: &ephpm.SQLError{
+			Code: erQueryInterrupted, State: ssQueryInterrupted,
 			Message: "forwarded session expired on the primary; its transaction was rolled back"}})
 		return
 	}
@@ -239,20 +242,14 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 	inTx := fs.ss.InTx()
 	fs.used = time.Now()
 	fs.mu.Unlock()
-	resp := execResponse{Session: req.Session, InTx: inTx, Took: time.Since(start).Microseconds()}
+	resp := execResponse{Session: req.Session, InTx: inTx, Took: time.Since(start).Microseconds(), Result: res}
 	resp.Frame, _ = m.logNext(req.Site)
 	if err != nil {
-		resp.Error = &execErr{Code: int(sqlerror.ERUnknownError), State: sqlerror.SSUnknownSQLState, Message: err.Error()}
-		if se, ok := err.(*sqlerror.SQLError); ok {
-			resp.Error = &execErr{Code: int(se.Num), State: se.State, Message: se.Message}
+		resp.Error = &ephpm.SQLError{Code: erUnknownError, State: ssUnknown, Message: err.Error()}
+		var se *ephpm.SQLError
+		if errors.As(err, &se) {
+			resp.Error = se
 		}
-	} else if res != nil {
-		b, merr := sqltypes.ResultToProto3(res).MarshalVT()
-		if merr != nil {
-			http.Error(w, merr.Error(), http.StatusInternalServerError)
-			return
-		}
-		resp.Result = b
 	}
 	writeExec(w, resp)
 }
@@ -293,10 +290,11 @@ func (c *fwdClient) Wait(ctx context.Context) bool {
 	return c.m.WaitApplied(ctx, c.name, c.frame)
 }
 
-func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error) {
+func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.Result, error) {
 	s := c.m.site(c.name)
 	if s == nil || s.cfg.Role != ephpm.RoleReplica {
-		return nil, sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, "HY000", "site %s has no primary to forward to", c.name)
+		return nil, &ephpm.SQLError{Code: erOptionPreventsStatement, State: ssUnknown,
+			Message: fmt.Sprintf("site %s has no primary to forward to", c.name)}
 	}
 	start := time.Now()
 	resp, err := c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
@@ -305,20 +303,17 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*sqltyp
 	if err != nil {
 		s.fwdErrors.Add(1)
 		c.inTx = false
-		return nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "forwarding the write to the primary failed: %v", err)
+		return nil, &ephpm.SQLError{Code: erUnknownError, State: ssUnknown,
+			Message: fmt.Sprintf("forwarding the write to the primary failed: %v", err)}
 	}
 	c.id, c.inTx = resp.Session, resp.InTx
 	if resp.Frame > c.frame {
 		c.frame = resp.Frame
 	}
 	if resp.Error != nil {
-		return nil, sqlerror.NewSQLErrorf(sqlerror.ErrorCode(resp.Error.Code), resp.Error.State, "%s", resp.Error.Message)
+		return nil, resp.Error
 	}
-	var qr querypb.QueryResult
-	if err := qr.UnmarshalVT(resp.Result); err != nil {
-		return nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "bad result from the primary: %v", err)
-	}
-	return sqltypes.Proto3ToResult(&qr), nil
+	return resp.Result, nil
 }
 
 func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execResponse, error) {
