@@ -43,10 +43,6 @@ const (
 	DefaultSessionIdle = 30 * time.Second
 )
 
-// DefaultWritePaths are request paths that always go to the primary,
-// whatever their method: WordPress's admin, login, XML-RPC and cron.
-var DefaultWritePaths = []string{"/wp-admin/", "/wp-login.php", "/xmlrpc.php", "/wp-cron.php"}
-
 // SiteConfig is one replicated site as this node sees it.
 type SiteConfig struct {
 	Name       string // normalized domain
@@ -63,8 +59,11 @@ type Config struct {
 	// Client talks to primaries; nil means an h2c client.
 	Client        *http.Client
 	CompactFrames int
-	WritePaths    []string      // DefaultWritePaths when nil
-	WaitApplied   time.Duration // DefaultWaitApplied when 0
+	// WritePaths always go to the primary, whatever the method: a path
+	// ending in "/" as a prefix, any other exactly ([replication]
+	// write_paths, whose default is config.DefaultWritePaths).
+	WritePaths  []string
+	WaitApplied time.Duration // DefaultWaitApplied when 0
 	// OnApply runs after a replica applied a site's transactions (the KV
 	// store drops the site's cached objects).
 	OnApply func(site string)
@@ -146,9 +145,6 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.WritePaths == nil {
-		cfg.WritePaths = DefaultWritePaths
 	}
 	if cfg.WaitApplied <= 0 {
 		cfg.WaitApplied = DefaultWaitApplied

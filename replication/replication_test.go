@@ -358,7 +358,10 @@ func TestReplicationOverTLS(t *testing.T) {
 func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	root := t.TempDir()
 	p := startNode(t, filepath.Join(root, "frankfurt"), 0)
-	r := startNodeWith(t, filepath.Join(root, "tokyo"), 0, func(c *replication.Config) { c.WaitApplied = 300 * time.Millisecond })
+	r := startNodeWith(t, filepath.Join(root, "tokyo"), 0, func(c *replication.Config) {
+		c.WaitApplied = 300 * time.Millisecond
+		c.WritePaths = []string{"/wp-admin/", "/wp-login.php"}
+	})
 	os.MkdirAll(p.dir, 0o700)
 	os.MkdirAll(r.dir, 0o700)
 	setup(p, r, "s.com")
