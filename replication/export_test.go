@@ -34,3 +34,12 @@ var (
 	RefusalWord = refusalWord
 	RefusalErr  = refusalErr
 )
+
+// OpenPos opens a replica's position file as the stream does.
+func OpenPos(dbPath string) (next uint64, err error) {
+	pf, pos, err := openPos(dbPath)
+	if err != nil {
+		return 0, err
+	}
+	return pos.Next, pf.close()
+}

@@ -61,7 +61,13 @@ func (s *site) run(ctx context.Context) {
 			return
 		}
 	}
-	defer pf.close()
+	defer func() {
+		// Every write was checked when it was made; a late error (a
+		// network file system) is still worth knowing.
+		if err := pf.close(); err != nil {
+			log.Warn("closing the replica's position file", "err", err)
+		}
+	}()
 	s.applied.Store(pos.Next)
 	s.logID.Store(pos.LogID)
 	backoff := 100 * time.Millisecond
