@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/loop"
 	"github.com/ephpm/ephpm/mysqlwire"
 )
 
@@ -131,22 +132,16 @@ type fwdServerSession struct {
 	used time.Time
 }
 
+// newSessions returns the session table and starts, in the manager's
+// loops, the expiry of idle sessions.
 func newSessions(m *Manager) *sessions {
 	s := &sessions{m: m, by: map[string]*fwdServerSession{}}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(DefaultSessionIdle / 6)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-t.C:
-				s.expire(time.Now().Add(-DefaultSessionIdle))
-			}
-		}
-	}()
+	m.loops.Go(func(ctx context.Context) {
+		loop.Every(ctx, DefaultSessionIdle/6, func(now time.Time) bool {
+			s.expire(now.Add(-DefaultSessionIdle))
+			return true
+		})
+	})
 	return s
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
+	"github.com/ephpm/ephpm/internal/loop"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
@@ -86,9 +87,9 @@ type Manager struct {
 	sites  map[string]*site
 	byPath map[string]*site
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// loops owns every goroutine the manager starts: each replica
+	// site's stream and the expiry of forwarded sessions.
+	loops *loop.Group
 
 	sessions *sessions
 	frameKey []byte // MACs the read-your-writes cookie
@@ -157,7 +158,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.client == nil {
 		m.client = NewClient(nil)
 	}
-	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.loops = loop.NewGroup()
 	m.sessions = newSessions(m)
 	return m, nil
 }
@@ -469,9 +470,10 @@ func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) boo
 	}
 }
 
-// Close stops every replica stream and forwarded session.
+// Close stops every replica stream and forwarded session, and returns
+// when every goroutine the manager started has ended.
 func (m *Manager) Close() error {
-	m.cancel()
+	m.loops.Close()
 	m.setMu.Lock()
 	defer m.setMu.Unlock()
 	m.mu.Lock()
@@ -481,10 +483,9 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	for _, s := range sites {
-		m.stopSite(s)
+		m.stopSite(s) // already ended: releases its context
 	}
 	m.sessions.closeAll()
-	m.wg.Wait()
 	return nil
 }
 

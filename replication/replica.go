@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ephpm/ephpm"
@@ -28,15 +29,20 @@ const maxApplyBytes = 8 << 20
 // log reset), not after a backoff.
 var errRestart = errors.New("restart")
 
+// startReplica starts the site's stream in the manager's loops, with a
+// context of its own so that SetSites can stop it alone (stopSite). The
+// caller holds setMu.
 func (m *Manager) startReplica(s *site) {
-	ctx, cancel := context.WithCancel(m.ctx)
-	s.stop, s.done = cancel, make(chan struct{})
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(s.done)
+	ctx, cancel := context.WithCancel(m.loops.Context())
+	done := make(chan struct{})
+	if !m.loops.Go(func(context.Context) {
+		defer close(done)
 		s.run(ctx)
-	}()
+	}) {
+		cancel() // the manager is closed
+		return
+	}
+	s.stop, s.done = cancel, done
 }
 
 // run streams until ctx ends, reconnecting with backoff.
@@ -147,7 +153,11 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		return false, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var watchdog sync.WaitGroup
+	defer func() {
+		cancel()
+		watchdog.Wait()
+	}()
 	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID}}
 	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
 	if err != nil {
@@ -165,7 +175,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 	}
 	// A watchdog: no message for three pings means a dead connection.
 	alive := make(chan struct{}, 1)
-	go func() {
+	watchdog.Go(func() {
 		t := time.NewTimer(3 * DefaultPing)
 		defer t.Stop()
 		for {
@@ -179,7 +189,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				return
 			}
 		}
-	}()
+	})
 	// Small buffers: a node streams a thousand idle sites.
 	r := bufio.NewReaderSize(resp.Body, 16<<10)
 	var buf []byte
