@@ -142,8 +142,11 @@ type Options struct {
 	// first transaction (DefaultBaseFrames when 0); a larger one starts as
 	// a snapshot, so that no stream message has to carry it whole.
 	BaseFrames int
-	// OnAppend, if set, is called (under the log's lock: keep it short)
-	// with the new Next after every append.
+	// OnAppend, if set, is called with the new Next after every append,
+	// on the goroutine that logs a commit (the commit hook, or Open
+	// catching up), with the site's writer and the log's lock held: calls
+	// come one at a time. It must not block, and must not call the Log
+	// (its lock is held) nor use the database's writer.
 	OnAppend func(next uint64)
 	Logger   *slog.Logger
 }

@@ -16,12 +16,21 @@ import (
 // primary. Account.Forward is set for replica sites only.
 type Forwarder interface {
 	// Open starts a session on the primary (lazily: nothing is sent until
-	// the first statement).
+	// the first statement). It is called on a client connection's
+	// goroutine, at its first statement that leaves the replica, by many
+	// connections at once; it must not block.
 	Open() ForwardSession
 }
 
 // ForwardSession is one client connection's session on the primary: a
 // transaction begun there stays on one primary connection until it ends.
+//
+// Its methods are called only on the goroutine serving that client
+// connection, one at a time, and never after Close. Exec blocks for the
+// round trip to the primary, Wait for at most the replica's wait bound;
+// while they block, the connection's next command waits. Close is
+// called once, when the client disconnects or resets its connection.
+// None of them may call back into the MySQL server.
 type ForwardSession interface {
 	// Exec runs a statement (with ? arguments for prepared statements) on
 	// the primary. Errors the primary's SQL produced are *ephpm.SQLError

@@ -22,7 +22,14 @@ import (
 )
 
 // StatementSession runs forwarded statements on the primary: a MySQL
-// session without a client connection (*mysqlwire.Detached).
+// session without a client connection (*mysqlwire.Detached). Its methods
+// are never called concurrently: Run and InTx on the HTTP handler
+// goroutine of a forwarded statement, Close once — on a handler (the
+// replica closed its session), on the expiry loop (idle for
+// DefaultSessionIdle; it rolls back), or in Manager.Close. Run may
+// block for as long as its statement runs (the session's own limits
+// bound it); Close must not block for long. None may call back into the
+// Manager's session table (a new forwarded statement, Close).
 type StatementSession interface {
 	// Run runs one statement; the errors its SQL ends with are
 	// *ephpm.SQLError (any other error reaches the replica as 1105).
@@ -255,7 +262,11 @@ func writeExec(w http.ResponseWriter, resp execResponse) {
 }
 
 // Forwarder returns the statement forwarder of a replica site, for the
-// MySQL front.
+// MySQL front (see mysqlwire.Forwarder for who calls it and how). Its
+// sessions' Exec blocks for one round trip to the primary (the MySQL
+// statement's context does not end when the client leaves; a primary
+// that stops answering is noticed by the HTTP/2 connection's pings);
+// Close sends the primary one last request (at most 5 s).
 func (m *Manager) Forwarder(name string) mysqlwire.Forwarder {
 	return forwarder{m: m, name: name}
 }

@@ -65,13 +65,32 @@ type Config struct {
 	// write_paths, whose default is config.DefaultWritePaths).
 	WritePaths  []string
 	WaitApplied time.Duration // DefaultWaitApplied when 0
-	// OnApply runs after a replica applied a site's transactions (the KV
-	// store drops the site's cached objects).
+
+	// The hooks below may each be called from many goroutines at once
+	// (for different sites, or requests). None is called with a lock of
+	// the Manager held.
+
+	// OnApply runs after a replica applied a site's transactions and
+	// recorded its new position (the KV store drops the site's cached
+	// objects). It runs on that site's stream goroutine: calls for one
+	// site come one at a time, in order; other sites' concurrently. It
+	// must not block: the site's replication waits for it (other sites'
+	// do not). It may read the Manager (Status, Applied, Role) but must
+	// not call SetSites or Close, which wait for the stream, nor wait
+	// for the site to advance (WaitApplied).
 	OnApply func(site string)
 	// OpenSession opens a MySQL session on a site this node is primary
-	// for, to run statements replicas forward.
+	// for, to run the statements a replica forwards. It runs on the HTTP
+	// handler goroutine of the replica's first forwarded statement (POST
+	// /_ephpm/repl/v1/exec), concurrently with others; it may block to
+	// open the site's database, bounded by ctx (that request's). The
+	// session it returns is used by one goroutine at a time; see
+	// StatementSession.
 	OpenSession func(ctx context.Context, site string) (StatementSession, error)
-	// SiteOf names the site serving a Host header (aliases included).
+	// SiteOf names the site serving a Host header (aliases included). It
+	// runs on HTTP handler goroutines, for every request forwarded to
+	// this node and every response stamped with the log position: it
+	// must be quick and must not block. It may read the Manager.
 	SiteOf func(host string) (string, bool)
 	Logger *slog.Logger
 }
@@ -278,7 +297,12 @@ func (m *Manager) Role(name string) ephpm.Role {
 }
 
 // OnOpen is the database pool's open hook: a replica's database is made
-// read-only for clients; a primary's gets its frame log.
+// read-only for clients; a primary's gets its frame log. The pool calls
+// it on the goroutine of the database's first Acquire (later ones wait),
+// before anyone else uses it. It blocks while the log opens (catching up
+// with the WAL, or copying the database into a new log) and for up to
+// 30 s while the previous instance's log closes. It takes the Manager's
+// lock, so nothing may Acquire a database with that lock held.
 func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 	m.mu.Lock()
 	s := m.byPath[db.Path()]
@@ -335,7 +359,9 @@ func (s *site) appended(next uint64) {
 }
 
 // OnClose is the pool's close hook: the primary's log closes after its
-// database (whose last checkpoint captures the final frames).
+// database (whose last checkpoint captures the final frames). The pool
+// calls it on the goroutine that closed the database (its idle sweeper,
+// Pool.Close, or a failed open); it only closes the log's files.
 func (m *Manager) OnClose(db *sqlite.DB) {
 	m.mu.Lock()
 	s := m.byPath[db.Path()]
