@@ -130,13 +130,26 @@ type sessions struct {
 	m  *Manager
 	mu sync.Mutex
 	by map[string]*fwdServerSession
+	// closed: Manager.Close closed every session; a new one is refused.
+	closed bool
 }
 
+// fwdServerSession is one forwarded session; mu serializes every call of
+// ss, so that none runs concurrently with another or after Close.
 type fwdServerSession struct {
-	mu   sync.Mutex
-	site string
-	ss   StatementSession
-	used time.Time
+	mu     sync.Mutex
+	site   string
+	ss     StatementSession
+	used   time.Time
+	closed bool
+}
+
+// closeLocked closes the session once; the caller holds mu.
+func (fs *fwdServerSession) closeLocked() {
+	if !fs.closed {
+		fs.closed = true
+		fs.ss.Close()
+	}
 }
 
 // newSessions returns the session table and starts, in the manager's
@@ -167,17 +180,24 @@ func (s *sessions) expire(cutoff time.Time) {
 	s.mu.Unlock()
 	for _, fs := range old {
 		s.m.log.Info("forwarded session idle: rolled back and closed", "site", fs.site)
-		fs.ss.Close()
+		fs.mu.Lock()
+		fs.closeLocked()
+		fs.mu.Unlock()
 	}
 }
 
+// closeAll closes every session (waiting for a statement running in
+// one) and refuses new ones.
 func (s *sessions) closeAll() {
 	s.mu.Lock()
 	all := s.by
 	s.by = map[string]*fwdServerSession{}
+	s.closed = true
 	s.mu.Unlock()
 	for _, fs := range all {
-		fs.ss.Close()
+		fs.mu.Lock()
+		fs.closeLocked()
+		fs.mu.Unlock()
 	}
 }
 
@@ -202,17 +222,14 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 			delete(m.sessions.by, req.Session)
 			m.sessions.mu.Unlock()
 			fs.mu.Lock()
-			fs.ss.Close()
+			fs.closeLocked()
 			fs.mu.Unlock()
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if fs == nil && req.Session != "" {
-		// Expired (its transaction was rolled back): the client must know.
-		writeExec(w, execResponse{Session: req.Session, Error: &ephpm.SQLError{
-			Code: erQueryInterrupted, State: ssQueryInterrupted,
-			Message: "forwarded session expired on the primary; its transaction was rolled back"}})
+		writeExpired(w, req.Session)
 		return
 	}
 	if fs == nil {
@@ -230,8 +247,16 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		req.Session = hex.EncodeToString(id[:])
 		fs = &fwdServerSession{site: req.Site, ss: ss}
 		m.sessions.mu.Lock()
-		m.sessions.by[req.Session] = fs
+		closed := m.sessions.closed
+		if !closed {
+			m.sessions.by[req.Session] = fs
+		}
 		m.sessions.mu.Unlock()
+		if closed {
+			ss.Close()
+			http.Error(w, "this node is shutting down", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	args, err := decodeArgs(req.Args)
 	if err != nil {
@@ -239,6 +264,12 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fs.mu.Lock()
+	if fs.closed {
+		// Expired (or the node closing) while this request waited.
+		fs.mu.Unlock()
+		writeExpired(w, req.Session)
+		return
+	}
 	start := time.Now()
 	res, err := fs.ss.Run(req.Query, args)
 	inTx := fs.ss.InTx()
@@ -254,6 +285,14 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeExec(w, resp)
+}
+
+// writeExpired answers a statement for a session that is gone: its
+// transaction was rolled back, and the client must know.
+func writeExpired(w http.ResponseWriter, session string) {
+	writeExec(w, execResponse{Session: session, Error: &ephpm.SQLError{
+		Code: erQueryInterrupted, State: ssQueryInterrupted,
+		Message: "forwarded session expired on the primary; its transaction was rolled back"}})
 }
 
 func writeExec(w http.ResponseWriter, resp execResponse) {

@@ -415,7 +415,7 @@ type Status struct {
 	PrimaryNext uint64     `json:"primary_position,omitempty"`
 	LagFrames   uint64     `json:"lag_frames"`
 	LagMillis   float64    `json:"lag_ms"`
-	State       string     `json:"state"`
+	State       string     `json:"state"` // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
 	Txs         uint64     `json:"transactions_applied,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
