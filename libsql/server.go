@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ephpm/ephpm"
-	"github.com/ephpm/ephpm/internal/loop"
+	"github.com/ephpm/ephpm/internal/task"
 )
 
 const (
@@ -81,7 +81,7 @@ type Server struct {
 	genID string // HelloResponse.generation_id: per process, ignored by clients
 	// loops owns the janitor; its context also ends the LogEntries
 	// calls in flight when the server closes.
-	loops *loop.Group
+	loops *task.Group
 
 	mu      sync.Mutex
 	closed  bool
@@ -132,7 +132,7 @@ func NewServer(cfg Config) *Server {
 		log:     cfg.Logger.WithGroup("libsql"),
 		key:     key,
 		genID:   newUUID(),
-		loops:   loop.NewGroup(),
+		loops:   task.NewGroup(context.Background()),
 		streams: map[uint64]*stream{},
 		proxies: map[string]*proxySession{},
 	}
@@ -150,7 +150,7 @@ func (s *Server) Close() error {
 	streams, proxies := s.streams, s.proxies
 	s.streams, s.proxies = map[uint64]*stream{}, map[string]*proxySession{}
 	s.mu.Unlock()
-	s.loops.Close()
+	s.loops.Close() // the janitor returns no error
 	ctx := context.Background()
 	for _, st := range streams {
 		st.mu.Lock()
@@ -170,8 +170,16 @@ func (s *Server) startReaperLocked() {
 	if s.reaping || s.closed {
 		return
 	}
-	s.reaping = s.loops.Go(func(ctx context.Context) {
-		loop.Every(ctx, reapInterval, func(now time.Time) bool { return s.reap(ctx, now) })
+	s.reaping = true
+	s.loops.Go(func(ctx context.Context) error {
+		// Its own context ends the janitor when nothing is left to reap.
+		ctx, idle := context.WithCancel(ctx)
+		defer idle()
+		return task.Every(ctx, reapInterval, func(ctx context.Context) {
+			if !s.reap(ctx, time.Now()) {
+				idle()
+			}
+		})
 	})
 }
 

@@ -51,6 +51,9 @@ func TestCloseWaitsForEveryLoop(t *testing.T) {
 		}
 		return false
 	})
+	if len(goroutinesIn("replication.newSessions")) != 2 {
+		t.Fatalf("want the session expiry of both managers running:\n%s", strings.Join(goroutinesIn("task."), "\n\n"))
+	}
 	if len(goroutinesIn("replication.(*site).run")) != 2 {
 		t.Fatalf("want 2 streams running:\n%s", strings.Join(goroutinesIn("replication."), "\n\n"))
 	}

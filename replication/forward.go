@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/ephpm/ephpm"
-	"github.com/ephpm/ephpm/internal/loop"
+	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/mysqlwire"
 )
 
@@ -156,10 +156,9 @@ func (fs *fwdServerSession) closeLocked() {
 // loops, the expiry of idle sessions.
 func newSessions(m *Manager) *sessions {
 	s := &sessions{m: m, by: map[string]*fwdServerSession{}}
-	m.loops.Go(func(ctx context.Context) {
-		loop.Every(ctx, DefaultSessionIdle/6, func(now time.Time) bool {
-			s.expire(now.Add(-DefaultSessionIdle))
-			return true
+	m.loops.Go(func(ctx context.Context) error {
+		return task.Every(ctx, DefaultSessionIdle/6, func(context.Context) {
+			s.expire(time.Now().Add(-DefaultSessionIdle))
 		})
 	})
 	return s

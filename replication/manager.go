@@ -23,7 +23,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
-	"github.com/ephpm/ephpm/internal/loop"
+	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
@@ -108,7 +108,8 @@ type Manager struct {
 
 	// loops owns every goroutine the manager starts: each replica
 	// site's stream and the expiry of forwarded sessions.
-	loops *loop.Group
+	loops  *task.Group
+	closed bool // Close was called (guarded by setMu): no stream starts
 
 	sessions *sessions
 	frameKey []byte // MACs the read-your-writes cookie
@@ -177,7 +178,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.client == nil {
 		m.client = NewClient(nil)
 	}
-	m.loops = loop.NewGroup()
+	m.loops = task.NewGroup(context.Background())
 	m.sessions = newSessions(m)
 	return m, nil
 }
@@ -499,9 +500,10 @@ func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) boo
 // Close stops every replica stream and forwarded session, and returns
 // when every goroutine the manager started has ended.
 func (m *Manager) Close() error {
-	m.loops.Close()
 	m.setMu.Lock()
 	defer m.setMu.Unlock()
+	m.closed = true
+	m.loops.Close() // the loops return no errors
 	m.mu.Lock()
 	sites := make([]*site, 0, len(m.sites))
 	for _, s := range m.sites {

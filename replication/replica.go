@@ -33,16 +33,17 @@ var errRestart = errors.New("restart")
 // context of its own so that SetSites can stop it alone (stopSite). The
 // caller holds setMu.
 func (m *Manager) startReplica(s *site) {
-	ctx, cancel := context.WithCancel(m.loops.Context())
-	done := make(chan struct{})
-	if !m.loops.Go(func(context.Context) {
-		defer close(done)
-		s.run(ctx)
-	}) {
-		cancel() // the manager is closed
+	if m.closed {
 		return
 	}
-	s.stop, s.done = cancel, done
+	ctx, cancel := context.WithCancel(m.loops.Context())
+	s.stop, s.done = cancel, make(chan struct{})
+	done := s.done
+	m.loops.Go(func(context.Context) error {
+		defer close(done)
+		s.run(ctx)
+		return nil
+	})
 }
 
 // run streams until ctx ends, reconnecting with backoff.
