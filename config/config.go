@@ -275,7 +275,8 @@ func New() *Config {
 			MemoryLimit: 128 << 20, Eviction: "allkeys-lru", MaxConnections: 10000,
 			AuthTimeout: Duration(DefaultAuthTimeout),
 		},
-		pos: map[string]string{},
+		Replication: NodeReplication{WritePaths: append([]string(nil), DefaultWritePaths...)},
+		pos:         map[string]string{},
 	}
 }
 

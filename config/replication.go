@@ -11,6 +11,12 @@ import (
 // without a listen address.
 const DefaultReplicationListen = "0.0.0.0:5001"
 
+// DefaultWritePaths are the request paths a replica always sends to the
+// site's primary, whatever their method: WordPress's admin, login,
+// XML-RPC and cron (WordPress is what ephpm serves first; another
+// application sets write_paths, [] for none).
+var DefaultWritePaths = []string{"/wp-admin/", "/wp-login.php", "/xmlrpc.php", "/wp-cron.php"}
+
 // NodeReplication is [replication]: this node's replication and
 // forwarding endpoint. It is on when listen or auth_token is set.
 type NodeReplication struct {
@@ -26,7 +32,8 @@ type NodeReplication struct {
 	// Node names this node in logs and forwarded requests (host name by
 	// default).
 	Node string `toml:"node"`
-	// WritePaths always go to a site's primary, whatever the method.
+	// WritePaths always go to a site's primary, whatever the method
+	// (DefaultWritePaths unless set).
 	WritePaths []string `toml:"write_paths"`
 	// WaitApplied bounds how long a replica holds a read for a client's
 	// own write to arrive (read-your-writes) before asking the primary.

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +47,31 @@ func TestReplicationConfigErrors(t *testing.T) {
 				t.Fatalf("error %v, want …%s…", err, tc.want)
 			}
 		})
+	}
+}
+
+// write_paths defaults to WordPress's; [] sends no path to the primary
+// by its name alone.
+func TestReplicationWritePaths(t *testing.T) {
+	for _, tc := range []struct {
+		name, toml string
+		want       []string
+	}{
+		{"default", "[replication]\nauth_token = \"0123456789abcdef\"\n", config.DefaultWritePaths},
+		{"none", "[replication]\nauth_token = \"0123456789abcdef\"\nwrite_paths = []\n", []string{}},
+		{"own", "[replication]\nauth_token = \"0123456789abcdef\"\nwrite_paths = [\"/admin/\"]\n", []string{"/admin/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(write(t, tc.toml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Replication.WritePaths; !slices.Equal(got, tc.want) || got == nil {
+				t.Errorf("write_paths = %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+	if want := []string{"/wp-admin/", "/wp-login.php", "/xmlrpc.php", "/wp-cron.php"}; !slices.Equal(config.DefaultWritePaths, want) {
+		t.Errorf("DefaultWritePaths = %q, want %q", config.DefaultWritePaths, want)
 	}
 }

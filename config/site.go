@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ephpm/ephpm"
 )
 
 // SiteFile is a site's site.toml: overrides of the global settings for
@@ -58,8 +60,8 @@ type SiteSQLite struct {
 
 // Replication is [db.sqlite.replication]: the site's role.
 type Replication struct {
-	Role           string `toml:"role"` // "primary" | "replica" | "" (local)
-	PrimaryGRPCURL string `toml:"primary_grpc_url"`
+	Role           ephpm.Role `toml:"role"` // primary, replica or "" (local)
+	PrimaryGRPCURL string     `toml:"primary_grpc_url"`
 }
 
 // Site is one site's effective settings: globals with site.toml on top.
@@ -171,11 +173,11 @@ func (c *Config) ParseSite(name, path, dir string, data []byte) (*Site, error) {
 	s.KVQuota = int64(f.KV.MemoryLimit)
 	r := f.DB.SQLite.Replication
 	switch r.Role {
-	case "", "primary":
+	case "", ephpm.RolePrimary:
 		if r.PrimaryGRPCURL != "" {
 			bad("db.sqlite.replication.primary_grpc_url", "only a replica names its primary")
 		}
-	case "replica":
+	case ephpm.RoleReplica:
 		if r.PrimaryGRPCURL != "" {
 			u, err := url.Parse(r.PrimaryGRPCURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -187,7 +189,7 @@ func (c *Config) ParseSite(name, path, dir string, data []byte) (*Site, error) {
 			}
 		}
 	default:
-		bad("db.sqlite.replication.role", "must be \"primary\" or \"replica\", got %q", r.Role)
+		bad("db.sqlite.replication.role", "must be %q or %q, got %q", ephpm.RolePrimary, ephpm.RoleReplica, r.Role)
 	}
 	s.Replication = r
 	if len(errs) > 0 {

@@ -57,14 +57,15 @@ func (l *Log) capture() error {
 	}
 	// The WAL may have been deleted and recreated (last connection
 	// closed): compare with the path's file.
-	if st, err := l.wal.Stat(); err == nil {
-		if pst, perr := os.Stat(l.dbPath + "-wal"); perr != nil || !os.SameFile(st, pst) {
-			l.wal.Close()
-			l.wal = nil
-			if perr != nil {
-				return nil
-			}
-			return l.captureLocked()
+	st, err := l.wal.Stat()
+	if err != nil {
+		return fmt.Errorf("framelog: WAL: %w", err)
+	}
+	if pst, perr := os.Stat(l.dbPath + "-wal"); perr != nil || !os.SameFile(st, pst) {
+		l.wal.Close() // only read
+		l.wal = nil
+		if perr != nil {
+			return nil
 		}
 	}
 	return l.captureLocked()

@@ -122,6 +122,9 @@ type Log struct {
 	sum  uint64 // checksum of the last record
 	wal  *os.File
 	wake chan struct{} // closed and replaced on every append
+	// dirPending: a rename in dir (compaction's new log) is not known to
+	// be durable; commit syncs dir before it may acknowledge anything.
+	dirPending bool
 
 	stats Stats
 }
@@ -139,8 +142,11 @@ type Options struct {
 	// first transaction (DefaultBaseFrames when 0); a larger one starts as
 	// a snapshot, so that no stream message has to carry it whole.
 	BaseFrames int
-	// OnAppend, if set, is called (under the log's lock: keep it short)
-	// with the new Next after every append.
+	// OnAppend, if set, is called with the new Next after every append,
+	// on the goroutine that logs a commit (the commit hook, or Open
+	// catching up), with the site's writer and the log's lock held: calls
+	// come one at a time. It must not block, and must not call the Log
+	// (its lock is held) nor use the database's writer.
 	OnAppend func(next uint64)
 	Logger   *slog.Logger
 }
@@ -192,8 +198,7 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 		return nil
 	})
 	if err != nil {
-		l.Close()
-		return nil, err
+		return nil, errors.Join(err, l.Close())
 	}
 	return l, nil
 }
@@ -228,7 +233,9 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
 		if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
 			return fmt.Errorf("framelog: %w", err)
 		}
-		syncDir(l.dir)
+		if err := syncDir(l.dir); err != nil {
+			return fmt.Errorf("framelog: new log: %w", err)
+		}
 		l.log.Info("replication log created from a snapshot", "id", id, "pages", st.Size()/PageSize)
 		return nil
 	}
@@ -256,7 +263,9 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
 	if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
 		return fmt.Errorf("framelog: %w", err)
 	}
-	syncDir(l.dir)
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("framelog: new log: %w", err)
+	}
 	l.log.Info("replication log created", "id", id, "frames", len(pages))
 	return nil
 }
@@ -312,6 +321,13 @@ func appendRecord(dst []byte, no, sum uint64, pgno, sizeAfter uint32, page []byt
 // commit appends recs, moves the WAL cursor and makes both durable with
 // one header write and one sync. Caller holds mu (or owns l exclusively).
 func (l *Log) commit(recs []byte, salt, walSum [2]uint32, walOff int64, sum uint64) error {
+	if l.dirPending {
+		// The log file itself may not be durable under its name yet.
+		if err := syncDir(l.dir); err != nil {
+			return fmt.Errorf("framelog: sync the log's directory: %w", err)
+		}
+		l.dirPending = false
+	}
 	n := uint64(len(recs) / FrameSize)
 	if n > 0 {
 		off := int64(headerSize) + int64(l.hdr.Count)*FrameSize
@@ -455,9 +471,16 @@ func newUUID() (string, error) {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+// syncDir makes the renames in dir durable. A variable so that tests can
+// make it fail.
+var syncDir = func(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	if err := d.Sync(); err != nil {
+		d.Close() // the sync's error is the one to report
+		return err
+	}
+	return d.Close()
 }

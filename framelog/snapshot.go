@@ -81,10 +81,11 @@ func (l *Log) Snapshot(context.Context) (*Snapshot, error) {
 // frame and starts a new, empty log after it (same ID: replicas that are
 // current keep streaming). The caller holds the writer.
 func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
-	dbPages := uint64(0)
-	if st, err := os.Stat(l.dbPath); err == nil {
-		dbPages = uint64(st.Size() / PageSize)
+	st, err := os.Stat(l.dbPath)
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
 	}
+	dbPages := uint64(st.Size() / PageSize)
 	l.mu.RLock()
 	count := l.hdr.Count
 	l.mu.RUnlock()
@@ -132,14 +133,25 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 		f.Close()
 		return fmt.Errorf("compact: %w", err)
 	}
-	syncDir(l.dir)
-	l.f.Close()
+	// The new file is the log now (its name says so): swap before
+	// anything can fail, and close the old one, whose every byte was
+	// synced when it was written (its close can lose nothing).
+	old := l.f
 	l.f, l.hdr = f, h
+	if err := old.Close(); err != nil {
+		l.log.Warn("closing the replaced replication log", "err", err)
+	}
 	if l.wal != nil {
-		l.wal.Close()
+		l.wal.Close() // only read
 		l.wal = nil
 	}
 	l.stats.Compactions++
+	if err := syncDir(l.dir); err != nil {
+		// Until the rename is durable no commit may be acknowledged: a
+		// crash could bring the old log back without them.
+		l.dirPending = true
+		return fmt.Errorf("compact: sync the log's directory: %w", err)
+	}
 	l.log.Info("replication log compacted", "snapshot_end", next-1, "pages", dbPages)
 	return nil
 }
@@ -162,7 +174,12 @@ func (l *Log) writeSnapshot(end uint64) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	defer f.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			f.Close() // a failure before: the error returned says what
+		}
+	}()
 	h := make([]byte, headerSize)
 	copy(h, snapMagic)
 	copy(h[8:44], l.hdr.ID)
@@ -178,6 +195,12 @@ func (l *Log) writeSnapshot(end uint64) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	// The caller syncs the directory after renaming the log, which
+	// makes this rename durable too.
 	if err := os.Rename(tmp, filepath.Join(l.dir, "snapshot")); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}

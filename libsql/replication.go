@@ -216,7 +216,7 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, site *Site, 
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
+	stop := context.AfterFunc(s.loops.Context(), cancel)
 	defer stop()
 	w.Header().Set("Content-Type", "application/grpc-web+proto")
 	w.WriteHeader(http.StatusOK)
@@ -248,7 +248,7 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, site *Site, 
 			continue
 		}
 		if err := site.Log.Wait(ctx, next); err != nil {
-			if s.ctx.Err() != nil {
+			if s.loops.Context().Err() != nil {
 				w.Write(appendTrailer(nil, grpcUnavailable, "server shutting down"))
 			}
 			return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/internal/defaults"
+	"github.com/ephpm/ephpm/internal/task"
 )
 
 const (
@@ -75,13 +76,13 @@ type Config struct {
 // Server serves Hrana over HTTP and the embedded-replica protocols. It owns
 // a janitor goroutine while streams or sessions are open; Close ends them.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	key    []byte
-	genID  string // HelloResponse.generation_id: per process, ignored by clients
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg   Config
+	log   *slog.Logger
+	key   []byte
+	genID string // HelloResponse.generation_id: per process, ignored by clients
+	// loops owns the janitor; its context also ends the LogEntries
+	// calls in flight when the server closes.
+	loops *task.Group
 
 	mu      sync.Mutex
 	closed  bool
@@ -115,14 +116,12 @@ func NewServer(cfg Config) *Server {
 		key = make([]byte, 32)
 		rand.Read(key)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.WithGroup("libsql"),
 		key:     key,
 		genID:   newUUID(),
-		ctx:     ctx,
-		cancel:  cancel,
+		loops:   task.NewGroup(context.Background()),
 		streams: map[uint64]*stream{},
 		proxies: map[string]*proxySession{},
 	}
@@ -140,8 +139,7 @@ func (s *Server) Close() error {
 	streams, proxies := s.streams, s.proxies
 	s.streams, s.proxies = map[uint64]*stream{}, map[string]*proxySession{}
 	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
+	s.loops.Close() // the janitor returns no error
 	ctx := context.Background()
 	for _, st := range streams {
 		st.mu.Lock()
@@ -156,60 +154,58 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// startReaper runs the janitor if it is not running; s.mu is held.
+// startReaperLocked runs the janitor if it is not running; s.mu is held.
 func (s *Server) startReaperLocked() {
 	if s.reaping || s.closed {
 		return
 	}
 	s.reaping = true
-	s.wg.Add(1)
-	go s.reap()
+	s.loops.Go(func(ctx context.Context) error {
+		// Its own context ends the janitor when nothing is left to reap.
+		ctx, idle := context.WithCancel(ctx)
+		defer idle()
+		return task.Every(ctx, reapInterval, func(ctx context.Context) {
+			if !s.reap(ctx, time.Now()) {
+				idle()
+			}
+		})
+	})
 }
 
-// reap expires idle streams and sessions; it ends when none is left.
-func (s *Server) reap() {
-	defer s.wg.Done()
-	t := time.NewTicker(reapInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		var dead []interface {
-			tryExpire(context.Context, time.Time) bool
-		}
-		s.mu.Lock()
-		for _, st := range s.streams {
-			dead = append(dead, st)
-		}
-		for _, p := range s.proxies {
-			dead = append(dead, p)
-		}
-		s.mu.Unlock()
-		for _, d := range dead {
-			d.tryExpire(s.ctx, now)
-		}
-		s.mu.Lock()
-		for id, st := range s.streams {
-			if st.isDead() {
-				delete(s.streams, id)
-			}
-		}
-		for id, p := range s.proxies {
-			if p.isDead() {
-				delete(s.proxies, id)
-			}
-		}
-		if len(s.streams) == 0 && len(s.proxies) == 0 {
-			s.reaping = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
+// reap expires idle streams and sessions; it reports false, ending the
+// janitor, when none is left.
+func (s *Server) reap(ctx context.Context, now time.Time) bool {
+	var dead []interface {
+		tryExpire(context.Context, time.Time) bool
 	}
+	s.mu.Lock()
+	for _, st := range s.streams {
+		dead = append(dead, st)
+	}
+	for _, p := range s.proxies {
+		dead = append(dead, p)
+	}
+	s.mu.Unlock()
+	for _, d := range dead {
+		d.tryExpire(ctx, now)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, st := range s.streams {
+		if st.isDead() {
+			delete(s.streams, id)
+		}
+	}
+	for id, p := range s.proxies {
+		if p.isDead() {
+			delete(s.proxies, id)
+		}
+	}
+	if len(s.streams) == 0 && len(s.proxies) == 0 {
+		s.reaping = false
+		return false
+	}
+	return true
 }
 
 // ServeHTTP routes a request by path.

@@ -18,7 +18,9 @@ import (
 const FrameSize = 24 + sqlite.PageSize
 
 // Log is a site's replication frame log (package framelog implements it).
-// Frame numbers are global, 0-based and gap-free.
+// Frame numbers are global, 0-based and gap-free. Its methods are called
+// on request goroutines, many at once; only Wait blocks for long (until
+// a frame comes or the call's context ends).
 type Log interface {
 	// ID is a UUID, stable across restarts; it changes only when the log
 	// is reset (replicas must then bootstrap again).
@@ -50,17 +52,26 @@ type Site struct {
 	Name string
 	DB   *sqlite.DB // open for the request; read-only on a replica
 	Log  Log        // nil when the site is not a replicated primary here
-	// Release is called when the request is done with DB.
+	// Release is called once, when the server is done with DB: on the
+	// request's goroutine, or — when a client's transaction kept the
+	// site past its request — on whichever goroutine ends that
+	// transaction (a later request, the janitor when it expires,
+	// Server.Close). It must not block.
 	Release func()
 	// Forward, set on a node that replicates the site, passes a request
 	// (its body already read) to the site's primary and copies the answer
 	// back: every write and transaction of a Hrana client, and the whole
-	// embedded-replica protocol. Nil means everything is served here.
+	// embedded-replica protocol. Nil means everything is served here. It
+	// is called on the request's goroutine and blocks for the whole
+	// proxied request.
 	Forward func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
 // Resolver authenticates a request and names its site. It returns an
-// error wrapping ErrUnauthorized (→ 401) or ErrNoSite (→ 404).
+// error wrapping ErrUnauthorized (→ 401) or ErrNoSite (→ 404). The server
+// calls it once per request, on the request's goroutine, for many
+// requests at once; it may block while the site's database opens,
+// bounded by ctx (the request's). It must not call back into the Server.
 type Resolver func(ctx context.Context, r *http.Request) (*Site, error)
 
 // Errors a Resolver wraps.

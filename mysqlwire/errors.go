@@ -29,6 +29,11 @@ func toSQLError(err error, database string) error {
 	if errors.As(err, &se) {
 		return se
 	}
+	var ne *ephpm.SQLError
+	if errors.As(err, &ne) {
+		// The primary's answer to a forwarded statement.
+		return sqlerror.NewSQLError(sqlerror.ErrorCode(ne.Code), ne.State, ne.Message)
+	}
 	var xe *sqlxlate.Error
 	if errors.As(err, &xe) {
 		state := xe.State

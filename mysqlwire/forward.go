@@ -2,11 +2,13 @@ package mysqlwire
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"vitess.io/vitess/go/mysql"
 	"vitess.io/vitess/go/sqltypes"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlxlate"
 )
 
@@ -14,16 +16,26 @@ import (
 // primary. Account.Forward is set for replica sites only.
 type Forwarder interface {
 	// Open starts a session on the primary (lazily: nothing is sent until
-	// the first statement).
+	// the first statement). It is called on a client connection's
+	// goroutine, at its first statement that leaves the replica, by many
+	// connections at once; it must not block.
 	Open() ForwardSession
 }
 
 // ForwardSession is one client connection's session on the primary: a
 // transaction begun there stays on one primary connection until it ends.
+//
+// Its methods are called only on the goroutine serving that client
+// connection, one at a time, and never after Close. Exec blocks for the
+// round trip to the primary, Wait for at most the replica's wait bound;
+// while they block, the connection's next command waits. Close is
+// called once, when the client disconnects or resets its connection.
+// None of them may call back into the MySQL server.
 type ForwardSession interface {
 	// Exec runs a statement (with ? arguments for prepared statements) on
-	// the primary. Errors the primary's SQL produced are *sqlerror.SQLError.
-	Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error)
+	// the primary. Errors the primary's SQL produced are *ephpm.SQLError
+	// (sent to the client as they are); any other error is 1105.
+	Exec(ctx context.Context, query string, args []any) (*ephpm.Result, error)
 	// InTx reports whether the primary session is inside a transaction.
 	InTx() bool
 	// Wait holds a local read until this replica has applied the
@@ -63,8 +75,14 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 		}
 		if plan.Kind == sqlxlate.KindQuery && s.fwd != nil && !s.fwd.Wait(ctx) {
 			// Our copy lags our own write: read it on the primary.
-			res, err := s.fwd.Exec(ctx, query, args)
-			return res, true, err
+			nres, err := s.fwd.Exec(ctx, query, args)
+			if err != nil {
+				return nil, true, err
+			}
+			if res, err = fromResult(nres); err != nil {
+				return nil, true, fmt.Errorf("the primary's result: %w", err)
+			}
+			return res, true, nil
 		}
 		return nil, false, nil
 	}
@@ -76,9 +94,12 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 			}
 		}
 	}
-	res, err = s.fwd.Exec(ctx, query, args)
+	nres, err := s.fwd.Exec(ctx, query, args)
 	if err != nil {
 		return nil, true, err
+	}
+	if res, err = fromResult(nres); err != nil {
+		return nil, true, fmt.Errorf("the primary's result: %w", err)
 	}
 	if plan.Kind == sqlxlate.KindExec {
 		s.rowCount = int64(res.RowsAffected)
@@ -110,11 +131,15 @@ func (srv *Server) Detached(acct *Account) *Detached {
 	return &Detached{s: s}
 }
 
-// Run runs one statement.
-func (d *Detached) Run(query string, args []any) (*sqltypes.Result, error) {
+// Run runs one statement. Its errors are *ephpm.SQLError.
+func (d *Detached) Run(query string, args []any) (*ephpm.Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.s.runSQL(query, args)
+	res, err := d.s.runSQL(query, args)
+	if err != nil {
+		return nil, toNeutralError(err)
+	}
+	return toResult(res)
 }
 
 // InTx reports whether a transaction is open.

@@ -64,6 +64,10 @@ type Account struct {
 	Database string
 	// Open returns the site database and a release function called when
 	// the connection ends, so that the owner may close idle databases.
+	// It is called on the connection's goroutine, once, at its first
+	// command; it may block while the database opens (the pool's open
+	// hooks run there). release is called once, when the connection (or
+	// Detached session) ends.
 	Open func(ctx context.Context) (db *sqlite.DB, release func(), err error)
 	// Forward, set for a replica site, sends writes to the primary.
 	Forward Forwarder
@@ -81,7 +85,10 @@ func PoolAccount(user, password, database string, pool *sqlite.Pool, path string
 }
 
 // Directory maps a MySQL user name to its Account. Lookup returns nil, nil
-// for an unknown user. It is called once per connection attempt.
+// for an unknown user. It is called once per connection attempt, on that
+// connection's goroutine during the handshake, by many connections at
+// once (and for every Detached session ephpm opens); it may block
+// briefly (ctx ends when the server closes), but the client waits.
 type Directory interface {
 	Lookup(ctx context.Context, user string) (*Account, error)
 }

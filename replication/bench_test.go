@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/internal/testutil"
 	"github.com/ephpm/ephpm/replication"
@@ -31,8 +32,8 @@ func benchPair(b *testing.B, oneWay time.Duration) (p, r *node, site string, app
 		px := testutil.NewDelayProxy(b, p.url[len("http://"):], oneWay)
 		url = "http://" + px.Addr
 	}
-	p.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(p.dir, site+".db"), Role: replication.RolePrimary}})
-	r.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(r.dir, site+".db"), Role: replication.RoleReplica, PrimaryURL: url}})
+	p.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(p.dir, site+".db"), Role: ephpm.RolePrimary}})
+	r.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(r.dir, site+".db"), Role: ephpm.RoleReplica, PrimaryURL: url}})
 	return p, r, site, nil
 }
 
@@ -148,7 +149,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	p := startNode(b, filepath.Join(root, "p"), 0)
 	os.MkdirAll(p.dir, 0o700)
 	site := "bench.example"
-	p.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(p.dir, site+".db"), Role: replication.RolePrimary}})
+	p.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(p.dir, site+".db"), Role: ephpm.RolePrimary}})
 	pdb := p.db(b, site)
 	testutil.Exec(b, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
 	n := max(b.N, 5000)
@@ -160,7 +161,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	start := time.Now()
 	r := startNode(b, filepath.Join(root, "r"), 0)
 	os.MkdirAll(r.dir, 0o700)
-	r.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(r.dir, site+".db"), Role: replication.RoleReplica, PrimaryURL: p.url}})
+	r.m.SetSites([]replication.SiteConfig{{Name: site, DBPath: filepath.Join(r.dir, site+".db"), Role: ephpm.RoleReplica, PrimaryURL: p.url}})
 	deadline := time.Now().Add(60 * time.Second)
 	for r.m.Applied(site) < target {
 		if time.Now().After(deadline) {

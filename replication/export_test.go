@@ -26,3 +26,20 @@ func FrameCookie(m *Manager, site string, frame uint64, expires time.Time) strin
 func ParseFrameCookie(m *Manager, site, v string, now time.Time) (uint64, bool) {
 	return m.parseFrameCookie(site, v, now)
 }
+
+// Refusal sentinels and their wire words, for the table test.
+var (
+	ErrLogReset = errLogReset
+	ErrAhead    = errAhead
+	RefusalWord = refusalWord
+	RefusalErr  = refusalErr
+)
+
+// OpenPos opens a replica's position file as the stream does.
+func OpenPos(dbPath string) (next uint64, err error) {
+	pf, pos, err := openPos(dbPath)
+	if err != nil {
+		return 0, err
+	}
+	return pos.Next, pf.close()
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,17 +16,24 @@ import (
 	"sync"
 	"time"
 
-	"vitess.io/vitess/go/mysql/sqlerror"
-	"vitess.io/vitess/go/sqltypes"
-	querypb "vitess.io/vitess/go/vt/proto/query"
-
+	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/mysqlwire"
 )
 
 // StatementSession runs forwarded statements on the primary: a MySQL
-// session without a client connection (*mysqlwire.Detached).
+// session without a client connection (*mysqlwire.Detached). Its methods
+// are never called concurrently: Run and InTx on the HTTP handler
+// goroutine of a forwarded statement, Close once — on a handler (the
+// replica closed its session), on the expiry loop (idle for
+// DefaultSessionIdle; it rolls back), or in Manager.Close. Run may
+// block for as long as its statement runs (the session's own limits
+// bound it); Close must not block for long. None may call back into the
+// Manager's session table (a new forwarded statement, Close).
 type StatementSession interface {
-	Run(query string, args []any) (*sqltypes.Result, error)
+	// Run runs one statement; the errors its SQL ends with are
+	// *ephpm.SQLError (any other error reaches the replica as 1105).
+	Run(query string, args []any) (*ephpm.Result, error)
 	InTx() bool
 	Close()
 }
@@ -46,19 +54,23 @@ type execArg struct {
 }
 
 type execResponse struct {
-	Session string   `json:"session"`
-	InTx    bool     `json:"in_tx"`
-	Frame   uint64   `json:"frame"`            // the primary's log position after the statement
-	Result  []byte   `json:"result,omitempty"` // querypb.QueryResult
-	Error   *execErr `json:"error,omitempty"`
-	Took    int64    `json:"took_us,omitempty"`
+	Session string          `json:"session"`
+	InTx    bool            `json:"in_tx"`
+	Frame   uint64          `json:"frame"` // the primary's log position after the statement
+	Result  *ephpm.Result   `json:"result,omitempty"`
+	Error   *ephpm.SQLError `json:"error,omitempty"`
+	Took    int64           `json:"took_us,omitempty"`
 }
 
-type execErr struct {
-	Code    int    `json:"code"`
-	State   string `json:"state"`
-	Message string `json:"message"`
-}
+// MySQL error numbers and states of the errors forwarding answers with
+// itself; the statements' own come from the primary's front.
+const (
+	erUnknownError            = 1105 // ER_UNKNOWN_ERROR
+	erOptionPreventsStatement = 1290 // ER_OPTION_PREVENTS_STATEMENT
+	erQueryInterrupted        = 1317 // ER_QUERY_INTERRUPTED
+	ssUnknown                 = "HY000"
+	ssQueryInterrupted        = "70100"
+)
 
 func encodeArgs(args []any) []execArg {
 	out := make([]execArg, len(args))
@@ -118,31 +130,37 @@ type sessions struct {
 	m  *Manager
 	mu sync.Mutex
 	by map[string]*fwdServerSession
+	// closed: Manager.Close closed every session; a new one is refused.
+	closed bool
 }
 
+// fwdServerSession is one forwarded session; mu serializes every call of
+// ss, so that none runs concurrently with another or after Close.
 type fwdServerSession struct {
-	mu   sync.Mutex
-	site string
-	ss   StatementSession
-	used time.Time
+	mu     sync.Mutex
+	site   string
+	ss     StatementSession
+	used   time.Time
+	closed bool
 }
 
+// closeLocked closes the session once; the caller holds mu.
+func (fs *fwdServerSession) closeLocked() {
+	if !fs.closed {
+		fs.closed = true
+		fs.ss.Close()
+	}
+}
+
+// newSessions returns the session table and starts, in the manager's
+// loops, the expiry of idle sessions.
 func newSessions(m *Manager) *sessions {
 	s := &sessions{m: m, by: map[string]*fwdServerSession{}}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(DefaultSessionIdle / 6)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-t.C:
-				s.expire(time.Now().Add(-DefaultSessionIdle))
-			}
-		}
-	}()
+	m.loops.Go(func(ctx context.Context) error {
+		return task.Every(ctx, DefaultSessionIdle/6, func(context.Context) {
+			s.expire(time.Now().Add(-DefaultSessionIdle))
+		})
+	})
 	return s
 }
 
@@ -161,17 +179,24 @@ func (s *sessions) expire(cutoff time.Time) {
 	s.mu.Unlock()
 	for _, fs := range old {
 		s.m.log.Info("forwarded session idle: rolled back and closed", "site", fs.site)
-		fs.ss.Close()
+		fs.mu.Lock()
+		fs.closeLocked()
+		fs.mu.Unlock()
 	}
 }
 
+// closeAll closes every session (waiting for a statement running in
+// one) and refuses new ones.
 func (s *sessions) closeAll() {
 	s.mu.Lock()
 	all := s.by
 	s.by = map[string]*fwdServerSession{}
+	s.closed = true
 	s.mu.Unlock()
 	for _, fs := range all {
-		fs.ss.Close()
+		fs.mu.Lock()
+		fs.closeLocked()
+		fs.mu.Unlock()
 	}
 }
 
@@ -183,7 +208,7 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := m.site(req.Site)
-	if s == nil || s.cfg.Role != RolePrimary {
+	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		http.Error(w, "this node is not the primary for "+req.Site, http.StatusMisdirectedRequest)
 		return
 	}
@@ -196,17 +221,14 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 			delete(m.sessions.by, req.Session)
 			m.sessions.mu.Unlock()
 			fs.mu.Lock()
-			fs.ss.Close()
+			fs.closeLocked()
 			fs.mu.Unlock()
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if fs == nil && req.Session != "" {
-		// Expired (its transaction was rolled back): the client must know.
-		writeExec(w, execResponse{Session: req.Session, Error: &execErr{
-			Code: int(sqlerror.ERQueryInterrupted), State: "70100",
-			Message: "forwarded session expired on the primary; its transaction was rolled back"}})
+		writeExpired(w, req.Session)
 		return
 	}
 	if fs == nil {
@@ -224,8 +246,16 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		req.Session = hex.EncodeToString(id[:])
 		fs = &fwdServerSession{site: req.Site, ss: ss}
 		m.sessions.mu.Lock()
-		m.sessions.by[req.Session] = fs
+		closed := m.sessions.closed
+		if !closed {
+			m.sessions.by[req.Session] = fs
+		}
 		m.sessions.mu.Unlock()
+		if closed {
+			ss.Close()
+			http.Error(w, "this node is shutting down", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	args, err := decodeArgs(req.Args)
 	if err != nil {
@@ -233,27 +263,35 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fs.mu.Lock()
+	if fs.closed {
+		// Expired (or the node closing) while this request waited.
+		fs.mu.Unlock()
+		writeExpired(w, req.Session)
+		return
+	}
 	start := time.Now()
 	res, err := fs.ss.Run(req.Query, args)
 	inTx := fs.ss.InTx()
 	fs.used = time.Now()
 	fs.mu.Unlock()
-	resp := execResponse{Session: req.Session, InTx: inTx, Took: time.Since(start).Microseconds()}
+	resp := execResponse{Session: req.Session, InTx: inTx, Took: time.Since(start).Microseconds(), Result: res}
 	resp.Frame, _ = m.logNext(req.Site)
 	if err != nil {
-		resp.Error = &execErr{Code: int(sqlerror.ERUnknownError), State: sqlerror.SSUnknownSQLState, Message: err.Error()}
-		if se, ok := err.(*sqlerror.SQLError); ok {
-			resp.Error = &execErr{Code: int(se.Num), State: se.State, Message: se.Message}
+		resp.Error = &ephpm.SQLError{Code: erUnknownError, State: ssUnknown, Message: err.Error()}
+		var se *ephpm.SQLError
+		if errors.As(err, &se) {
+			resp.Error = se
 		}
-	} else if res != nil {
-		b, merr := sqltypes.ResultToProto3(res).MarshalVT()
-		if merr != nil {
-			http.Error(w, merr.Error(), http.StatusInternalServerError)
-			return
-		}
-		resp.Result = b
 	}
 	writeExec(w, resp)
+}
+
+// writeExpired answers a statement for a session that is gone: its
+// transaction was rolled back, and the client must know.
+func writeExpired(w http.ResponseWriter, session string) {
+	writeExec(w, execResponse{Session: session, Error: &ephpm.SQLError{
+		Code: erQueryInterrupted, State: ssQueryInterrupted,
+		Message: "forwarded session expired on the primary; its transaction was rolled back"}})
 }
 
 func writeExec(w http.ResponseWriter, resp execResponse) {
@@ -262,7 +300,11 @@ func writeExec(w http.ResponseWriter, resp execResponse) {
 }
 
 // Forwarder returns the statement forwarder of a replica site, for the
-// MySQL front.
+// MySQL front (see mysqlwire.Forwarder for who calls it and how). Its
+// sessions' Exec blocks for one round trip to the primary (the MySQL
+// statement's context does not end when the client leaves; a primary
+// that stops answering is noticed by the HTTP/2 connection's pings);
+// Close sends the primary one last request (at most 5 s).
 func (m *Manager) Forwarder(name string) mysqlwire.Forwarder {
 	return forwarder{m: m, name: name}
 }
@@ -292,10 +334,11 @@ func (c *fwdClient) Wait(ctx context.Context) bool {
 	return c.m.WaitApplied(ctx, c.name, c.frame)
 }
 
-func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*sqltypes.Result, error) {
+func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.Result, error) {
 	s := c.m.site(c.name)
-	if s == nil || s.cfg.Role != RoleReplica {
-		return nil, sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, "HY000", "site %s has no primary to forward to", c.name)
+	if s == nil || s.cfg.Role != ephpm.RoleReplica {
+		return nil, &ephpm.SQLError{Code: erOptionPreventsStatement, State: ssUnknown,
+			Message: fmt.Sprintf("site %s has no primary to forward to", c.name)}
 	}
 	start := time.Now()
 	resp, err := c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
@@ -304,20 +347,17 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*sqltyp
 	if err != nil {
 		s.fwdErrors.Add(1)
 		c.inTx = false
-		return nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "forwarding the write to the primary failed: %v", err)
+		return nil, &ephpm.SQLError{Code: erUnknownError, State: ssUnknown,
+			Message: fmt.Sprintf("forwarding the write to the primary failed: %v", err)}
 	}
 	c.id, c.inTx = resp.Session, resp.InTx
 	if resp.Frame > c.frame {
 		c.frame = resp.Frame
 	}
 	if resp.Error != nil {
-		return nil, sqlerror.NewSQLErrorf(sqlerror.ErrorCode(resp.Error.Code), resp.Error.State, "%s", resp.Error.Message)
+		return nil, resp.Error
 	}
-	var qr querypb.QueryResult
-	if err := qr.UnmarshalVT(resp.Result); err != nil {
-		return nil, sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "bad result from the primary: %v", err)
-	}
-	return sqltypes.Proto3ToResult(&qr), nil
+	return resp.Result, nil
 }
 
 func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execResponse, error) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+
+	"github.com/ephpm/ephpm"
 )
 
 // hdrLibsqlVia marks a libSQL client's request that a replica passed on to
@@ -18,9 +20,11 @@ const hdrLibsqlVia = "X-Ephpm-Libsql-Via"
 // and copies the answer back, streaming. The client's own per-site token
 // goes with it: every node accepts it. It returns nil on the primary, for
 // an unreplicated site, and for a request a replica already passed on.
+// The libSQL server calls what it returns on the request's goroutine;
+// it blocks for the whole proxied request.
 func (m *Manager) LibsqlForward(name string, r *http.Request) func(w http.ResponseWriter, r *http.Request, body []byte) {
 	s := m.site(name)
-	if s == nil || s.cfg.Role != RoleReplica || s.cfg.PrimaryURL == "" || r.Header.Get(hdrLibsqlVia) != "" {
+	if s == nil || s.cfg.Role != ephpm.RoleReplica || s.cfg.PrimaryURL == "" || r.Header.Get(hdrLibsqlVia) != "" {
 		return nil
 	}
 	return func(w http.ResponseWriter, r *http.Request, body []byte) {

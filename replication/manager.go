@@ -21,14 +21,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
+	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/sqlite"
-)
-
-// Roles of a node for a site.
-const (
-	RolePrimary = "primary"
-	RoleReplica = "replica"
 )
 
 // Defaults.
@@ -48,16 +44,12 @@ const (
 	DefaultSessionIdle = 30 * time.Second
 )
 
-// DefaultWritePaths are request paths that always go to the primary,
-// whatever their method: WordPress's admin, login, XML-RPC and cron.
-var DefaultWritePaths = []string{"/wp-admin/", "/wp-login.php", "/xmlrpc.php", "/wp-cron.php"}
-
 // SiteConfig is one replicated site as this node sees it.
 type SiteConfig struct {
 	Name       string // normalized domain
 	DBPath     string
-	Role       string // RolePrimary or RoleReplica
-	PrimaryURL string // replica: the primary's replication endpoint
+	Role       ephpm.Role // ephpm.RolePrimary or ephpm.RoleReplica
+	PrimaryURL string     // replica: the primary's replication endpoint
 }
 
 // Config configures a Manager.
@@ -68,15 +60,37 @@ type Config struct {
 	// Client talks to primaries; nil means an h2c client.
 	Client        *http.Client
 	CompactFrames int
-	WritePaths    []string      // DefaultWritePaths when nil
-	WaitApplied   time.Duration // DefaultWaitApplied when 0
-	// OnApply runs after a replica applied a site's transactions (the KV
-	// store drops the site's cached objects).
+	// WritePaths always go to the primary, whatever the method: a path
+	// ending in "/" as a prefix, any other exactly ([replication]
+	// write_paths, whose default is config.DefaultWritePaths).
+	WritePaths  []string
+	WaitApplied time.Duration // DefaultWaitApplied when 0
+
+	// The hooks below may each be called from many goroutines at once
+	// (for different sites, or requests). None is called with a lock of
+	// the Manager held.
+
+	// OnApply runs after a replica applied a site's transactions and
+	// recorded its new position (the KV store drops the site's cached
+	// objects). It runs on that site's stream goroutine: calls for one
+	// site come one at a time, in order; other sites' concurrently. It
+	// must not block: the site's replication waits for it (other sites'
+	// do not). It may read the Manager (Status, Applied, Role) but must
+	// not call SetSites or Close, which wait for the stream, nor wait
+	// for the site to advance (WaitApplied).
 	OnApply func(site string)
 	// OpenSession opens a MySQL session on a site this node is primary
-	// for, to run statements replicas forward.
+	// for, to run the statements a replica forwards. It runs on the HTTP
+	// handler goroutine of the replica's first forwarded statement (POST
+	// /_ephpm/repl/v1/exec), concurrently with others; it may block to
+	// open the site's database, bounded by ctx (that request's). The
+	// session it returns is used by one goroutine at a time; see
+	// StatementSession.
 	OpenSession func(ctx context.Context, site string) (StatementSession, error)
-	// SiteOf names the site serving a Host header (aliases included).
+	// SiteOf names the site serving a Host header (aliases included). It
+	// runs on HTTP handler goroutines, for every request forwarded to
+	// this node and every response stamped with the log position: it
+	// must be quick and must not block. It may read the Manager.
 	SiteOf func(host string) (string, bool)
 	Logger *slog.Logger
 }
@@ -92,9 +106,10 @@ type Manager struct {
 	sites  map[string]*site
 	byPath map[string]*site
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// loops owns every goroutine the manager starts: each replica
+	// site's stream and the expiry of forwarded sessions.
+	loops  *task.Group
+	closed bool // Close was called (guarded by setMu): no stream starts
 
 	sessions *sessions
 	frameKey []byte // MACs the read-your-writes cookie
@@ -129,7 +144,7 @@ type site struct {
 	known   atomic.Uint64 // the primary's Next as last heard
 	lagNs   atomic.Int64  // primary send → applied, last batch
 	logID   atomic.Value  // string
-	state   atomic.Value  // string: "starting", "bootstrapping", "streaming", "error: …"
+	status  atomic.Pointer[replicaStatus]
 	wakeMu  sync.Mutex
 	wake    chan struct{} // closed and replaced after every apply
 	txs     atomic.Uint64 // transactions applied
@@ -152,9 +167,6 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.WritePaths == nil {
-		cfg.WritePaths = DefaultWritePaths
-	}
 	if cfg.WaitApplied <= 0 {
 		cfg.WaitApplied = DefaultWaitApplied
 	}
@@ -166,7 +178,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.client == nil {
 		m.client = NewClient(nil)
 	}
-	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.loops = task.NewGroup(context.Background())
 	m.sessions = newSessions(m)
 	return m, nil
 }
@@ -235,9 +247,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 	}
 	for _, c := range changed {
 		// A database already open takes the new role at once.
-		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == RoleReplica) })
+		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == ephpm.RoleReplica) })
 		s := &site{cfg: c, m: m, wake: make(chan struct{})}
-		s.state.Store("starting")
+		s.setState(ReplicaStarting)
 		s.logID.Store("")
 		if old := m.byPath[c.DBPath]; old != nil {
 			// The database's log (its hook is installed) stays with it.
@@ -255,7 +267,7 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		}
 		m.sites[c.Name] = s
 		m.byPath[c.DBPath] = s
-		if c.Role == RoleReplica {
+		if c.Role == ephpm.RoleReplica {
 			m.startReplica(s)
 		}
 		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL)
@@ -278,7 +290,7 @@ func (m *Manager) site(name string) *site {
 }
 
 // Role returns this node's role for a site ("" when not replicated).
-func (m *Manager) Role(name string) string {
+func (m *Manager) Role(name string) ephpm.Role {
 	if s := m.site(name); s != nil {
 		return s.cfg.Role
 	}
@@ -286,7 +298,12 @@ func (m *Manager) Role(name string) string {
 }
 
 // OnOpen is the database pool's open hook: a replica's database is made
-// read-only for clients; a primary's gets its frame log.
+// read-only for clients; a primary's gets its frame log. The pool calls
+// it on the goroutine of the database's first Acquire (later ones wait),
+// before anyone else uses it. It blocks while the log opens (catching up
+// with the WAL, or copying the database into a new log) and for up to
+// 30 s while the previous instance's log closes. It takes the Manager's
+// lock, so nothing may Acquire a database with that lock held.
 func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 	m.mu.Lock()
 	s := m.byPath[db.Path()]
@@ -295,9 +312,9 @@ func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 		return nil
 	}
 	switch s.cfg.Role {
-	case RoleReplica:
+	case ephpm.RoleReplica:
 		db.SetReadOnly(true)
-	case RolePrimary:
+	case ephpm.RolePrimary:
 		db.SetReadOnly(false)
 		return s.openLog(ctx, db)
 	}
@@ -343,7 +360,9 @@ func (s *site) appended(next uint64) {
 }
 
 // OnClose is the pool's close hook: the primary's log closes after its
-// database (whose last checkpoint captures the final frames).
+// database (whose last checkpoint captures the final frames). The pool
+// calls it on the goroutine that closed the database (its idle sweeper,
+// Pool.Close, or a failed open); it only closes the log's files.
 func (m *Manager) OnClose(db *sqlite.DB) {
 	m.mu.Lock()
 	s := m.byPath[db.Path()]
@@ -354,7 +373,11 @@ func (m *Manager) OnClose(db *sqlite.DB) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	if s.flogDB == db && s.flog != nil {
-		s.flog.Close()
+		// Every record was synced when it was appended: a close error
+		// loses nothing, but is worth knowing.
+		if err := s.flog.Close(); err != nil {
+			m.log.Warn("closing the frame log", "site", s.cfg.Name, "err", err)
+		}
 		s.flog, s.flogDB = nil, nil
 		close(s.logClosed)
 	}
@@ -364,8 +387,8 @@ func (m *Manager) OnClose(db *sqlite.DB) {
 // the log; release ends the use.
 func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *sqlite.DB, func(), error) {
 	s := m.site(name)
-	if s == nil || s.cfg.Role != RolePrimary {
-		return nil, nil, nil, errNotPrimary
+	if s == nil || s.cfg.Role != ephpm.RolePrimary {
+		return nil, nil, nil, ephpm.ErrNotPrimary
 	}
 	db, release, err := m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
 	if err != nil {
@@ -382,21 +405,19 @@ func (m *Manager) primaryLog(ctx context.Context, name string) (*framelog.Log, *
 	return l, db, release, nil
 }
 
-var errNotPrimary = errors.New("this node is not the primary for the site")
-
 // Status is one replicated site's state, for `ephpm db status` and
 // metrics.
 type Status struct {
-	Site        string  `json:"site"`
-	Role        string  `json:"role"`
-	Primary     string  `json:"primary,omitempty"`
-	LogID       string  `json:"log_id,omitempty"`
-	Position    uint64  `json:"position"` // the next frame (primary: written; replica: applied)
-	PrimaryNext uint64  `json:"primary_position,omitempty"`
-	LagFrames   uint64  `json:"lag_frames"`
-	LagMillis   float64 `json:"lag_ms"`
-	State       string  `json:"state"`
-	Txs         uint64  `json:"transactions_applied,omitempty"`
+	Site        string     `json:"site"`
+	Role        ephpm.Role `json:"role"`
+	Primary     string     `json:"primary,omitempty"`
+	LogID       string     `json:"log_id,omitempty"`
+	Position    uint64     `json:"position"` // the next frame (primary: written; replica: applied)
+	PrimaryNext uint64     `json:"primary_position,omitempty"`
+	LagFrames   uint64     `json:"lag_frames"`
+	LagMillis   float64    `json:"lag_ms"`
+	State       string     `json:"state"` // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
+	Txs         uint64     `json:"transactions_applied,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`
@@ -419,12 +440,12 @@ func (m *Manager) Status() []Status {
 			ForwardedStatements: s.fwdStatements.Load(), ForwardedRequests: s.fwdRequests.Load(),
 			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
 		}
-		if s.cfg.Role == RolePrimary {
+		if s.cfg.Role == ephpm.RolePrimary {
 			st.LogID, _ = s.logID.Load().(string)
-			st.Position, st.State = s.known.Load(), "closed"
+			st.Position, st.State = s.known.Load(), logClosed
 			s.logMu.Lock()
 			if s.flog != nil {
-				st.State = "open"
+				st.State = logOpen
 			}
 			s.logMu.Unlock()
 		} else {
@@ -434,7 +455,7 @@ func (m *Manager) Status() []Status {
 				st.LagFrames = st.PrimaryNext - st.Position
 			}
 			st.LagMillis = float64(s.lagNs.Load()) / 1e6
-			st.State, _ = s.state.Load().(string)
+			st.State = s.status.Load().String()
 			st.Txs = s.txs.Load()
 		}
 		out = append(out, st)
@@ -456,7 +477,7 @@ func (m *Manager) Applied(name string) uint64 {
 // whether it has.
 func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) bool {
 	s := m.site(name)
-	if s == nil || s.cfg.Role != RoleReplica {
+	if s == nil || s.cfg.Role != ephpm.RoleReplica {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.WaitApplied)
@@ -476,11 +497,13 @@ func (m *Manager) WaitApplied(ctx context.Context, name string, next uint64) boo
 	}
 }
 
-// Close stops every replica stream and forwarded session.
+// Close stops every replica stream and forwarded session, and returns
+// when every goroutine the manager started has ended.
 func (m *Manager) Close() error {
-	m.cancel()
 	m.setMu.Lock()
 	defer m.setMu.Unlock()
+	m.closed = true
+	m.loops.Close() // the loops return no errors
 	m.mu.Lock()
 	sites := make([]*site, 0, len(m.sites))
 	for _, s := range m.sites {
@@ -488,10 +511,9 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	for _, s := range sites {
-		m.stopSite(s)
+		m.stopSite(s) // already ended: releases its context
 	}
 	m.sessions.closeAll()
-	m.wg.Wait()
 	return nil
 }
 

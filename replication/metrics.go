@@ -1,6 +1,10 @@
 package replication
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ephpm/ephpm"
+)
 
 // Collector exposes every replicated site's state as metrics, read from
 // the manager at scrape time (nothing is registered per site).
@@ -46,9 +50,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ct := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, s.Site)
 		}
-		g(c.role, 1, s.Role)
+		g(c.role, 1, string(s.Role))
 		g(c.position, float64(s.Position))
-		if s.Role == RoleReplica {
+		if s.Role == ephpm.RoleReplica {
 			g(c.lagFrames, float64(s.LagFrames))
 			g(c.lagSeconds, s.LagMillis/1000)
 			ct(c.applied, float64(s.Txs))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"strings"
 )
@@ -33,7 +34,12 @@ func openPos(dbPath string) (*posFile, position, error) {
 		return nil, position{}, fmt.Errorf("replica position: %w", err)
 	}
 	b := make([]byte, 64)
-	n, _ := f.ReadAt(b, 0)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		// Not "no position yet": starting over on a copy we cannot read
+		// the position of would be a guess.
+		return nil, position{}, errors.Join(fmt.Errorf("replica position: %w", err), f.Close())
+	}
 	if n < 64 || string(b[:8]) != posMagic || crc32.ChecksumIEEE(b[:60]) != binary.LittleEndian.Uint32(b[60:]) {
 		return &posFile{f}, position{}, nil // none yet (or torn): bootstrap
 	}

@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlite"
 )
 
@@ -27,15 +29,21 @@ const maxApplyBytes = 8 << 20
 // log reset), not after a backoff.
 var errRestart = errors.New("restart")
 
+// startReplica starts the site's stream in the manager's loops, with a
+// context of its own so that SetSites can stop it alone (stopSite). The
+// caller holds setMu.
 func (m *Manager) startReplica(s *site) {
-	ctx, cancel := context.WithCancel(m.ctx)
+	if m.closed {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.loops.Context())
 	s.stop, s.done = cancel, make(chan struct{})
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(s.done)
+	done := s.done
+	m.loops.Go(func(context.Context) error {
+		defer close(done)
 		s.run(ctx)
-	}()
+		return nil
+	})
 }
 
 // run streams until ctx ends, reconnecting with backoff.
@@ -53,14 +61,20 @@ func (s *site) run(ctx context.Context) {
 			}
 		}
 		log.Error("replica cannot start; retrying", "err", err)
-		s.state.Store("error: " + err.Error())
+		s.setFailed(err)
 		select {
 		case <-time.After(5 * time.Second):
 		case <-ctx.Done():
 			return
 		}
 	}
-	defer pf.close()
+	defer func() {
+		// Every write was checked when it was made; a late error (a
+		// network file system) is still worth knowing.
+		if err := pf.close(); err != nil {
+			log.Warn("closing the replica's position file", "err", err)
+		}
+	}()
 	s.applied.Store(pos.Next)
 	s.logID.Store(pos.LogID)
 	backoff := 100 * time.Millisecond
@@ -75,7 +89,7 @@ func (s *site) run(ctx context.Context) {
 		if progressed {
 			backoff = 100 * time.Millisecond
 		}
-		s.state.Store("error: " + err.Error())
+		s.setFailed(err)
 		log.Warn("replication stream ended; reconnecting", "err", err, "in", backoff)
 		select {
 		case <-time.After(backoff):
@@ -140,7 +154,11 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		return false, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var watchdog sync.WaitGroup
+	defer func() {
+		cancel()
+		watchdog.Wait()
+	}()
 	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID}}
 	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
 	if err != nil {
@@ -150,7 +168,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusConflict {
 		why, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return false, s.recover(ctx, pf, pos, strings.TrimSpace(string(why)))
+		return false, s.recover(ctx, pf, pos, refusalErr(strings.TrimSpace(string(why))))
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -158,7 +176,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 	}
 	// A watchdog: no message for three pings means a dead connection.
 	alive := make(chan struct{}, 1)
-	go func() {
+	watchdog.Go(func() {
 		t := time.NewTimer(3 * DefaultPing)
 		defer t.Stop()
 		for {
@@ -172,7 +190,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				return
 			}
 		}
-	}()
+	})
 	// Small buffers: a node streams a thousand idle sites.
 	r := bufio.NewReaderSize(resp.Body, 16<<10)
 	var buf []byte
@@ -203,7 +221,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				s.logID.Store(h.LogID)
 			}
 			s.known.Store(h.Next)
-			s.state.Store("streaming")
+			s.setState(ReplicaStreaming)
 		case msgPing:
 			if len(msg) >= 16 {
 				next := binary.BigEndian.Uint64(msg[8:])
@@ -213,7 +231,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				}
 			}
 		case msgError:
-			return progressed, s.recover(ctx, pf, pos, string(msg))
+			return progressed, s.recover(ctx, pf, pos, refusalErr(string(msg)))
 		case msgFrames:
 			if len(msg) < 8 {
 				return progressed, errBadFrames
@@ -289,6 +307,12 @@ func (s *site) applyDone(next uint64) {
 	}
 }
 
+// setState records where the stream is (and that it has not failed).
+func (s *site) setState(st ReplicaState) { s.status.Store(&replicaStatus{state: st}) }
+
+// setFailed records that the stream's last attempt failed with err.
+func (s *site) setFailed(err error) { s.status.Store(&replicaStatus{state: ReplicaFailed, err: err}) }
+
 // broadcast wakes everyone waiting on the site.
 func (s *site) broadcast() {
 	s.wakeMu.Lock()
@@ -297,21 +321,22 @@ func (s *site) broadcast() {
 	s.wakeMu.Unlock()
 }
 
-// recover handles the primary's refusal to stream from pos: bootstrap
-// from its snapshot, or start over when its log is not the one we follow.
-func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why string) error {
+// recover handles the primary's refusal to stream from pos (see
+// refusals): bootstrap from its snapshot, or start over when its log is
+// not the one we follow.
+func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why error) error {
 	log := s.m.log.With("site", s.cfg.Name)
-	switch why {
-	case "need-snapshot":
+	switch {
+	case errors.Is(why, ephpm.ErrNeedSnapshot):
 		log.Info("replica bootstrapping from the primary's snapshot", "position", pos.Next)
 		if err := s.bootstrap(ctx, pf, pos); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 		return errRestart
-	case "log-reset", "ahead":
+	case errors.Is(why, errLogReset), errors.Is(why, errAhead):
 		// Not the history we hold: start over from the primary's first
 		// frame (the whole database) or its snapshot.
-		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", why, "log_id", pos.LogID)
+		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", refusalWord(why), "log_id", pos.LogID)
 		*pos = position{}
 		if err := pf.write(*pos); err != nil {
 			return err
@@ -320,13 +345,13 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why stri
 		s.applied.Store(0)
 		return errRestart
 	}
-	return fmt.Errorf("primary refused the stream: %s", why)
+	return why
 }
 
 // bootstrap replaces the local copy with the primary's snapshot, as one
 // transaction (readers keep the old copy until it commits).
 func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error {
-	s.state.Store("bootstrapping")
+	s.setState(ReplicaBootstrapping)
 	resp, err := s.get(ctx, "/_ephpm/repl/v1/snapshot", url.Values{"site": {s.cfg.Name}})
 	if err != nil {
 		return err

@@ -130,8 +130,8 @@ func sameHash(t *testing.T, a, b string) bool {
 func setup(primary, replica *node, sites ...string) {
 	var p, r []replication.SiteConfig
 	for _, s := range sites {
-		p = append(p, replication.SiteConfig{Name: s, DBPath: filepath.Join(primary.dir, s+".db"), Role: replication.RolePrimary})
-		r = append(r, replication.SiteConfig{Name: s, DBPath: filepath.Join(replica.dir, s+".db"), Role: replication.RoleReplica, PrimaryURL: primary.url})
+		p = append(p, replication.SiteConfig{Name: s, DBPath: filepath.Join(primary.dir, s+".db"), Role: ephpm.RolePrimary})
+		r = append(r, replication.SiteConfig{Name: s, DBPath: filepath.Join(replica.dir, s+".db"), Role: ephpm.RoleReplica, PrimaryURL: primary.url})
 	}
 	primary.m.SetSites(p)
 	replica.m.SetSites(r)
@@ -252,7 +252,7 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 	fdir := filepath.Join(root, "saopaulo")
 	os.MkdirAll(fdir, 0o700)
 	f := startNode(t, fdir, 0)
-	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: replication.RoleReplica, PrimaryURL: p.url}})
+	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: ephpm.RoleReplica, PrimaryURL: p.url}})
 	fdb := f.db(t, "s.com")
 	eventually(t, "bootstrap", func() bool { return count(fdb, "t") == 306 })
 	eventually(t, "same pages", func() bool { return sameHash(t, pdb.Path(), fdb.Path()) })
@@ -266,8 +266,8 @@ func TestReplicaResumesAndRebootstraps(t *testing.T) {
 	p2 := startNode(t, pdir, 0)
 	pdb2 := p2.db(t, "s.com")
 	testutil.Exec(t, pdb2, "DELETE FROM t WHERE a > 3")
-	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: replication.RoleReplica, PrimaryURL: p2.url}})
-	p2.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(pdir, "s.com.db"), Role: replication.RolePrimary}})
+	f.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(fdir, "s.com.db"), Role: ephpm.RoleReplica, PrimaryURL: p2.url}})
+	p2.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(pdir, "s.com.db"), Role: ephpm.RolePrimary}})
 	eventually(t, "re-bootstrap after the log reset", func() bool { return count(fdb, "t") == 3 })
 	eventually(t, "same pages after reset", func() bool { return sameHash(t, pdb2.Path(), fdb.Path()) })
 }
@@ -348,7 +348,7 @@ func TestReplicationOverTLS(t *testing.T) {
 	odir := filepath.Join(root, "saopaulo")
 	os.MkdirAll(odir, 0o700)
 	o := startNode(t, odir, 0) // default client: system roots
-	o.m.SetSites([]replication.SiteConfig{{Name: "tls.example", DBPath: filepath.Join(odir, "tls.example.db"), Role: replication.RoleReplica, PrimaryURL: ts.URL}})
+	o.m.SetSites([]replication.SiteConfig{{Name: "tls.example", DBPath: filepath.Join(odir, "tls.example.db"), Role: ephpm.RoleReplica, PrimaryURL: ts.URL}})
 	eventually(t, "untrusted primary refused", func() bool {
 		st := o.m.Status()[0]
 		return st.Position == 0 && strings.Contains(st.State, "certificate")
@@ -358,7 +358,10 @@ func TestReplicationOverTLS(t *testing.T) {
 func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	root := t.TempDir()
 	p := startNode(t, filepath.Join(root, "frankfurt"), 0)
-	r := startNodeWith(t, filepath.Join(root, "tokyo"), 0, func(c *replication.Config) { c.WaitApplied = 300 * time.Millisecond })
+	r := startNodeWith(t, filepath.Join(root, "tokyo"), 0, func(c *replication.Config) {
+		c.WaitApplied = 300 * time.Millisecond
+		c.WritePaths = []string{"/wp-admin/", "/wp-login.php"}
+	})
 	os.MkdirAll(p.dir, 0o700)
 	os.MkdirAll(r.dir, 0o700)
 	setup(p, r, "s.com")

@@ -27,10 +27,15 @@ const hdrAuth = "X-Ephpm-Auth"
 // request instead of one per statement), and a read from a client whose
 // own write has not arrived yet waits for it, bounded, or goes to the
 // primary too. It returns true when it has answered the request.
+//
+// The HTTP front calls the hook on each request's goroutine, for every
+// request of the site, concurrently. It blocks for the whole proxied
+// request, or for at most WaitApplied while a read waits for the
+// client's write.
 func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request) bool {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		s := m.site(name)
-		if s == nil || s.cfg.Role != RoleReplica {
+		if s == nil || s.cfg.Role != ephpm.RoleReplica {
 			return false
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions ||

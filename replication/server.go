@@ -99,13 +99,13 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 	release()
 	switch want := q.Get("log_id"); {
 	case want != "" && want != id:
-		http.Error(w, "log-reset", http.StatusConflict)
+		http.Error(w, refusalWord(errLogReset), http.StatusConflict)
 		return
 	case from > next:
-		http.Error(w, "ahead", http.StatusConflict)
+		http.Error(w, refusalWord(errAhead), http.StatusConflict)
 		return
 	case from < start:
-		http.Error(w, "need-snapshot", http.StatusConflict)
+		http.Error(w, refusalWord(ephpm.ErrNeedSnapshot), http.StatusConflict)
 		return
 	}
 	s := m.site(name)
@@ -150,7 +150,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if l.ID() != id {
 			release()
-			_ = writeMsg(w, msgError, []byte("log-reset"))
+			_ = writeMsg(w, msgError, []byte(refusalWord(errLogReset))) // the stream ends either way
 			return
 		}
 		// A fresh buffer per batch: idle streams hold no memory.
@@ -158,7 +158,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		release()
 		if errors.Is(err, ephpm.ErrNeedSnapshot) {
 			// Compaction overtook this replica.
-			_ = writeMsg(w, msgError, []byte("need-snapshot"))
+			_ = writeMsg(w, msgError, []byte(refusalWord(err))) // the stream ends either way
 			return
 		}
 		if err != nil {
@@ -186,7 +186,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Manager) refuse(w http.ResponseWriter, name string, err error) {
-	if errors.Is(err, errNotPrimary) {
+	if errors.Is(err, ephpm.ErrNotPrimary) {
 		http.Error(w, "this node is not the primary for "+name, http.StatusMisdirectedRequest)
 		return
 	}
@@ -239,7 +239,7 @@ func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *h
 	host := r.Host
 	// Only a primary runs a forwarded request: a replica passing it on
 	// could send it round in a loop.
-	if m.siteRole(host) != RolePrimary {
+	if m.siteRole(host) != ephpm.RolePrimary {
 		http.Error(w, "this node is not the primary for "+host, http.StatusMisdirectedRequest)
 		return
 	}
@@ -298,7 +298,7 @@ func (f *frameWriter) Write(b []byte) (int, error) {
 func (f *frameWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // siteRole is this node's role for the site serving host.
-func (m *Manager) siteRole(host string) string {
+func (m *Manager) siteRole(host string) ephpm.Role {
 	if s := m.site(m.siteName(host)); s != nil {
 		return s.cfg.Role
 	}
@@ -321,7 +321,7 @@ func (m *Manager) siteName(host string) string {
 // logNext is the primary log position of the site serving host.
 func (m *Manager) logNext(host string) (uint64, bool) {
 	s := m.site(m.siteName(host))
-	if s == nil || s.cfg.Role != RolePrimary {
+	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		return 0, false
 	}
 	if id, _ := s.logID.Load().(string); id == "" {

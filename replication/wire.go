@@ -19,7 +19,7 @@ const (
 	msgHello  = 'H' // JSON helloMsg
 	msgFrames = 'F' // u64 primary send time (unix ns), then whole transactions of framelog records
 	msgPing   = 'P' // u64 primary send time, u64 the primary's Next
-	msgError  = 'E' // text: why the stream ends ("need-snapshot")
+	msgError  = 'E' // text: why the stream ends (a word of refusals: "need-snapshot")
 
 	// maxMessage bounds a message a replica accepts (a batch of frames is
 	// at most DefaultBatchFrames plus the rest of one transaction).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -37,7 +38,7 @@ func (d *Directory) Lookup(_ context.Context, user string) (*mysqlwire.Account, 
 	}
 	path := s.DBPath
 	var fwd mysqlwire.Forwarder
-	if d.Forward != nil && s.Conf.Replication.Role == "replica" {
+	if d.Forward != nil && s.Conf.Replication.Role == ephpm.RoleReplica {
 		fwd = d.Forward(s.Name)
 	}
 	return &mysqlwire.Account{

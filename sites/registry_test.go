@@ -72,7 +72,7 @@ func (rp *reports) last() ([]Replicated, int) {
 func names(list []Replicated) []string {
 	var out []string
 	for _, s := range list {
-		out = append(out, s.Name+":"+s.Role)
+		out = append(out, s.Name+":"+string(s.Role))
 	}
 	slices.Sort(out)
 	return out

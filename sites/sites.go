@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
@@ -101,8 +102,8 @@ type Config struct {
 type Replicated struct {
 	Name       string
 	DBPath     string
-	Role       string // as in site.toml: "primary" or "replica"
-	PrimaryURL string // a replica's primary_grpc_url
+	Role       ephpm.Role // as in site.toml: primary or replica
+	PrimaryURL string     // a replica's primary_grpc_url
 }
 
 // Site is one site as the node knows it.

@@ -84,7 +84,13 @@ func (db *DB) applyHeld(ctx context.Context, size uint32, next func() (Page, boo
 		return fmt.Errorf("apply: begin: %w", err)
 	}
 	fail := func(err error) error {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			// The connection may still be inside the transaction (or
+			// SQLite ended it already): the next apply starts on a new
+			// one rather than fail on BEGIN.
+			db.dropApplierLocked()
+			return fmt.Errorf("apply: %w (rollback: %w)", err, rerr)
+		}
 		return fmt.Errorf("apply: %w", err)
 	}
 	var last uint32
@@ -116,6 +122,8 @@ func (db *DB) applyHeld(ctx context.Context, size uint32, next func() (Page, boo
 	}
 	db.applied.Add(1)
 	if db.cfg.CheckpointPages >= 0 {
+		// The pages are committed: a checkpoint that fails (or a WAL we
+		// cannot stat) loses nothing, the WAL keeps them until the next.
 		if fi, err := os.Stat(db.cfg.Path + "-wal"); err == nil && fi.Size() >= int64(db.cfg.CheckpointPages)*PageSize {
 			if _, err := conn.ExecContext(ctx, "PRAGMA r.wal_checkpoint(TRUNCATE)"); err != nil {
 				db.log.Warn("replica checkpoint failed", "err", err)
@@ -166,6 +174,19 @@ func (db *DB) applier(ctx context.Context) (*sql.Conn, error) {
 	}
 	db.applyConn = conn
 	return conn, nil
+}
+
+// dropApplierLocked closes the page-writing connection after a failure
+// that may have left it in a transaction; the next apply opens another.
+// Caller holds applyMu.
+func (db *DB) dropApplierLocked() {
+	if db.applyConn == nil {
+		return
+	}
+	if err := errors.Join(db.applyConn.Close(), db.apply.Close()); err != nil {
+		db.log.Warn("closing the page applier", "err", err)
+	}
+	db.applyConn, db.apply = nil, nil
 }
 
 // closeApplier is called by Close.

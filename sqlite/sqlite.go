@@ -74,7 +74,11 @@ type Function struct {
 
 // CommitHook runs after every commit on the writer, while the writer is still
 // held, so that no other transaction commits before it returns and SQLite
-// has not yet checkpointed the new frames.
+// has not yet checkpointed the new frames. It runs on the goroutine of the
+// statement that committed, one call at a time; while it runs, every
+// other writer waits, and its error fails that statement. It may use the
+// *Held methods (CheckpointHeld, ApplyPagesHeld) but must not acquire the
+// writer, which it already holds.
 type CommitHook func(ctx context.Context, db *DB) error
 
 // Config of one database. The zero value of each field means its default.
@@ -357,7 +361,9 @@ func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // SetCheckpointGuard installs g, which must succeed before any checkpoint
-// runs: the replication log uses it to capture every WAL frame first.
+// runs: the replication log uses it to capture every WAL frame first. g
+// runs with the writer held, on the goroutine that checkpoints; it must
+// not acquire the writer.
 func (db *DB) SetCheckpointGuard(g func(context.Context) error) {
 	if g == nil {
 		db.guard.Store(nil)

@@ -106,7 +106,7 @@ func (x *xlate) aliasColumns(s *sqlparser.Select) {
 // selectExprTexts returns the source text of each top-level select
 // expression of the first SELECT in sql.
 func selectExprTexts(sql string) []string {
-	tkn := sqlparser.NewTestParser().NewStringTokenizer(sql)
+	tkn := parser.NewStringTokenizer(sql)
 	depth := 0
 	inList := false
 	var out []string

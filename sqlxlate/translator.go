@@ -50,7 +50,7 @@ func NewTranslator(cacheSize int) *Translator {
 		cacheSize = DefaultCacheSize
 	}
 	return &Translator{
-		parser: sqlparser.NewTestParser(),
+		parser: parser,
 		size:   cacheSize,
 		lru:    list.New(),
 		items:  make(map[cacheKey]*list.Element),

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/replication"
 )
@@ -54,7 +55,7 @@ func cmdDBStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "SITE\tROLE\tPRIMARY\tPOSITION\tLAG (FRAMES)\tLAG (MS)\tFORWARDED (STMT/REQ)\tSTATE")
 	for _, s := range list {
 		primary := s.Primary
-		if s.Role == replication.RolePrimary {
+		if s.Role == ephpm.RolePrimary {
 			primary = "(this node)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.1f\t%d/%d\t%s\n", s.Site, s.Role, primary, s.Position,

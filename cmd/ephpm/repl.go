@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/httpd"
 	"github.com/ephpm/ephpm/libsql"
@@ -162,7 +163,7 @@ func (n *node) libsqlHandler() http.Handler {
 				return nil, err
 			}
 			site := &libsql.Site{Name: name, DB: db, Release: release, Forward: n.repl.LibsqlForward(name, r)}
-			if n.repl.Role(name) == replication.RolePrimary {
+			if n.repl.Role(name) == ephpm.RolePrimary {
 				l, lrelease, err := n.repl.PrimaryLog(ctx, name)
 				if err != nil {
 					release()

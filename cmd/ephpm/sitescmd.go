@@ -68,7 +68,7 @@ func cmdSites(args []string, stdout, stderr io.Writer) int {
 		if s.Err != nil {
 			status = "error: " + firstLine(s.Err.Error())
 		} else if s.Conf.Replication.Role != "" {
-			role = s.Conf.Replication.Role
+			role = string(s.Conf.Replication.Role)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Dir, db, role, status)
 	}
