@@ -14,6 +14,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/config"
+	"github.com/ephpm/ephpm/internal/gotune"
 )
 
 const usage = `ephpm — PHP application server for edge hosting
@@ -47,7 +48,7 @@ EPHPM_SERVER__LISTEN=127.0.0.1:9000 or EPHPM_PHP__WORKERS=8.
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		keepSysmonAwake()
+		gotune.KeepSysmonAwake()
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

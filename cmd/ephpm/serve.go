@@ -20,6 +20,8 @@ import (
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
+	"github.com/ephpm/ephpm/internal/gotune"
+	"github.com/ephpm/ephpm/internal/logbuf"
 	"github.com/ephpm/ephpm/internal/phpenv"
 	"github.com/ephpm/ephpm/kv"
 	"github.com/ephpm/ephpm/mysqlwire"
@@ -94,7 +96,7 @@ func (n *node) close() {
 // serve runs the node until ctx ends or a server fails, then drains and
 // stops everything.
 func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
-	logw := newLogWriter(stdout)
+	logw := logbuf.New(stdout)
 	defer logw.Close()
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Server.LogLevel))
@@ -107,7 +109,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		return err
 	}
 	gcCtx, stopGC := context.WithCancel(ctx)
-	waitGC := startGCTuner(gcCtx, cfg, os.Getenv, log)
+	var kvBytes int64
+	if cfg.KV.Enabled {
+		kvBytes = int64(cfg.KV.MemoryLimit)
+	}
+	waitGC := gotune.StartGCTuner(gcCtx, gotune.MemoryLimit(kvBytes), os.Getenv, log)
 	n.defer_(func() { stopGC(); waitGC() })
 	if addr := os.Getenv("EPHPM_PPROF"); addr != "" {
 		n.defer_(startPprof(addr, log))

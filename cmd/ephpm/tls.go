@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/config"
@@ -59,7 +58,7 @@ func (n *node) tlsFront(ctx context.Context) (
 		if c, ok := ephpm.ClientOf(r.Context()); ok && c.HTTPS {
 			return false // HTTPS ended at a trusted proxy: no redirect loop
 		}
-		return redirectHTTPS(w, r, httpsPort)
+		return httpd.RedirectHTTPS(w, r, httpsPort)
 	}
 	serveTLS = func(front *httpd.Server) (func() error, func(context.Context) error, error) {
 		ln, err := net.Listen("tcp", addr)
@@ -126,27 +125,3 @@ func (n *node) startACME(ctx context.Context, addr string) (*tlsacme.Manager, er
 	return m, nil
 }
 
-// redirectHTTPS sends a plain HTTP request to the same URL over HTTPS.
-// ephpm's own endpoints (/_ephpm/health, /ready, /metrics) stay on HTTP
-// so load balancers and scrapers keep working.
-func redirectHTTPS(w http.ResponseWriter, r *http.Request, httpsPort string) bool {
-	switch p := r.URL.Path; {
-	case strings.HasPrefix(p, "/_ephpm/"):
-		return false
-	case strings.HasPrefix(p, "/.well-known/acme-challenge/"):
-		return false // another ACME client's challenge: the site answers it
-	}
-	host, err := config.NormalizeHost(r.Host)
-	if err != nil {
-		return false // the front answers a bad Host itself
-	}
-	if httpsPort != "443" {
-		host = net.JoinHostPort(host, httpsPort)
-	}
-	code := http.StatusMovedPermanently
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		code = http.StatusPermanentRedirect // keeps the method and body
-	}
-	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), code)
-	return true
-}

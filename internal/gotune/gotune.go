@@ -1,4 +1,8 @@
-package main
+// Package gotune fits Go's runtime to a PHP application server: the
+// collector's room while the live heap is small, a soft memory limit, and
+// a sysmon that does not sleep deeply between every pair of MySQL
+// commands. Measured in docs/benchmarks.md.
+package gotune
 
 import (
 	"context"
@@ -11,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/internal/task"
 )
 
@@ -41,20 +44,21 @@ func gcPercentFor(live uint64) int {
 	return int(min(max(gcHeadroom*100/live, minGCPercent), maxGCPercent))
 }
 
-// startGCTuner applies that policy and keeps it, re-reading the live
-// heap every second, until ctx ends; then it puts back what it found.
-// The returned func waits for that. When the environment sets Go's own
-// knobs (GOGC, GOMEMLIMIT), they win and nothing is tuned.
-func startGCTuner(ctx context.Context, cfg *config.Config, getenv func(string) string, log *slog.Logger) (wait func()) {
+// MemoryLimit is the soft memory limit for a node whose KV store may
+// hold kvBytes (0: no KV store): at least minMemoryLimit, else three
+// times the store, since its entries are most of the live heap when it
+// is full and the collector needs its room above them.
+func MemoryLimit(kvBytes int64) int64 { return max(int64(minMemoryLimit), 3*kvBytes) }
+
+// StartGCTuner applies that policy with the soft memory limit limit and
+// keeps it, re-reading the live heap every second, until ctx ends; then
+// it puts back what it found. The returned func waits for that. When the
+// environment sets Go's own knobs (GOGC, GOMEMLIMIT), they win and
+// nothing is tuned.
+func StartGCTuner(ctx context.Context, limit int64, getenv func(string) string, log *slog.Logger) (wait func()) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		log.Info("go gc from the environment", "GOGC", getenv("GOGC"), "GOMEMLIMIT", getenv("GOMEMLIMIT"))
 		return func() {}
-	}
-	limit := int64(minMemoryLimit)
-	if cfg.KV.Enabled {
-		// The KV store's entries are most of the live heap when it is full;
-		// three times its limit leaves the collector its room above them.
-		limit = max(limit, 3*int64(cfg.KV.MemoryLimit))
 	}
 	prevLimit := debug.SetMemoryLimit(limit)
 	prevPercent := debug.SetGCPercent(maxGCPercent)
@@ -121,9 +125,9 @@ func sysmonEnv(environ []string) []string {
 	return append(env, "GODEBUG="+gd)
 }
 
-// keepSysmonAwake re-executes this process (same PID) with sysmonGODEBUG
+// KeepSysmonAwake re-executes this process (same PID) with sysmonGODEBUG
 // and returns only if it cannot; the server then runs as it is.
-func keepSysmonAwake() {
+func KeepSysmonAwake() {
 	env := sysmonEnv(os.Environ())
 	if env == nil {
 		return

@@ -1,4 +1,4 @@
-package main
+package gotune
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"testing"
-
-	"github.com/ephpm/ephpm/config"
 )
 
 func TestGCPercentFor(t *testing.T) {
@@ -36,29 +34,24 @@ func TestGCTuner(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-	kvOff := config.New()
-	kvOff.KV.Enabled = false
-	bigKV := config.New()
-	bigKV.KV.MemoryLimit = 1 << 30
-
 	for _, tc := range []struct {
 		name        string
-		cfg         *config.Config
+		limit       int64
 		env         map[string]string
 		wantPercent int
 		wantLimit   int64
 	}{
-		{"defaults", config.New(), nil, maxGCPercent, minMemoryLimit},
-		{"kv off", kvOff, nil, maxGCPercent, minMemoryLimit},
-		{"big kv store", bigKV, nil, maxGCPercent, 3 << 30},
-		{"GOGC set", config.New(), map[string]string{"GOGC": "50"}, 100, oldLimit},
-		{"GOMEMLIMIT set", config.New(), map[string]string{"GOMEMLIMIT": "1GiB"}, 100, oldLimit},
+		{"defaults (128 MB of KV)", MemoryLimit(128 << 20), nil, maxGCPercent, minMemoryLimit},
+		{"kv off", MemoryLimit(0), nil, maxGCPercent, minMemoryLimit},
+		{"big kv store", MemoryLimit(1 << 30), nil, maxGCPercent, 3 << 30},
+		{"GOGC set", MemoryLimit(0), map[string]string{"GOGC": "50"}, 100, oldLimit},
+		{"GOMEMLIMIT set", MemoryLimit(0), map[string]string{"GOMEMLIMIT": "1GiB"}, 100, oldLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetGCPercent(100)
 			debug.SetMemoryLimit(oldLimit)
 			ctx, cancel := context.WithCancel(context.Background())
-			wait := startGCTuner(ctx, tc.cfg, env(tc.env), quiet)
+			wait := StartGCTuner(ctx, tc.limit, env(tc.env), quiet)
 			// Read without changing: set the same value back at once.
 			p := debug.SetGCPercent(-1)
 			debug.SetGCPercent(p)
