@@ -124,4 +124,3 @@ func (n *node) startACME(ctx context.Context, addr string) (*tlsacme.Manager, er
 	}
 	return m, nil
 }
-
