@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ephpm/ephpm/internal/defaults"
+	"github.com/ephpm/ephpm/internal/task"
 )
 
 const (
@@ -298,19 +299,12 @@ func (s *Server) Close() error {
 // then closes the server if it was ctx that ended.
 func (s *Server) background(ctx context.Context) {
 	defer s.wg.Done()
-	t := time.NewTicker(expireInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			// Close may be waiting for us; closing from here must not block.
-			go s.Close()
-			return
-		case <-t.C:
-			tickClock()
-			s.st.expireCycle()
-		}
-	}
+	_ = task.Every(ctx, expireInterval, func(context.Context) {
+		tickClock()
+		s.st.expireCycle()
+	})
+	// Close may be waiting for us; closing from here must not block.
+	go s.Close()
 }
 
 func (s *Server) acceptLoop(ln net.Listener) {
