@@ -378,7 +378,7 @@ func TestSitesPoolIsolation(t *testing.T) {
 	writeSite(t, sitesDir, "dave.test", "[php]\ndisable_functions = []\n"+runAs)
 	a, b, d := probe(t, p.addr, "alice.test", ""), probe(t, p.addr, "bob.test", ""), probe(t, p.addr, "dave.test", "")
 	for _, site := range []string{"alice.test", "bob.test", "dave.test"} {
-		if masters := testutil.ProcessesMatching("master process (" + filepath.Join(p.runDir, "pools", site) + "."); len(masters) != 1 {
+		if masters := testutil.TopProcessesMatching("master process (" + filepath.Join(p.runDir, "pools", site) + "."); len(masters) != 1 {
 			t.Errorf("%s: %d php-fpm masters of its own, want 1", site, len(masters))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,44 @@ func WorldReadableDir(tb testing.TB) string {
 
 // ProcessesMatching lists the PIDs whose command line contains s.
 func ProcessesMatching(s string) []int {
+	return processesMatching(s)
+}
+
+// TopProcessesMatching is ProcessesMatching without the processes whose
+// parent matches too: a php-fpm worker that has just forked still shows
+// its master's title for a moment.
+func TopProcessesMatching(s string) []int {
+	all := processesMatching(s)
+	in := make(map[int]bool, len(all))
+	for _, p := range all {
+		in[p] = true
+	}
+	var top []int
+	for _, p := range all {
+		if !in[parentPID(p)] {
+			top = append(top, p)
+		}
+	}
+	return top
+}
+
+// parentPID reads a process's parent from /proc (0 if it is gone).
+func parentPID(pid int) int {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+	f := strings.Fields(rest)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+func processesMatching(s string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
