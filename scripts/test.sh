@@ -25,11 +25,12 @@ for pkg in $(go list ./...); do
     echo "-- $pkg $fz"
     # Go 1.26's fuzz coordinator can fail a target with a bare "context
     # deadline exceeded" when -fuzztime ends mid-input (go.dev/issue/75804,
-    # fixed in 1.27): no input is written then. Such a run is retried once;
-    # a real finding (an input written, a panic) fails at once.
-    for try in 1 2; do
+    # fixed in 1.27): no input is written then. Such a run is retried (it
+    # has hit the same target twice in a row); a real finding (an input
+    # written, a panic) fails at once.
+    for try in 1 2 3 4; do
       if go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/ephpm-fuzz.log 2>&1; then break; fi
-      if [ $try = 1 ] && grep -q 'context deadline exceeded' /tmp/ephpm-fuzz.log \
+      if [ $try -lt 4 ] && grep -q 'context deadline exceeded' /tmp/ephpm-fuzz.log \
          && ! grep -qE 'Failing input written|panic:' /tmp/ephpm-fuzz.log; then
         echo "   (fuzztime deadline race, go.dev/issue/75804: once more)"
         continue
