@@ -101,6 +101,16 @@ echo json_encode([
 ]);
 `
 
+// scriptParams are the CGI variables of a plain GET of root/script.
+func scriptParams(root, script string) []fastcgi.Param {
+	return []fastcgi.Param{
+		{Name: "REQUEST_METHOD", Value: "GET"},
+		{Name: "SCRIPT_FILENAME", Value: filepath.Join(root, script)},
+		{Name: "SCRIPT_NAME", Value: "/" + script},
+		{Name: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
+	}
+}
+
 // get runs a script through the fastcgi client and decodes its JSON.
 func get(t *testing.T, sock, root, script string) map[string]any {
 	t.Helper()
@@ -108,12 +118,7 @@ func get(t *testing.T, sock, root, script string) map[string]any {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := c.Do(ctx, []fastcgi.Param{
-		{Name: "REQUEST_METHOD", Value: "GET"},
-		{Name: "SCRIPT_FILENAME", Value: filepath.Join(root, script)},
-		{Name: "SCRIPT_NAME", Value: "/" + script},
-		{Name: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
-	}, nil)
+	resp, err := c.Do(ctx, scriptParams(root, script), nil)
 	if err != nil {
 		t.Fatalf("request %s: %v", script, err)
 	}

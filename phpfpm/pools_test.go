@@ -20,12 +20,7 @@ func poolRequest(t *testing.T, php *phpfpm.SitePHP, root, script string) *fastcg
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resp, err := php.Do(ctx, []fastcgi.Param{
-		{Name: "REQUEST_METHOD", Value: "GET"},
-		{Name: "SCRIPT_FILENAME", Value: filepath.Join(root, script)},
-		{Name: "SCRIPT_NAME", Value: "/" + script},
-		{Name: "SERVER_PROTOCOL", Value: "HTTP/1.1"},
-	}, nil)
+	resp, err := php.Do(ctx, scriptParams(root, script), nil)
 	if err != nil {
 		t.Fatalf("request %s: %v", script, err)
 	}
