@@ -76,6 +76,7 @@ type Config struct {
 	KV     KV     `toml:"kv"`
 
 	Replication NodeReplication `toml:"replication"`
+	Cluster     Cluster         `toml:"cluster"`
 
 	// File is the path the config was read from ("" when none).
 	File string `toml:"-"`
@@ -437,6 +438,7 @@ func (c *Config) Validate() error {
 		bad("server.listen", "invalid address %q: want host:port", c.Server.Listen)
 	}
 	c.validateTLS(bad)
+	c.validateCluster(bad)
 	c.validateReplication(bad)
 	for _, f := range c.Server.IndexFiles {
 		if f == "" || strings.ContainsAny(f, "/\\\x00") {

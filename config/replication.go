@@ -45,6 +45,9 @@ type NodeReplication struct {
 	// to a site's primary, so that address must never come from a file a
 	// tenant could write.
 	Peers []string `toml:"peers"`
+	// Advertise is the URL other nodes of a cluster reach this listener
+	// at (default: http(s)://<cluster advertise host>:<listen port>).
+	Advertise string `toml:"advertise"`
 }
 
 // IsPeer reports whether u is one of the configured peers (a trailing
@@ -62,6 +65,10 @@ func (r NodeReplication) IsPeer(u string) bool {
 // Enabled reports whether this node replicates.
 func (r NodeReplication) Enabled() bool { return r.Listen != "" || r.AuthToken != "" }
 
+// ReplicationEnabled reports whether this node replicates ([replication], or a
+// cluster node, which always does).
+func (c *Config) ReplicationEnabled() bool { return c.Replication.Enabled() || c.Cluster.Enabled }
+
 // validateReplication checks [replication].
 func (c *Config) validateReplication(bad func(key, format string, args ...any)) {
 	r := &c.Replication
@@ -74,7 +81,7 @@ func (c *Config) validateReplication(bad func(key, format string, args ...any)) 
 	if _, _, err := net.SplitHostPort(r.Listen); err != nil {
 		bad("replication.listen", "invalid address %q: want host:port", r.Listen)
 	}
-	if len(r.AuthToken) < 16 {
+	if len(r.AuthToken) < 16 && !(c.Cluster.Enabled && r.AuthToken == "") {
 		bad("replication.auth_token", "required, at least 16 characters (replication and forwarding are authenticated)")
 	}
 	if (r.TLSCert == "") != (r.TLSKey == "") {

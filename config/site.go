@@ -62,6 +62,11 @@ type SiteSQLite struct {
 type Replication struct {
 	Role           ephpm.Role `toml:"role"` // primary, replica or "" (local)
 	PrimaryGRPCURL string     `toml:"primary_grpc_url"`
+	// Primary names the site's primary node in a cluster: the same file
+	// on every node (that node is primary, the others replicate). It is
+	// the primary the site is created with; `ephpm sites move` changes it
+	// in the cluster's directory, which wins from then on.
+	Primary string `toml:"primary"`
 }
 
 // Site is one site's effective settings: globals with site.toml on top.
@@ -172,6 +177,16 @@ func (c *Config) ParseSite(name, path, dir string, data []byte) (*Site, error) {
 	s.DBPath = f.DB.SQLite.Path
 	s.KVQuota = int64(f.KV.MemoryLimit)
 	r := f.DB.SQLite.Replication
+	if r.Primary != "" {
+		switch {
+		case !c.Cluster.Enabled:
+			bad("db.sqlite.replication.primary", "names a cluster node: needs [cluster] in ephpm.toml (without a cluster, use role + primary_grpc_url)")
+		case r.Role != "" || r.PrimaryGRPCURL != "":
+			bad("db.sqlite.replication.primary", "the cluster form (primary = NODE) and the static form (role, primary_grpc_url) do not mix")
+		case strings.ContainsAny(r.Primary, " \t\n/\\\x00") || len(r.Primary) > 64:
+			bad("db.sqlite.replication.primary", "invalid node name %q", r.Primary)
+		}
+	}
 	switch r.Role {
 	case "", ephpm.RolePrimary:
 		if r.PrimaryGRPCURL != "" {
