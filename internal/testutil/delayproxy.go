@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,20 +22,34 @@ type DelayProxy struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
 	closed bool
+	// resume is open while the proxy is paused, nil otherwise.
+	resume   chan struct{}
+	accepted atomic.Int64
+	bytes    atomic.Int64
 }
 
 // NewDelayProxy forwards connections on a new loopback port to target.
 func NewDelayProxy(tb testing.TB, target string, oneWay time.Duration) *DelayProxy {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ListenDelayProxy(tb, "127.0.0.1:0", target, oneWay)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return p
+}
+
+// ListenDelayProxy is NewDelayProxy on a given address (a port shared
+// with a DelayUDPProxy, say); it fails when the address is taken.
+func ListenDelayProxy(tb testing.TB, addr, target string, oneWay time.Duration) (*DelayProxy, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	p := &DelayProxy{Addr: ln.Addr().String(), target: target, delay: oneWay, ln: ln, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.Close)
-	return p
+	return p, nil
 }
 
 func (p *DelayProxy) accept() {
@@ -52,6 +67,7 @@ func (p *DelayProxy) accept() {
 		if !p.track(c, u) {
 			return
 		}
+		p.accepted.Add(1)
 		p.wg.Add(2)
 		go p.pipe(u, c)
 		go p.pipe(c, u)
@@ -78,6 +94,16 @@ type chunk struct {
 	data []byte
 }
 
+// gate blocks while the proxy is paused.
+func (p *DelayProxy) gate() {
+	p.mu.Lock()
+	ch := p.resume
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
 // pipe copies src to dst, each chunk leaving delay after it arrived.
 func (p *DelayProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
@@ -89,12 +115,14 @@ func (p *DelayProxy) pipe(dst, src net.Conn) {
 			if d := time.Until(c.at); d > 0 {
 				time.Sleep(d)
 			}
+			p.gate()
 			if _, err := dst.Write(c.data); err != nil {
 				src.Close()
 				for range q {
 				}
 				return
 			}
+			p.bytes.Add(int64(len(c.data)))
 		}
 		if tc, ok := dst.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
@@ -128,11 +156,39 @@ func (p *DelayProxy) Cut() {
 	}
 }
 
+// Pause stops forwarding bytes in both directions without closing
+// anything (a partition that heals): connections are still accepted,
+// what is sent is held until Resume.
+func (p *DelayProxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resume == nil && !p.closed {
+		p.resume = make(chan struct{})
+	}
+}
+
+// Resume forwards again, the held bytes first.
+func (p *DelayProxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resume != nil {
+		close(p.resume)
+		p.resume = nil
+	}
+}
+
+// Accepted is how many connections the proxy has forwarded.
+func (p *DelayProxy) Accepted() int64 { return p.accepted.Load() }
+
+// Bytes is how many bytes the proxy has delivered, both directions.
+func (p *DelayProxy) Bytes() int64 { return p.bytes.Load() }
+
 // Close stops the proxy and its connections.
 func (p *DelayProxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
+	p.Resume()
 	p.ln.Close()
 	p.Cut()
 	p.wg.Wait()

@@ -1,0 +1,77 @@
+package testutil
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// GossipProxy delays a gossip address (memberlist): TCP and UDP on one
+// port, as memberlist advertises one port for both.
+type GossipProxy struct {
+	Addr string
+	TCP  *DelayProxy
+	UDP  *DelayUDPProxy
+}
+
+// NewDelayGossipProxy forwards TCP and UDP on one new loopback port to
+// the same target address, each delayed oneWay.
+func NewDelayGossipProxy(tb testing.TB, target string, oneWay time.Duration) *GossipProxy {
+	tb.Helper()
+	for try := 0; try < 100; try++ {
+		t, err := ListenDelayProxy(tb, "127.0.0.1:0", target, oneWay)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		u, err := ListenDelayUDPProxy(tb, t.Addr, target, oneWay)
+		if err != nil {
+			t.Close() // the UDP port is taken: another pair
+			continue
+		}
+		return &GossipProxy{Addr: t.Addr, TCP: t, UDP: u}
+	}
+	tb.Fatal("no port free for both TCP and UDP in 100 tries")
+	return nil
+}
+
+// Pause holds TCP bytes and drops datagrams until Resume.
+func (g *GossipProxy) Pause() { g.TCP.Pause(); g.UDP.Pause() }
+
+// Resume forwards both again.
+func (g *GossipProxy) Resume() { g.TCP.Resume(); g.UDP.Resume() }
+
+// Cut closes the TCP connections and the UDP upstream sockets.
+func (g *GossipProxy) Cut() { g.TCP.Cut(); g.UDP.Cut() }
+
+// Close stops both.
+func (g *GossipProxy) Close() { g.TCP.Close(); g.UDP.Close() }
+
+// FreeTCPUDPPort is a loopback address whose port is free for both TCP
+// and UDP (for a gossip bind), when this returns.
+func FreeTCPUDPPort(tb testing.TB) string {
+	tb.Helper()
+	for try := 0; try < 100; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr
+	}
+	tb.Fatal("no port free for both TCP and UDP in 100 tries")
+	return ""
+}
+
+// PortOf is addr's port number.
+func PortOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
