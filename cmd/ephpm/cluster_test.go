@@ -597,8 +597,9 @@ type loadResult struct {
 // writeLoad sends total POST requests through node, each inserting rows
 // rows into site's acks table (tagged with the request), rate requests
 // a second, at most 64 in flight. Bounded: total requests, each at most
-// 60 s. issued is called with each request's index as it is sent.
-func (c *edgeCluster) writeLoad(node, site string, rate float64, total, rows int, issued func(i int)) *loadResult {
+// 60 s. issued is called with each request's index as it is sent; no
+// request is sent once stop (if not nil) is closed.
+func (c *edgeCluster) writeLoad(node, site string, rate float64, total, rows int, issued func(i int), stop <-chan struct{}) *loadResult {
 	res := &loadResult{acked: map[int]string{}, byReq: map[int]int{}}
 	addr := c.nodes[node].http
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -611,7 +612,12 @@ func (c *edgeCluster) writeLoad(node, site string, rate float64, total, rows int
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	for i := 0; i < total; i++ {
-		<-tick.C
+		select {
+		case <-tick.C:
+		case <-stop:
+			i = total
+			continue
+		}
 		sem <- struct{}{}
 		if issued != nil {
 			issued(i)
@@ -926,7 +932,7 @@ func TestClusterMoveUnderLoad(t *testing.T) {
 			if i == moveAt {
 				close(startMove)
 			}
-		})
+		}, nil)
 	}()
 	<-startMove
 	out := c.move("saopaulo", site, "tokyo")
@@ -974,8 +980,16 @@ func TestClusterNewNodeBootstraps200Sites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	const nSites = 200
-	c := newEdgeCluster(t, clusterNames, regionDelay, edgeOpts{})
+	d := joinWithSites(t, 200, regionDelay)
+	t.Logf("mumbai joined and bootstrapped 200 sites in %v", d.Round(time.Millisecond))
+}
+
+// joinWithSites runs a 3-node cluster with nSites small sites, each
+// with a table and a row, then starts a 4th node with only [cluster],
+// waits until it streams every site and is ready, and spot-checks its
+// data; it returns the time from the 4th node's start to ready.
+func joinWithSites(t testing.TB, nSites int, delay time.Duration) time.Duration {
+	c := newEdgeCluster(t, clusterNames, delay, edgeOpts{})
 	c.waitMembers(clusterNames, 90*time.Second)
 	sites := make([]string, nSites)
 	for i := range sites {
@@ -1045,9 +1059,9 @@ func TestClusterNewNodeBootstraps200Sites(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("mumbai joined and bootstrapped %d sites in %v", nSites, time.Since(start).Round(time.Millisecond))
+	joined := time.Since(start)
 	c.waitMembers(all, 60*time.Second)
-	for _, i := range []int{0, 1, 2, 99, 199} {
+	for _, i := range []int{0, 1, 2, nSites / 2, nSites - 1} {
 		testutil.RetryUntil(t, 30*time.Second, func() error {
 			db, err := sqlite.Open(context.Background(), sqlite.Config{Path: c.dbPath("mumbai", sites[i]), ReadOnly: true})
 			if err != nil {
@@ -1072,6 +1086,7 @@ func TestClusterNewNodeBootstraps200Sites(t *testing.T) {
 			return code == 200 && body == "rows 1", fmt.Sprint(code, " ", body)
 		})
 	}
+	return joined
 }
 
 // parallel runs f(0..n-1), conc at a time, and fails on the first
