@@ -196,10 +196,7 @@ func (c *edgeCluster) start(name string) {
 	c.t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
 		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
+		exited(p, 10*time.Second)
 	})
 	if n.p != nil {
 		n.oldLogs += n.p.out.String() + strings.Repeat("=", 20) + " restarted\n"
@@ -251,9 +248,7 @@ func (c *edgeCluster) stop(name string) {
 	c.t.Helper()
 	p := c.nodes[name].p
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
+	if !exited(p, 30*time.Second) {
 		c.t.Fatalf("%s did not exit after SIGTERM:\n%s", name, tail(p.out.String(), 40))
 	}
 }
@@ -263,10 +258,19 @@ func (c *edgeCluster) kill9(name string) {
 	c.t.Helper()
 	p := c.nodes[name].p
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
+	if !exited(p, 10*time.Second) {
 		c.t.Fatalf("%s did not die", name)
+	}
+}
+
+// exited waits for p's exit, leaving it to be seen again.
+func exited(p *proc, timeout time.Duration) bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true
+	case <-time.After(timeout):
+		return false
 	}
 }
 
