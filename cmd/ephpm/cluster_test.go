@@ -1239,3 +1239,42 @@ func TestClusterLeaderLoss(t *testing.T) {
 }
 
 func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// TestClusterFrozenNode: a replica node frozen (SIGSTOP) is marked down
+// by the others while writes go on; thawed, it is alive again and
+// catches up.
+func TestClusterFrozenNode(t *testing.T) {
+	const site = "shop.test"
+	c := newEdgeCluster(t, clusterNames, regionDelay, edgeOpts{before: func(c *edgeCluster) {
+		c.siteFiles(site, map[string]string{"w.php": writerPHP, "r.php": readerPHP})
+	}})
+	c.waitMembers(clusterNames, 90*time.Second)
+	c.createSite("saopaulo", site, "frankfurt")
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 90*time.Second)
+	c.pause("tokyo")
+	testutil.RetryUntil(t, 60*time.Second, func() error {
+		for _, name := range []string{"frankfurt", "saopaulo"} {
+			s, err := c.statusErr(name)
+			if err != nil {
+				return err
+			}
+			if m := s.member("tokyo"); m != nil && m.State == "alive" {
+				return fmt.Errorf("%s still sees the frozen tokyo alive", name)
+			}
+		}
+		return nil
+	})
+	acked := map[int]string{}
+	resp, body := c.client("saopaulo", site).req("POST", "/w.php?n=5&v=while-frozen", nil, "", "")
+	ids := parseAcks(body)
+	if resp.StatusCode != 200 || len(ids) != 5 {
+		t.Fatalf("writes with a replica frozen: %d %.500s", resp.StatusCode, body)
+	}
+	for _, id := range ids {
+		acked[id] = "while-frozen"
+	}
+	c.resume("tokyo")
+	c.waitMembers(clusterNames, 90*time.Second)
+	testutil.RetryUntil(t, 60*time.Second, func() error { return c.ackRows("tokyo", site, acked) })
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 60*time.Second)
+}
