@@ -318,11 +318,12 @@ func (f forwarder) Open() mysqlwire.ForwardSession { return &fwdClient{m: f.m, n
 
 // fwdClient is a replica connection's session on the primary.
 type fwdClient struct {
-	m     *Manager
-	name  string
-	id    string
-	inTx  bool
-	frame uint64
+	m       *Manager
+	name    string
+	id      string
+	primary string // the PrimaryURL id belongs to
+	inTx    bool
+	frame   uint64
 }
 
 func (c *fwdClient) InTx() bool { return c.inTx }
@@ -340,6 +341,16 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 		return nil, &ephpm.SQLError{Code: erOptionPreventsStatement, State: ssUnknown,
 			Message: fmt.Sprintf("site %s has no primary to forward to", c.name)}
 	}
+	if c.id != "" && c.primary != s.cfg.PrimaryURL {
+		// The primary moved: the session there is gone with it.
+		wasTx := c.inTx
+		c.id, c.inTx, c.frame = "", false, 0
+		if wasTx {
+			return nil, &ephpm.SQLError{Code: erQueryInterrupted, State: ssQueryInterrupted,
+				Message: "the site's primary moved during the transaction; it was rolled back"}
+		}
+		return nil, fmt.Errorf("forward to %s: %w", s.cfg.PrimaryURL, mysqlwire.ErrPrimaryChanged)
+	}
 	start := time.Now()
 	resp, err := c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
 	s.fwdStatements.Add(1)
@@ -350,7 +361,7 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 		return nil, &ephpm.SQLError{Code: erUnknownError, State: ssUnknown,
 			Message: fmt.Sprintf("forwarding the write to the primary failed: %v", err)}
 	}
-	c.id, c.inTx = resp.Session, resp.InTx
+	c.id, c.inTx, c.primary = resp.Session, resp.InTx, s.cfg.PrimaryURL
 	if resp.Frame > c.frame {
 		c.frame = resp.Frame
 	}

@@ -48,6 +48,12 @@ func TestFenceThenDemotionFailsWaitersWithNotPrimary(t *testing.T) {
 	db := open(t, sqlite.Config{})
 	db.SetFenced(true)
 	got := acquireAsync(db)
+	testutil.RetryUntil(t, 5*time.Second, func() error {
+		if db.FenceWaiters() != 1 {
+			return errors.New("not at the fence yet")
+		}
+		return nil
+	})
 	db.SetReadOnly(true)
 	if err := <-got; !errors.Is(err, ephpm.ErrNotPrimary) {
 		t.Fatalf("waiting writer after demotion: %v, want ErrNotPrimary", err)

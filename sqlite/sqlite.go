@@ -117,9 +117,10 @@ type DB struct {
 	// The fence (a planned change of primary): while fenced, AcquireWriter
 	// waits; gate is closed and replaced whenever fenced or readOnly
 	// changes, waking the waiters to look again.
-	gateMu sync.Mutex
-	fenced bool
-	gate   chan struct{}
+	gateMu  sync.Mutex
+	fenced  bool
+	gate    chan struct{}
+	waiting atomic.Int64 // writers waiting at the fence
 
 	readOnly  atomic.Bool // replica: clients may not write
 	committed atomic.Bool // set by SQLite's commit hook on the writer
@@ -472,16 +473,13 @@ func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
 		}
 		fenced, gate := db.gateState()
 		if fenced {
-			select {
-			case <-gate:
-				continue
-			case <-t.C:
-				return nil, fmt.Errorf("%w (the site is fenced: its primary is moving)", ErrLockTimeout)
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-db.closing:
-				return nil, ErrClosed
+			db.waiting.Add(1)
+			err := db.waitGate(ctx, gate, t.C)
+			db.waiting.Add(-1)
+			if err != nil {
+				return nil, err
 			}
+			continue
 		}
 		w, err := db.acquireBy(ctx, t.C)
 		if err != nil {
@@ -496,6 +494,23 @@ func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
 		return w, nil
 	}
 }
+
+// waitGate waits for the gate to change.
+func (db *DB) waitGate(ctx context.Context, gate chan struct{}, expire <-chan time.Time) error {
+	select {
+	case <-gate:
+		return nil
+	case <-expire:
+		return fmt.Errorf("%w (the site is fenced: its primary is moving)", ErrLockTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return ErrClosed
+	}
+}
+
+// FenceWaiters is how many writers wait at the fence now.
+func (db *DB) FenceWaiters() int { return int(db.waiting.Load()) }
 
 func (db *DB) acquire(ctx context.Context) (*Writer, error) {
 	t := time.NewTimer(db.cfg.LockTimeout)
