@@ -344,7 +344,7 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 	if c.id != "" && c.primary != s.cfg.PrimaryURL {
 		// The primary moved: the session there is gone with it.
 		wasTx := c.inTx
-		c.id, c.inTx, c.frame = "", false, 0
+		c.id, c.inTx = "", false // frame numbers go on across the move
 		if wasTx {
 			return nil, &ephpm.SQLError{Code: erQueryInterrupted, State: ssQueryInterrupted,
 				Message: "the site's primary moved during the transaction; it was rolled back"}

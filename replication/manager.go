@@ -550,7 +550,8 @@ type Status struct {
 	// (it keeps rising); otherwise the last batch's send → applied.
 	LagMillis float64 `json:"lag_ms"`
 	Epoch     uint64  `json:"epoch"`
-	State     string  `json:"state"` // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
+	Fenced    bool    `json:"fenced,omitempty"` // a primary's new writes wait (a move)
+	State     string  `json:"state"`            // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
 	Txs       uint64  `json:"transactions_applied,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
@@ -577,6 +578,7 @@ func (m *Manager) Status() []Status {
 		if s.cfg.Role == ephpm.RolePrimary {
 			st.LogID, _ = s.logID.Load().(string)
 			st.Position, st.State = s.known.Load(), logClosed
+			st.Fenced = s.isFenced()
 			s.logMu.Lock()
 			if s.flog != nil {
 				st.State = logOpen
