@@ -14,7 +14,8 @@ import (
 )
 
 // Forwarder sends the writes of a replica site's sessions to the site's
-// primary. Account.Forward is set for replica sites only.
+// primary. Account.Forward is set for replicated sites; it is used only
+// while the site's database is read-only (a replica).
 type Forwarder interface {
 	// Open starts a session on the primary (lazily: nothing is sent until
 	// the first statement). It is called on a client connection's

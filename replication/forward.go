@@ -62,6 +62,15 @@ type execResponse struct {
 	Took    int64           `json:"took_us,omitempty"`
 }
 
+// errMisdirected: the node asked is not the site's primary (421); the
+// statement ran nowhere.
+var errMisdirected = errors.New("not the site's primary")
+
+// DefaultMoveRetry bounds how long a forwarded statement outside a
+// transaction keeps trying while the site's primary is moving (its new
+// primary not yet promoted, or this node not yet told).
+const DefaultMoveRetry = 3 * time.Second
+
 // MySQL error numbers and states of the errors forwarding answers with
 // itself; the statements' own come from the primary's front.
 const (
@@ -353,6 +362,24 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 	}
 	start := time.Now()
 	resp, err := c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
+	// During a change of primary the new one may not know it is yet
+	// (SetSites reaches nodes one by one): a 421 ran nothing, so outside
+	// a transaction the statement waits a little and goes again, to the
+	// primary of the moment.
+	for wait := 10 * time.Millisecond; errors.Is(err, errMisdirected) && !c.inTx && time.Since(start) < DefaultMoveRetry; wait = min(2*wait, 200*time.Millisecond) {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if cur := c.m.site(c.name); cur != nil && cur.cfg.Role == ephpm.RoleReplica {
+			s = cur
+		}
+		if c.id != "" && c.primary != s.cfg.PrimaryURL {
+			c.id = ""
+		}
+		resp, err = c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
+	}
 	s.fwdStatements.Add(1)
 	s.fwdNanos.Add(int64(time.Since(start)))
 	if err != nil {
@@ -394,7 +421,11 @@ func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execR
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return nil, fmt.Errorf("primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusMisdirectedRequest {
+			err = fmt.Errorf("%w: %w", errMisdirected, err)
+		}
+		return nil, err
 	}
 	var out execResponse
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {

@@ -317,8 +317,9 @@ func (m *Manager) serveUnfence(w http.ResponseWriter, r *http.Request) {
 }
 
 // demote turns a primary site s (still installed, SetSites holding
-// setMu) into a replica's starting point: client writes stop (writers
-// waiting at the fence fail with ephpm.ErrNotPrimary), the WAL is
+// setMu) into a replica's starting point: client writes stop (at the
+// fence; SetSites then makes the database read-only, and the writers
+// waiting there fail with ephpm.ErrNotPrimary), the WAL is
 // checkpointed into the database file, the log is detached and closed,
 // and its end is written, synced, as the replica's position — the
 // database is exactly the state as of that frame. The old log's
@@ -333,7 +334,10 @@ func (m *Manager) demote(s *site) (err error) {
 		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{}))
 	}
 	defer release()
-	db.SetReadOnly(true)
+	// New writers wait at the fence (one set already, unless the
+	// directory changed without a move); SetSites wakes them once the
+	// replica site is in place, so that they forward to its primary.
+	db.SetFenced(true)
 	if err := s.openLog(ctx, db); err != nil {
 		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{}))
 	}
