@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/sqlite"
 )
