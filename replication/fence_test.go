@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/internal/testutil"
+	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/replication"
 )
 
@@ -143,4 +145,59 @@ func TestLagRisesWhilePrimaryUnreachable(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A forwarded session follows a move: its session on the old primary is
+// given up outside a transaction (the MySQL front reopens it), and a
+// statement that meets the new primary before it was promoted (421) is
+// sent again until it is.
+func TestForwardedStatementsFollowTheMove(t *testing.T) {
+	oldRuns := &fakeSession{res: &ephpm.Result{RowsAffected: 1}}
+	p, r := startForwarding(t, func() *fakeSession { return oldRuns })
+	newRuns := &fakeSession{res: &ephpm.Result{RowsAffected: 1}}
+	q := startNodeWith(t, t.TempDir(), 0, func(c *replication.Config) {
+		c.OpenSession = func(context.Context, string) (replication.StatementSession, error) { return newRuns, nil }
+	})
+	cfg := func(n *node, role ephpm.Role, primary *node) []replication.SiteConfig {
+		c := replication.SiteConfig{Name: "s.com", DBPath: filepath.Join(n.dir, "s.com.db"), Role: role}
+		if primary != nil {
+			c.PrimaryURL = primary.url
+		}
+		return []replication.SiteConfig{c}
+	}
+	q.m.SetSites(cfg(q, ephpm.RoleReplica, p))
+	ctx := context.Background()
+	sess := r.m.Forwarder("s.com").Open()
+	if _, err := sess.Exec(ctx, "INSERT INTO t VALUES (1)", nil); err != nil {
+		t.Fatal(err)
+	}
+	// r hears of the move before q does.
+	r.m.SetSites(cfg(r, ephpm.RoleReplica, q))
+	if _, err := sess.Exec(ctx, "INSERT INTO t VALUES (2)", nil); !errors.Is(err, mysqlwire.ErrPrimaryChanged) {
+		t.Fatalf("statement in a session on the old primary: %v, want ErrPrimaryChanged", err)
+	}
+	sess.Close()
+	sess = r.m.Forwarder("s.com").Open()
+	defer sess.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := sess.Exec(ctx, "INSERT INTO t VALUES (2)", nil)
+		done <- err
+	}()
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if q.execs.Load() == 0 {
+			return errors.New("q was not asked yet")
+		}
+		return nil
+	})
+	q.m.SetSites(cfg(q, ephpm.RolePrimary, nil))
+	p.m.SetSites(cfg(p, ephpm.RoleReplica, q))
+	if err := <-done; err != nil {
+		t.Fatalf("statement during the move: %v", err)
+	}
+	newRuns.mu.Lock()
+	defer newRuns.mu.Unlock()
+	if newRuns.runs != 1 {
+		t.Errorf("the new primary ran %d statements, want 1", newRuns.runs)
+	}
 }

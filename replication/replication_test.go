@@ -34,6 +34,7 @@ type node struct {
 	srv   *http.Server
 	conns atomic.Int64 // TCP connections accepted
 	snaps atomic.Int64 // snapshot requests served
+	execs atomic.Int64 // forwarded statements received
 }
 
 func startNode(t testing.TB, dir string, compact int) *node {
@@ -76,8 +77,11 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 	p.SetUnencryptedHTTP2(true)
 	h := m.Handler(front, nil)
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/_ephpm/repl/v1/snapshot" {
+		switch r.URL.Path {
+		case "/_ephpm/repl/v1/snapshot":
 			n.snaps.Add(1)
+		case "/_ephpm/repl/v1/exec":
+			n.execs.Add(1)
 		}
 		h.ServeHTTP(w, r)
 	})
