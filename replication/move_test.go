@@ -256,3 +256,66 @@ func TestMoveUnderWriteLoad(t *testing.T) {
 	})
 	t.Logf("%d rows acknowledged, %d writes refused at a fence and sent again", l.n.Load(), l.notPrimary.Load())
 }
+
+// A move between nodes whose databases closed while idle: demotion and
+// promotion open them (the pool's open hook adopts the log).
+func TestMoveWithIdleDatabases(t *testing.T) {
+	a := startNodeIdle(t, t.TempDir(), 0, 20*time.Millisecond)
+	b := startNodeIdle(t, t.TempDir(), 0, 20*time.Millisecond)
+	a.m.SetSites([]replication.SiteConfig{siteCfg(a, ephpm.RolePrimary, nil, 1)})
+	b.m.SetSites([]replication.SiteConfig{siteCfg(b, ephpm.RoleReplica, a, 1)})
+	ctx := context.Background()
+	func() {
+		db, release, err := a.pool.Acquire(ctx, filepath.Join(a.dir, moveSite+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		testutil.Exec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+	}()
+	for id := 1; id <= 5; id++ {
+		if err := writeRow(ctx, a, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	origID := logID(a)
+	st, err := b.m.TakeOver(ctx, moveSite, func(context.Context) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if a.pool.Len()+b.pool.Len() != 0 {
+			return fmt.Errorf("%d, %d databases open", a.pool.Len(), b.pool.Len())
+		}
+		return nil
+	})
+	a.m.SetSites([]replication.SiteConfig{siteCfg(a, ephpm.RoleReplica, b, 2)})
+	b.m.SetSites([]replication.SiteConfig{siteCfg(b, ephpm.RolePrimary, nil, 2)})
+	if id := logID(b); id != origID {
+		t.Fatalf("B's log %s, want %s", id, origID)
+	}
+	for id := 6; id <= 10; id++ {
+		if err := writeRow(ctx, b, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		db, release, err := a.pool.Acquire(ctx, filepath.Join(a.dir, moveSite+".db"))
+		if err != nil {
+			return err
+		}
+		defer release()
+		if n := count(db, "t"); n != 10 {
+			return fmt.Errorf("A has %d rows", n)
+		}
+		return nil
+	})
+	if a.snaps.Load()+b.snaps.Load() != 0 {
+		t.Errorf("snapshots served: %d, %d", a.snaps.Load(), b.snaps.Load())
+	}
+	for _, s := range b.m.Status() {
+		if s.Epoch != 2 || s.Position <= st.Fence.Next {
+			t.Errorf("B's status %+v, fence at %d", s, st.Fence.Next)
+		}
+	}
+}
