@@ -307,7 +307,10 @@ func (m *Manager) SetSites(list []SiteConfig) {
 				carryFence[c.Name] = s.isFenced()
 			}
 		}
-		s.endFence()
+		if s.endFence() && !ok {
+			// No longer replicated here: nothing will lift the gate.
+			m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { db.SetFenced(false) })
+		}
 	}
 
 	m.mu.Lock()
@@ -458,8 +461,11 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 			// No position to continue from (or a batch half-way): a new
 			// log, never one this node kept from an earlier time.
 			s.m.log.Warn("promoted replica has no clean position: starting a new log (its replicas bootstrap)", "site", s.cfg.Name)
-			if err := os.RemoveAll(framelog.Dir(s.cfg.DBPath)); err != nil {
-				return fmt.Errorf("replication: %s: remove the old log: %w", s.cfg.Name, err)
+			dir := framelog.Dir(s.cfg.DBPath)
+			for _, d := range []string{dir, dir + ".adopt", dir + ".old"} { // with an interrupted adoption's
+				if err := os.RemoveAll(d); err != nil {
+					return fmt.Errorf("replication: %s: remove the old log: %w", s.cfg.Name, err)
+				}
 			}
 		}
 	}
