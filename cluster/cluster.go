@@ -126,6 +126,16 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// What others dial, if the addresses say it already; for a 0.0.0.0
+	// bind it is known only once memberlist has chosen its address.
+	bound := ln.Addr().(*net.TCPAddr).Port
+	if ip := net.ParseIP(mc.AdvertiseAddr); ip != nil {
+		c.local.Gossip = net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
+		c.local.Raft, _ = raftAdvertise(cfg, ip, bound)
+	} else if ip := net.ParseIP(mc.BindAddr); ip != nil && !ip.IsUnspecified() && mc.BindPort != 0 {
+		c.local.Gossip = net.JoinHostPort(mc.BindAddr, strconv.Itoa(mc.BindPort))
+		c.local.Raft, _ = raftAdvertise(cfg, ip, bound)
+	}
 	if err := c.setLocal(c.local); err != nil {
 		return nil, err
 	}
@@ -134,20 +144,22 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("gossip on %s: %w", cfg.Bind, err)
 	}
 	cleanup = append(cleanup, func() { _ = c.ml.Shutdown() })
-
-	// What others dial: known only now for a 0.0.0.0 bind.
 	self := c.ml.LocalNode()
 	local := c.local
 	local.Gossip = net.JoinHostPort(self.Addr.String(), strconv.Itoa(int(self.Port)))
-	local.Raft, err = raftAdvertise(cfg, self.Addr, ln.Addr().(*net.TCPAddr).Port)
+	local.Raft, err = raftAdvertise(cfg, self.Addr, bound)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.setLocal(local); err != nil {
-		return nil, err
-	}
-	if err := c.ml.UpdateNode(c.timing.ProbeTimeout); err != nil {
-		return nil, fmt.Errorf("gossip meta: %w", err)
+	if local != c.LocalNode() {
+		if err := c.setLocal(local); err != nil {
+			return nil, err
+		}
+		// A node that joined us meanwhile may miss this broadcast; the
+		// periodic push-pull carries the meta too.
+		if err := c.ml.UpdateNode(c.timing.ProbeTimeout); err != nil {
+			c.log.Debug("gossip meta update", "err", err)
+		}
 	}
 	radv, err := net.ResolveTCPAddr("tcp", local.Raft)
 	if err != nil {
@@ -294,6 +306,9 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	// nominal timeout and shortens it as others confirm; 2 (not 6) keeps
 	// the worst case near twice the nominal one in small clusters.
 	mc.SuspicionMaxTimeoutMult = 2
+	// Full state exchange: 30 probe intervals (WAN: 60 s, memberlist's
+	// WAN default); it also repairs a missed meta update.
+	mc.PushPullInterval = 30 * t.ProbeInterval
 	// One join attempt or push-pull: ten probe timeouts (WAN 10 s).
 	mc.TCPTimeout = 10 * t.ProbeTimeout
 	return mc, nil
@@ -333,8 +348,11 @@ func raftAdvertise(cfg Config, gossipIP net.IP, boundPort int) (string, error) {
 }
 
 // setLocal sets this node's info and its gossip meta.
-func (c *Cluster) setLocal(n NodeInfo) error {
-	b, err := json.Marshal(n)
+func (c *Cluster) setLocal(n NodeInfo) error { return c.setMeta(gossipMeta{NodeInfo: n}) }
+
+func (c *Cluster) setMeta(m gossipMeta) error {
+	n := m.NodeInfo
+	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
@@ -355,13 +373,15 @@ func (c *Cluster) setLocal(n NodeInfo) error {
 func (c *Cluster) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	c.membersMu.RLock()
 	defer c.membersMu.RUnlock()
-	if m, ok := c.members[string(id)]; ok && m.info.Raft != "" && m.state == MemberAlive {
+	// the last address gossiped, even by a member now failed: better
+	// than the configuration's, which may be older
+	if m, ok := c.members[string(id)]; ok && m.info.Raft != "" {
 		return raft.ServerAddress(m.info.Raft), nil
 	}
 	if string(id) == c.cfg.Node {
 		return raft.ServerAddress(c.LocalNode().Raft), nil
 	}
-	return "", fmt.Errorf("%w: %q not alive in gossip", ErrUnknownNode, id)
+	return "", fmt.Errorf("%w: %q never seen in gossip", ErrUnknownNode, id)
 }
 
 var _ raft.ServerAddressProvider = (*Cluster)(nil)
@@ -381,6 +401,13 @@ func (c *Cluster) Close() error {
 		c.closed.Store(true)
 		c.cancel()
 		var errs []error
+		// Announce the leave in the meta first (see gossipMeta); if the
+		// update is not out in time the others see a failure instead.
+		if err := c.setMeta(gossipMeta{NodeInfo: c.LocalNode(), Leaving: true}); err == nil {
+			if err := c.ml.UpdateNode(c.timing.ProbeInterval); err != nil {
+				c.log.Debug("gossip leave announcement", "err", err)
+			}
+		}
 		// A leave that times out is only a slower failure detection for
 		// the others: logged, not returned.
 		if err := c.ml.Leave(2 * c.timing.ProbeInterval); err != nil {

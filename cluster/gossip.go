@@ -16,9 +16,19 @@ import (
 
 // memberRec is what this node knows of a gossip member, from the events.
 type memberRec struct {
-	node  *memberlist.Node // as last notified (Addr, Port, Meta)
-	info  NodeInfo         // parsed meta; Name "" if it did not parse
-	state MemberState
+	node    *memberlist.Node // as last notified (Addr, Port, Meta)
+	info    NodeInfo         // parsed meta; Name "" if it did not parse
+	leaving bool             // its last meta announced a graceful leave
+	state   MemberState
+}
+
+// gossipMeta is the gossiped meta: the node's info and, set by Close
+// just before memberlist's Leave, Leaving. memberlist's NotifyLeave does
+// not say whether a node left or failed (the Node it passes keeps its
+// old State), so a node announces its leave in its meta first.
+type gossipMeta struct {
+	NodeInfo
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 func (r *memberRec) addr() string {
@@ -50,21 +60,24 @@ func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (delegate) LocalState(join bool) []byte                { return nil }
 func (delegate) MergeRemoteState(buf []byte, join bool)     {}
 
-func (d delegate) NotifyJoin(n *memberlist.Node)   { d.c.memberEvent(n, MemberAlive) }
-func (d delegate) NotifyUpdate(n *memberlist.Node) { d.c.memberEvent(n, MemberAlive) }
-func (d delegate) NotifyLeave(n *memberlist.Node) {
-	st := MemberDead
-	if n.State == memberlist.StateLeft {
-		st = MemberLeft
-	}
-	d.c.memberEvent(n, st)
-}
+func (d delegate) NotifyJoin(n *memberlist.Node)   { d.c.memberEvent(n, false) }
+func (d delegate) NotifyUpdate(n *memberlist.Node) { d.c.memberEvent(n, false) }
+func (d delegate) NotifyLeave(n *memberlist.Node)  { d.c.memberEvent(n, true) }
 
-func (c *Cluster) memberEvent(n *memberlist.Node, st MemberState) {
-	rec := &memberRec{node: n, state: st}
-	if err := json.Unmarshal(n.Meta, &rec.info); err != nil || rec.info.Name != n.Name {
-		rec.info = NodeInfo{}
+func (c *Cluster) memberEvent(n *memberlist.Node, gone bool) {
+	cp := *n // memberlist reuses its Node: keep a copy
+	rec := &memberRec{node: &cp, state: MemberAlive}
+	var meta gossipMeta
+	if err := json.Unmarshal(n.Meta, &meta); err == nil && meta.Name == n.Name {
+		rec.info, rec.leaving = meta.NodeInfo, meta.Leaving
 	}
+	if gone {
+		rec.state = MemberDead
+		if rec.leaving {
+			rec.state = MemberLeft
+		}
+	}
+	c.log.Debug("member event", "member", n.Name, "state", rec.state, "addr", rec.addr())
 	c.membersMu.Lock()
 	c.members[n.Name] = rec
 	c.membersMu.Unlock()
