@@ -46,8 +46,8 @@ type Config struct {
 
 // Timing holds the failure-detection and election timings.
 type Timing struct {
-	ProbeInterval, ProbeTimeout, GossipInterval time.Duration
-	SuspicionMult                               int
+	ProbeInterval, ProbeTimeout, GossipInterval              time.Duration
+	SuspicionMult                                            int
 	RaftHeartbeat, RaftElection, RaftLeaderLease, RaftCommit time.Duration
 	// Reconcile is the period of the leader's reconcile and of the
 	// bootstrap and self-registration checks (0: 2 s). Member and leader
