@@ -90,7 +90,7 @@ func TestThreeVoters(t *testing.T) {
 		t.Error("site still there after RemoveSite returned")
 	}
 
-	st := f0.Status()
+	st := f1.Status() // f1 wrote last: its reads see every write above
 	if st.Leader != leader.cfg.Node || st.RaftState != "follower" || len(st.Members) != 3 || len(st.Nodes) != 3 || len(st.Sites) != 1 {
 		t.Errorf("Status = %+v", st)
 	}

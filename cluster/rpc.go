@@ -149,6 +149,10 @@ func (c *Cluster) serveCommand(ctx context.Context, conn net.Conn) {
 	} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return // the caller went away
 	}
+	if errors.Is(err, ErrClosed) {
+		// This leader is shutting down: the follower should find the next.
+		err = fmt.Errorf("%w: %v", errNotLeader, err)
+	}
 	if err != nil {
 		rep.Code, rep.Message = codeOf(err), err.Error()
 	}
@@ -176,7 +180,11 @@ func (c *Cluster) forward(ctx context.Context, cmd command) (applyResult, uint64
 			last = ErrNoLeader
 		case string(id) == c.cfg.Node:
 			// became leader meanwhile
-			return c.applyLocal(ctx, cmd)
+			res, idx, err := c.applyLocal(ctx, cmd)
+			if !errors.Is(err, errNotLeader) {
+				return res, idx, err
+			}
+			last = err
 		default:
 			res, idx, err := c.callLeader(ctx, c.raftAddrOf(string(id), string(addr)), cmd)
 			if err == nil || !retryable(err) {

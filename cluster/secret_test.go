@@ -149,6 +149,15 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
 		}
 	}
+	for name, tm := range map[string]Timing{"WAN": WANTiming(), "LAN": LANTiming()} {
+		rc := raft.DefaultConfig()
+		rc.LocalID = "n1"
+		rc.HeartbeatTimeout, rc.ElectionTimeout = tm.RaftHeartbeat, tm.RaftElection
+		rc.LeaderLeaseTimeout, rc.CommitTimeout = tm.RaftLeaderLease, tm.RaftCommit
+		if err := raft.ValidateConfig(rc); err != nil {
+			t.Errorf("%s timing: %v", name, err)
+		}
+	}
 	// a bind that cannot be bound fails at once
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
