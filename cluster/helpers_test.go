@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,16 +24,26 @@ const (
 )
 
 // freePort returns a loopback port free for both TCP and UDP (gossip
-// binds both) at the time of the call.
+// binds both) at the time of the call. It is taken below the ephemeral
+// range, so that the source port of some outgoing connection of the
+// test cannot take it before the node binds it.
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				low = n
+			}
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	}
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		ln, err := net.Listen("tcp", addr(port))
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr(port))
 		ln.Close()
 		if err == nil {
 			pc.Close()
