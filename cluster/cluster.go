@@ -194,6 +194,13 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		Timeout:               raftTransportTimeout,
 		Logger:                raftLog,
 	})
+	// raft.Shutdown closes it once raft runs; until then it is ours.
+	transOwned := true
+	cleanup = append(cleanup, func() {
+		if transOwned {
+			_ = trans.Close()
+		}
+	})
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Node)
 	rc.HeartbeatTimeout = c.timing.RaftHeartbeat
@@ -209,6 +216,7 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	transOwned = false
 	cleanup = append(cleanup, func() { _ = c.raft.Shutdown().Error() })
 	c.obsCh = make(chan raft.Observation, 16)
 	c.obs = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {

@@ -49,7 +49,9 @@ func TestFSM(t *testing.T) {
 		{"register bad name", command{Op: OpRegisterNode, Node: &NodeInfo{Name: "a/b"}}, ErrInvalid, nil},
 		{"register no node", command{Op: OpRegisterNode}, ErrInvalid, nil},
 		{"create", command{Op: OpCreateSite, Site: "a.example", Primary: "n1", Config: []byte("c"), Time: created}, nil,
-			func(r applyResult) bool { return r.Site.Epoch == 1 && r.Site.Primary == "n1" && r.Site.Created.Equal(created) }},
+			func(r applyResult) bool {
+				return r.Site.Epoch == 1 && r.Site.Primary == "n1" && r.Site.Created.Equal(created)
+			}},
 		{"create again", command{Op: OpCreateSite, Site: "a.example", Primary: "n2", Time: created}, ErrSiteExists,
 			func(r applyResult) bool { return r.Site.Primary == "n1" }},
 		{"create unknown primary", command{Op: OpCreateSite, Site: "b.example", Primary: "n9"}, ErrUnknownNode, nil},

@@ -132,22 +132,19 @@ func (m *mux) acceptLoop() {
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
-			if m.ctx.Err() != nil {
+			if m.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// a transient accept error: back off, bounded, as net/http does
-				select {
-				case <-time.After(backoff):
-				case <-m.ctx.Done():
-					return
-				}
-				backoff = min(2*backoff, time.Second)
-				continue
+			// EMFILE and the like: back off (bounded) and try again, as
+			// net/http does, rather than lose the raft port for good.
+			m.log("raft listener accept", "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-m.ctx.Done():
+				return
 			}
-			m.log("raft listener failed", "err", err)
-			return
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
 		backoff = 5 * time.Millisecond
 		if !m.track(c) {
