@@ -188,7 +188,7 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		ServerAddressProvider: c,
+		ServerAddressProvider: addrProvider{c},
 		Stream:                streamLayer{c.mux},
 		MaxPool:               3,
 		Timeout:               raftTransportTimeout,
@@ -373,12 +373,12 @@ func (c *Cluster) setMeta(m gossipMeta) error {
 	return nil
 }
 
-// ServerAddr gives raft the raft address a server gossips now, so a
+// serverAddr gives raft the raft address a server gossips now, so a
 // node that came back on another address is reached before the
 // configuration is updated (after a cold restart of all nodes, no leader
 // could update it otherwise). raft falls back to the configured address
 // on error.
-func (c *Cluster) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+func (c *Cluster) serverAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	c.membersMu.RLock()
 	defer c.membersMu.RUnlock()
 	// the last address gossiped, even by a member now failed: better
@@ -392,11 +392,18 @@ func (c *Cluster) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	return "", fmt.Errorf("%w: %q never seen in gossip", ErrUnknownNode, id)
 }
 
-var _ raft.ServerAddressProvider = (*Cluster)(nil)
+// addrProvider keeps ServerAddr out of the Cluster's API.
+type addrProvider struct{ c *Cluster }
+
+func (p addrProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	return p.c.serverAddr(id)
+}
+
+var _ raft.ServerAddressProvider = addrProvider{}
 
 // raftAddrOf is the address to dial for a raft server.
 func (c *Cluster) raftAddrOf(id, fallback string) string {
-	if a, err := c.ServerAddr(raft.ServerID(id)); err == nil {
+	if a, err := c.serverAddr(raft.ServerID(id)); err == nil {
 		return string(a)
 	}
 	return fallback
