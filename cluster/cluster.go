@@ -419,7 +419,7 @@ func (c *Cluster) Close() error {
 		// Announce the leave in the meta first (see gossipMeta); if the
 		// update is not out in time the others see a failure instead.
 		if err := c.setMeta(gossipMeta{NodeInfo: c.LocalNode(), Leaving: true}); err == nil {
-			if err := c.ml.UpdateNode(c.timing.ProbeInterval); err != nil {
+			if err := c.ml.UpdateNode(2 * c.timing.ProbeInterval); err != nil {
 				c.log.Debug("gossip leave announcement", "err", err)
 			}
 		}
