@@ -110,8 +110,8 @@ func (c *edgeCluster) addNode(base, name, secret string) *edgeNode {
 		region = "zz"
 	}
 	n := &edgeNode{name: name, region: region, base: filepath.Join(base, name), secret: secret,
-		http: freePort(c.t), gossip: testutil.FreeTCPUDPPort(c.t), raft: freePort(c.t), repl: freePort(c.t),
-		mysql: freePort(c.t), kv: freePort(c.t)}
+		http: lowPort(c.t), gossip: testutil.FreeLowPort(c.t, true), raft: lowPort(c.t), repl: lowPort(c.t),
+		mysql: lowPort(c.t), kv: lowPort(c.t)}
 	n.sitesDir = filepath.Join(n.base, "sites")
 	n.cfg = filepath.Join(n.base, "ephpm.toml")
 	for _, d := range []string{n.sitesDir, filepath.Join(n.base, "data")} {
@@ -126,6 +126,10 @@ func (c *edgeCluster) addNode(base, name, secret string) *edgeNode {
 	c.names = append(c.names, name)
 	return n
 }
+
+// lowPort is a node's port (kept across its restarts): below the
+// ephemeral range, where no outgoing connection of the proxies takes it.
+func lowPort(t testing.TB) string { return testutil.FreeLowPort(t, false) }
 
 // writeConfig is the edge document's node config, adapted only in
 // addresses (and the test's data and PHP settings).

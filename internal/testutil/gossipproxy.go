@@ -1,8 +1,12 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -74,4 +78,55 @@ func PortOf(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+var (
+	lowMu   sync.Mutex
+	lowUsed = map[int]bool{}
+)
+
+// FreeLowPort is a loopback address free for TCP (and UDP too if udp)
+// when this returns, below the ephemeral port range: a port a process
+// binds later (a node's listeners, across its restarts) that the source
+// port of an outgoing connection cannot take meanwhile. A port is not
+// handed out twice by one test binary.
+func FreeLowPort(tb testing.TB, udp bool) string {
+	tb.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				low = n
+			}
+		}
+	}
+	lowMu.Lock()
+	defer lowMu.Unlock()
+	for range 500 {
+		port := 10000 + rand.IntN(low-10000)
+		if lowUsed[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ok := true
+		if udp {
+			pc, err := net.ListenPacket("udp", addr)
+			if err == nil {
+				pc.Close()
+			} else {
+				ok = false
+			}
+		}
+		ln.Close()
+		if ok {
+			lowUsed[port] = true
+			return addr
+		}
+	}
+	tb.Fatal("no free port below the ephemeral range in 500 tries")
+	return ""
 }
