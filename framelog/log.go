@@ -127,6 +127,22 @@ type Log struct {
 	dirPending bool
 
 	stats Stats
+
+	unhook func() // takes the commit hook off the database (Detach)
+	db     *sqlite.DB
+}
+
+// ErrInterrupted: the log's directory shows an adoption (Options.Adopt)
+// that did not finish; only opening with the same Adopt again may go on
+// from it, since the directory may hold another node's era of the log.
+var ErrInterrupted = errors.New("framelog: an adoption of the log was interrupted: open with Options.Adopt again")
+
+// Adopt names the log a promoted replica continues: its ID and the next
+// frame number, the replica's applied position. The database file must
+// be exactly the state after frame Next-1 of that log.
+type Adopt struct {
+	ID   string
+	Next uint64
 }
 
 // Stats are counters for metrics.
@@ -148,7 +164,15 @@ type Options struct {
 	// come one at a time. It must not block, and must not call the Log
 	// (its lock is held) nor use the database's writer.
 	OnAppend func(next uint64)
-	Logger   *slog.Logger
+	// Adopt, if set, makes Open start a log that continues another
+	// node's (a replica promoted to primary): same ID, numbering from
+	// Adopt.Next, with the database as it is now as the snapshot standing
+	// for every frame before (the state after a compaction). Whatever the
+	// directory held before is replaced (it may be this node's log from
+	// an earlier time as primary, at another position). Adopting costs a
+	// checkpoint and a copy of the database file.
+	Adopt  *Adopt
+	Logger *slog.Logger
 }
 
 // Dir is where the log of the database at dbPath lives.
@@ -172,15 +196,24 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 		dir: Dir(db.Path()), dbPath: db.Path(), log: opts.Logger.With("db", db.Path()),
 		compact: uint64(opts.CompactFrames), wake: make(chan struct{}), onAppend: opts.OnAppend, base: opts.BaseFrames,
 	}
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("framelog: %w", err)
+	if a := opts.Adopt; a != nil && len(a.ID) != 36 {
+		return nil, fmt.Errorf("framelog: adopt: bad log id %q", a.ID)
 	}
 	// Everything below runs with the writer held: no commit can slip
 	// between reading the WAL and installing the hook.
 	err := db.WithWriter(ctx, func() error {
+		if opts.Adopt != nil {
+			return l.adopt(ctx, db, *opts.Adopt)
+		}
+		if err := l.checkInterrupted(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return fmt.Errorf("framelog: %w", err)
+		}
 		path := filepath.Join(l.dir, "log")
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			if err := l.create(ctx, db); err != nil {
+			if err := l.create(ctx, db, ""); err != nil {
 				return err
 			}
 		} else if err := l.recover(); err != nil {
@@ -190,12 +223,7 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 				return fmt.Errorf("framelog: repair from the log: %w", err)
 			}
 		}
-		if err := l.capture(); err != nil {
-			return fmt.Errorf("framelog: catch up with the WAL: %w", err)
-		}
-		db.OnCommit(func(ctx context.Context, db *sqlite.DB) error { return l.afterCommit(ctx, db) })
-		db.SetCheckpointGuard(func(context.Context) error { return l.capture() })
-		return nil
+		return l.install(db)
 	})
 	if err != nil {
 		return nil, errors.Join(err, l.Close())
@@ -203,15 +231,45 @@ func Open(ctx context.Context, db *sqlite.DB, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// install catches up with the WAL and puts the commit hook and the
+// checkpoint guard on the database. The caller holds the writer.
+func (l *Log) install(db *sqlite.DB) error {
+	if err := l.capture(); err != nil {
+		return fmt.Errorf("framelog: catch up with the WAL: %w", err)
+	}
+	l.db = db
+	l.unhook = db.OnCommit(func(ctx context.Context, db *sqlite.DB) error { return l.afterCommit(ctx, db) })
+	db.SetCheckpointGuard(func(context.Context) error { return l.capture() })
+	return nil
+}
+
+// Detach takes the log's commit hook and checkpoint guard off its
+// database (the site is no longer primary here: the replica's applied
+// frames must not enter this log). The caller holds the database's
+// writer; the log itself is still to be closed.
+func (l *Log) Detach() {
+	if l.unhook != nil {
+		l.unhook()
+		l.unhook = nil
+	}
+	if l.db != nil {
+		l.db.SetCheckpointGuard(nil)
+		l.db = nil
+	}
+}
+
 // create starts a new log whose first transaction is the whole database
-// as it is now, so a replica starting from frame 0 needs no snapshot.
-func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
+// as it is now, so a replica starting from frame 0 needs no snapshot. id
+// "" means a new ID.
+func (l *Log) create(ctx context.Context, db *sqlite.DB, id string) error {
 	if busy, _, _, err := db.CheckpointHeld(ctx, "TRUNCATE"); err != nil || busy != 0 {
 		return fmt.Errorf("framelog: checkpoint before the first frame: busy=%d: %v", busy, err)
 	}
-	id, err := newUUID()
-	if err != nil {
-		return err
+	if id == "" {
+		var err error
+		if id, err = newUUID(); err != nil {
+			return err
+		}
 	}
 	tmp := filepath.Join(l.dir, "log.tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -223,7 +281,7 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB) error {
 	if st, err := os.Stat(l.dbPath); err == nil && st.Size()/PageSize > int64(l.base) {
 		// A large database: the log starts at frame 1 after a snapshot
 		// that stands for frame 0.
-		if err := l.writeSnapshot(0); err != nil {
+		if err := l.writeSnapshot(l.dir, 0); err != nil {
 			return err
 		}
 		l.hdr.Start, l.hdr.CkptFrame = 1, 1
@@ -294,6 +352,9 @@ func (l *Log) recover() error {
 	end := int64(headerSize) + int64(l.hdr.Count)*FrameSize
 	if err := f.Truncate(end); err != nil {
 		return fmt.Errorf("framelog: %w", err)
+	}
+	if err := l.checkSnapshot(); err != nil {
+		return err
 	}
 	l.sum = l.hdr.StartSum
 	if l.hdr.Count > 0 {

@@ -107,7 +107,7 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 	if next == 0 {
 		return nil
 	}
-	if err := l.writeSnapshot(next - 1); err != nil {
+	if err := l.writeSnapshot(l.dir, next-1); err != nil {
 		return err
 	}
 	// A new log file with no records, starting at next.
@@ -156,9 +156,9 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 	return nil
 }
 
-// writeSnapshot copies the (fully checkpointed) database file. Caller
-// holds mu and the writer.
-func (l *Log) writeSnapshot(end uint64) error {
+// writeSnapshot copies the (fully checkpointed) database file into dir.
+// Caller holds mu and the writer.
+func (l *Log) writeSnapshot(dir string, end uint64) error {
 	src, err := os.Open(l.dbPath)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -169,7 +169,7 @@ func (l *Log) writeSnapshot(end uint64) error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	pages := uint32(st.Size() / PageSize)
-	tmp := filepath.Join(l.dir, "snapshot.tmp")
+	tmp := filepath.Join(dir, "snapshot.tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -201,7 +201,7 @@ func (l *Log) writeSnapshot(end uint64) error {
 	}
 	// The caller syncs the directory after renaming the log, which
 	// makes this rename durable too.
-	if err := os.Rename(tmp, filepath.Join(l.dir, "snapshot")); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, "snapshot")); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	return nil

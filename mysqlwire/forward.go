@@ -2,6 +2,7 @@ package mysqlwire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // Forwarder sends the writes of a replica site's sessions to the site's
-// primary. Account.Forward is set for replica sites only.
+// primary. Account.Forward is set for replicated sites; it is used only
+// while the site's database is read-only (a replica).
 type Forwarder interface {
 	// Open starts a session on the primary (lazily: nothing is sent until
 	// the first statement). It is called on a client connection's
@@ -44,6 +46,12 @@ type ForwardSession interface {
 	Wait(ctx context.Context) bool
 	Close()
 }
+
+// ErrPrimaryChanged, returned (wrapped) by ForwardSession.Exec, says the
+// site's primary moved since the session began there, outside a
+// transaction: the server opens a new session (replaying the session's
+// SET statements) and sends the statement again.
+var ErrPrimaryChanged = errors.New("the site's primary changed")
 
 // localPlan reports whether a statement may run on a replica's own copy:
 // reads, and session statements that change nothing in the database.
@@ -86,17 +94,27 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 		}
 		return nil, false, nil
 	}
-	if s.fwd == nil {
-		s.fwd = s.acct.Forward.Open()
-		for _, q := range s.setHistory {
-			if _, err := s.fwd.Exec(ctx, q, nil); err != nil {
-				return nil, true, err
+	// Two rounds at most: the second after the primary moved.
+	var nres *ephpm.Result
+	for round := 0; ; round++ {
+		if s.fwd == nil {
+			s.fwd = s.acct.Forward.Open()
+			for _, q := range s.setHistory {
+				if _, err := s.fwd.Exec(ctx, q, nil); err != nil {
+					return nil, true, err
+				}
 			}
 		}
-	}
-	nres, err := s.fwd.Exec(ctx, query, args)
-	if err != nil {
-		return nil, true, err
+		nres, err = s.fwd.Exec(ctx, query, args)
+		if round == 0 && errors.Is(err, ErrPrimaryChanged) {
+			s.fwd.Close()
+			s.fwd = nil
+			continue
+		}
+		if err != nil {
+			return nil, true, err
+		}
+		break
 	}
 	if res, err = fromResult(nres); err != nil {
 		return nil, true, fmt.Errorf("the primary's result: %w", err)

@@ -69,7 +69,9 @@ type Account struct {
 	// hooks run there). release is called once, when the connection (or
 	// Detached session) ends.
 	Open func(ctx context.Context) (db *sqlite.DB, release func(), err error)
-	// Forward, set for a replica site, sends writes to the primary.
+	// Forward, set for a replicated site, sends writes to the primary
+	// while the database is read-only (a replica; a primary demoted
+	// while the connection lives).
 	Forward Forwarder
 }
 

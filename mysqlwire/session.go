@@ -18,6 +18,7 @@ import (
 	querypb "vitess.io/vitess/go/vt/proto/query"
 	"vitess.io/vitess/go/vt/vtenv"
 
+	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/sqlite"
 	"github.com/ephpm/ephpm/sqlxlate"
 )
@@ -302,6 +303,18 @@ func (s *session) runSQL(query string, args []any) (res *sqltypes.Result, err er
 		return fres, nil
 	}
 	res, err = s.run(ctx, plan, args)
+	if errors.Is(err, ephpm.ErrNotPrimary) && s.w == nil && !s.txActive() {
+		// The site was demoted while this write waited at its fence
+		// (a change of primary): nothing of it ran here, so it goes to
+		// the new primary as on any replica.
+		if fres, handled, ferr := s.forward(ctx, query, plan, args); handled {
+			if ferr != nil {
+				s.srv.stats.errors.Add(1)
+				return nil, toSQLError(ferr, s.database)
+			}
+			return fres, nil
+		}
+	}
 	var rolledBack bool
 	if err != nil && s.w != nil && !s.w.InTx() {
 		// SQLite rolled the whole transaction back (a write in it was

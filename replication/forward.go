@@ -62,6 +62,15 @@ type execResponse struct {
 	Took    int64           `json:"took_us,omitempty"`
 }
 
+// errMisdirected: the node asked is not the site's primary (421); the
+// statement ran nowhere.
+var errMisdirected = errors.New("not the site's primary")
+
+// DefaultMoveRetry bounds how long a forwarded statement outside a
+// transaction keeps trying while the site's primary is moving (its new
+// primary not yet promoted, or this node not yet told).
+const DefaultMoveRetry = 3 * time.Second
+
 // MySQL error numbers and states of the errors forwarding answers with
 // itself; the statements' own come from the primary's front.
 const (
@@ -318,11 +327,12 @@ func (f forwarder) Open() mysqlwire.ForwardSession { return &fwdClient{m: f.m, n
 
 // fwdClient is a replica connection's session on the primary.
 type fwdClient struct {
-	m     *Manager
-	name  string
-	id    string
-	inTx  bool
-	frame uint64
+	m       *Manager
+	name    string
+	id      string
+	primary string // the PrimaryURL id belongs to
+	inTx    bool
+	frame   uint64
 }
 
 func (c *fwdClient) InTx() bool { return c.inTx }
@@ -340,8 +350,36 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 		return nil, &ephpm.SQLError{Code: erOptionPreventsStatement, State: ssUnknown,
 			Message: fmt.Sprintf("site %s has no primary to forward to", c.name)}
 	}
+	if c.id != "" && c.primary != s.cfg.PrimaryURL {
+		// The primary moved: the session there is gone with it.
+		wasTx := c.inTx
+		c.id, c.inTx = "", false // frame numbers go on across the move
+		if wasTx {
+			return nil, &ephpm.SQLError{Code: erQueryInterrupted, State: ssQueryInterrupted,
+				Message: "the site's primary moved during the transaction; it was rolled back"}
+		}
+		return nil, fmt.Errorf("forward to %s: %w", s.cfg.PrimaryURL, mysqlwire.ErrPrimaryChanged)
+	}
 	start := time.Now()
 	resp, err := c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
+	// During a change of primary the new one may not know it is yet
+	// (SetSites reaches nodes one by one): a 421 ran nothing, so outside
+	// a transaction the statement waits a little and goes again, to the
+	// primary of the moment.
+	for wait := 10 * time.Millisecond; errors.Is(err, errMisdirected) && !c.inTx && time.Since(start) < DefaultMoveRetry; wait = min(2*wait, 200*time.Millisecond) {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if cur := c.m.site(c.name); cur != nil && cur.cfg.Role == ephpm.RoleReplica {
+			s = cur
+		}
+		if c.id != "" && c.primary != s.cfg.PrimaryURL {
+			c.id = ""
+		}
+		resp, err = c.post(ctx, s, execRequest{Site: c.name, Session: c.id, Query: query, Args: encodeArgs(args)})
+	}
 	s.fwdStatements.Add(1)
 	s.fwdNanos.Add(int64(time.Since(start)))
 	if err != nil {
@@ -350,7 +388,7 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 		return nil, &ephpm.SQLError{Code: erUnknownError, State: ssUnknown,
 			Message: fmt.Sprintf("forwarding the write to the primary failed: %v", err)}
 	}
-	c.id, c.inTx = resp.Session, resp.InTx
+	c.id, c.inTx, c.primary = resp.Session, resp.InTx, s.cfg.PrimaryURL
 	if resp.Frame > c.frame {
 		c.frame = resp.Frame
 	}
@@ -383,7 +421,11 @@ func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execR
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return nil, fmt.Errorf("primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("primary answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusMisdirectedRequest {
+			err = fmt.Errorf("%w: %w", errMisdirected, err)
+		}
+		return nil, err
 	}
 	var out execResponse
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {

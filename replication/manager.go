@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ const (
 	// DefaultSessionIdle ends a forwarded MySQL session (rolling back its
 	// transaction) after this long without a statement.
 	DefaultSessionIdle = 30 * time.Second
+	// DefaultFenceTimeout is how long a fence may stand without being
+	// lifted or followed by a demotion before the node asks
+	// Config.Reconfirm whether it is still the site's primary.
+	DefaultFenceTimeout = 10 * time.Second
 )
 
 // SiteConfig is one replicated site as this node sees it.
@@ -50,6 +55,16 @@ type SiteConfig struct {
 	DBPath     string
 	Role       ephpm.Role // ephpm.RolePrimary or ephpm.RoleReplica
 	PrimaryURL string     // replica: the primary's replication endpoint
+	// Epoch is the directory's epoch of the site's primary (Status shows
+	// it). A change of Epoch alone changes nothing else: the site keeps
+	// its stream, log and fence.
+	Epoch uint64
+}
+
+// sameSite reports whether a and b differ in nothing but their epoch.
+func sameSite(a, b SiteConfig) bool {
+	a.Epoch, b.Epoch = 0, 0
+	return a == b
 }
 
 // Config configures a Manager.
@@ -92,7 +107,20 @@ type Config struct {
 	// this node and every response stamped with the log position: it
 	// must be quick and must not block. It may read the Manager.
 	SiteOf func(host string) (string, bool)
-	Logger *slog.Logger
+	// FenceTimeout is DefaultFenceTimeout when 0.
+	FenceTimeout time.Duration
+	// Reconfirm asks the directory whether this node is still the site's
+	// primary, once a fence has stood for FenceTimeout with neither
+	// Unfence nor a demotion (the move that fenced it went quiet). The
+	// node re-confirms itself there by bumping the epoch, so that a late
+	// takeover fails. true lifts the fence; false leaves it (a demotion
+	// will come); an error is asked again after FenceTimeout/4, the
+	// fence standing meanwhile. It runs on a goroutine of the Manager's
+	// (one per fence), may block (bounded by ctx, which ends with the
+	// fence or Close), and may call Unfence and SetSites. nil: the fence
+	// stands until Unfence or a demotion.
+	Reconfirm func(ctx context.Context, site string) (stillPrimary bool, err error)
+	Logger    *slog.Logger
 }
 
 // Manager is the node's replication: one per process.
@@ -110,6 +138,10 @@ type Manager struct {
 	// site's stream and the expiry of forwarded sessions.
 	loops  *task.Group
 	closed bool // Close was called (guarded by setMu): no stream starts
+	// goMu guards stopping, set when Close begins: goroutines started
+	// outside setMu (a fence's watch) check it before joining loops.
+	goMu     sync.Mutex
+	stopping bool
 
 	sessions *sessions
 	frameKey []byte // MACs the read-your-writes cookie
@@ -130,6 +162,18 @@ type primaryConn struct {
 type site struct {
 	cfg SiteConfig
 	m   *Manager
+	// epoch is cfg.Epoch as SetSites last gave it (it changes in place).
+	epoch atomic.Uint64
+	// retired is closed when SetSites replaces or removes the site: the
+	// streams it serves end, so replicas reconnect to what replaced it.
+	retired chan struct{}
+
+	// fence (primary): new writers wait (sqlite.DB.SetFenced on every
+	// instance of the database); fenceStop ends the fence's Reconfirm
+	// watch. Guarded by fenceMu.
+	fenceMu   sync.Mutex
+	fenced    bool
+	fenceStop context.CancelFunc
 
 	// primary: the log of the open database
 	logMu     sync.Mutex
@@ -143,12 +187,16 @@ type site struct {
 	applied atomic.Uint64 // the next frame this copy needs (= frames applied)
 	known   atomic.Uint64 // the primary's Next as last heard
 	lagNs   atomic.Int64  // primary send → applied, last batch
-	logID   atomic.Value  // string
-	status  atomic.Pointer[replicaStatus]
-	wakeMu  sync.Mutex
-	wake    chan struct{} // closed and replaced after every apply
-	txs     atomic.Uint64 // transactions applied
-	batches atomic.Uint64
+	// caughtUp is when (unix ns) this replica last knew it had applied
+	// everything the primary had: while frames are pending or the stream
+	// is down, the lag is the time since.
+	caughtUp atomic.Int64
+	logID    atomic.Value // string
+	status   atomic.Pointer[replicaStatus]
+	wakeMu   sync.Mutex
+	wake     chan struct{} // closed and replaced after every apply
+	txs      atomic.Uint64 // transactions applied
+	batches  atomic.Uint64
 
 	fwdStatements atomic.Uint64
 	fwdRequests   atomic.Uint64
@@ -169,6 +217,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.WaitApplied <= 0 {
 		cfg.WaitApplied = DefaultWaitApplied
+	}
+	if cfg.FenceTimeout <= 0 {
+		cfg.FenceTimeout = DefaultFenceTimeout
 	}
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger, client: cfg.Client,
@@ -206,7 +257,14 @@ func NewClient(tlsRoot *http.Transport) *http.Client {
 }
 
 // SetSites replaces the set of replicated sites: replicas start or stop
-// streaming, roles change.
+// streaming, roles change. A primary that becomes a replica is demoted
+// first (its log closes at its end, which becomes the replica's
+// position, and writers waiting at its fence fail with
+// ephpm.ErrNotPrimary so that they forward); a replica that becomes the
+// primary is promoted (its log continues the one it followed, from where
+// it applied). It returns when both are done. Their errors are logged:
+// the site takes its new role regardless (a replica that could not keep
+// its position bootstraps).
 func (m *Manager) SetSites(list []SiteConfig) {
 	m.setMu.Lock()
 	defer m.setMu.Unlock()
@@ -218,11 +276,14 @@ func (m *Manager) SetSites(list []SiteConfig) {
 	var stop []*site
 	for _, c := range list {
 		want[c.Name] = c
-		if old := m.sites[c.Name]; old == nil || old.cfg != c {
-			changed = append(changed, c)
-			if old != nil {
-				stop = append(stop, old)
-			}
+		old := m.sites[c.Name]
+		if old != nil && sameSite(old.cfg, c) {
+			old.epoch.Store(c.Epoch)
+			continue
+		}
+		changed = append(changed, c)
+		if old != nil {
+			stop = append(stop, old)
 		}
 	}
 	for name, s := range m.sites {
@@ -231,12 +292,29 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		}
 	}
 	m.mu.Unlock()
+	carryFence := map[string]bool{}
 	for _, s := range stop {
 		m.stopSite(s)
+		close(s.retired)
+		c, ok := want[s.cfg.Name]
+		if s.cfg.Role == ephpm.RolePrimary && ok && c.DBPath == s.cfg.DBPath {
+			switch c.Role {
+			case ephpm.RoleReplica:
+				if err := m.demote(s); err != nil {
+					m.log.Error("demoting the site: its replica will bootstrap", "site", s.cfg.Name, "err", err)
+				}
+			case ephpm.RolePrimary:
+				carryFence[c.Name] = s.isFenced()
+			}
+		}
+		if s.endFence() && !ok {
+			// No longer replicated here: nothing will lift the gate.
+			m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { db.SetFenced(false) })
+		}
 	}
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var promote []*site
 	for name, s := range m.sites {
 		if _, ok := want[name]; !ok {
 			delete(m.sites, name)
@@ -246,23 +324,40 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		}
 	}
 	for _, c := range changed {
-		// A database already open takes the new role at once.
-		m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(c.Role == ephpm.RoleReplica) })
-		s := &site{cfg: c, m: m, wake: make(chan struct{})}
+		old := m.sites[c.Name]
+		s := &site{cfg: c, m: m, wake: make(chan struct{}), retired: make(chan struct{})}
+		s.epoch.Store(c.Epoch)
+		s.caughtUp.Store(time.Now().UnixNano())
 		s.setState(ReplicaStarting)
 		s.logID.Store("")
-		if old := m.byPath[c.DBPath]; old != nil {
+		switch {
+		case c.Role == ephpm.RoleReplica:
+			// A database already open takes the new role at once.
+			m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) {
+				db.SetReadOnly(true)
+				db.SetFenced(false)
+			})
+		case old != nil && old.cfg.Role == ephpm.RoleReplica:
+			promote = append(promote, s) // below, without mu
+		case old == nil:
+			m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(false) })
+		}
+		if carryFence[c.Name] {
+			s.fenced = true
+			s.watchFence()
+		}
+		if prev := m.byPath[c.DBPath]; prev != nil && c.Role == ephpm.RolePrimary {
 			// The database's log (its hook is installed) stays with it.
-			old.logMu.Lock()
-			s.flog, s.flogDB, s.logClosed = old.flog, old.flogDB, old.logClosed
-			old.flog, old.flogDB = nil, nil
-			old.logMu.Unlock()
+			prev.logMu.Lock()
+			s.flog, s.flogDB, s.logClosed = prev.flog, prev.flogDB, prev.logClosed
+			prev.flog, prev.flogDB = nil, nil
+			prev.logMu.Unlock()
 			if s.flog != nil {
 				s.logID.Store(s.flog.ID())
 				s.known.Store(s.flog.Next())
 			}
 		}
-		if old := m.sites[c.Name]; old != nil && m.byPath[old.cfg.DBPath] == old {
+		if old != nil && m.byPath[old.cfg.DBPath] == old {
 			delete(m.byPath, old.cfg.DBPath)
 		}
 		m.sites[c.Name] = s
@@ -270,7 +365,13 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		if c.Role == ephpm.RoleReplica {
 			m.startReplica(s)
 		}
-		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL)
+		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL, "epoch", c.Epoch)
+	}
+	m.mu.Unlock()
+	for _, s := range promote {
+		if err := m.promote(s); err != nil {
+			m.log.Error("promoting the site: it takes no writes until its database opens", "site", s.cfg.Name, "err", err)
+		}
 	}
 }
 
@@ -315,8 +416,14 @@ func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 	case ephpm.RoleReplica:
 		db.SetReadOnly(true)
 	case ephpm.RolePrimary:
+		// Writable only once its log is open (and behind the fence, if
+		// the site stands fenced).
+		db.SetReadOnly(true)
+		db.SetFenced(s.isFenced())
+		if err := s.openLog(ctx, db); err != nil {
+			return err
+		}
 		db.SetReadOnly(false)
-		return s.openLog(ctx, db)
 	}
 	return nil
 }
@@ -341,9 +448,38 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 		s.logMu.Lock()
 	}
 	defer s.logMu.Unlock()
-	l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: s.m.cfg.CompactFrames, Logger: s.m.log, OnAppend: s.appended})
+	opts := framelog.Options{CompactFrames: s.m.cfg.CompactFrames, Logger: s.m.log, OnAppend: s.appended}
+	// A replica here before: continue the log it followed (see promote).
+	pos, wasReplica, err := readPos(s.cfg.DBPath)
 	if err != nil {
 		return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
+	}
+	if wasReplica {
+		if pos.LogID != "" && pos.Intent == 0 {
+			opts.Adopt = &framelog.Adopt{ID: pos.LogID, Next: pos.Next}
+		} else {
+			// No position to continue from (or a batch half-way): a new
+			// log, never one this node kept from an earlier time.
+			s.m.log.Warn("promoted replica has no clean position: starting a new log (its replicas bootstrap)", "site", s.cfg.Name)
+			dir := framelog.Dir(s.cfg.DBPath)
+			for _, d := range []string{dir, dir + ".adopt", dir + ".old"} { // with an interrupted adoption's
+				if err := os.RemoveAll(d); err != nil {
+					return fmt.Errorf("replication: %s: remove the old log: %w", s.cfg.Name, err)
+				}
+			}
+		}
+	}
+	l, err := framelog.Open(ctx, db, opts)
+	if err != nil {
+		return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
+	}
+	if wasReplica {
+		// Until the position file is gone for good, a restart would
+		// adopt again at the old position under newer writes.
+		if err := removePos(s.cfg.DBPath); err != nil {
+			return errors.Join(fmt.Errorf("replication: %s: %w", s.cfg.Name, err),
+				db.WithWriter(ctx, func() error { l.Detach(); return nil }), l.Close())
+		}
 	}
 	s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})
 	s.logID.Store(l.ID())
@@ -415,9 +551,14 @@ type Status struct {
 	Position    uint64     `json:"position"` // the next frame (primary: written; replica: applied)
 	PrimaryNext uint64     `json:"primary_position,omitempty"`
 	LagFrames   uint64     `json:"lag_frames"`
-	LagMillis   float64    `json:"lag_ms"`
-	State       string     `json:"state"` // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
-	Txs         uint64     `json:"transactions_applied,omitempty"`
+	// LagMillis: a replica's lag in time. While it is behind or cannot
+	// reach the primary, the time since it last knew it was caught up
+	// (it keeps rising); otherwise the last batch's send → applied.
+	LagMillis float64 `json:"lag_ms"`
+	Epoch     uint64  `json:"epoch"`
+	Fenced    bool    `json:"fenced,omitempty"` // a primary's new writes wait (a move)
+	State     string  `json:"state"`            // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
+	Txs       uint64  `json:"transactions_applied,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`
@@ -436,13 +577,14 @@ func (m *Manager) Status() []Status {
 	out := make([]Status, 0, len(list))
 	for _, s := range list {
 		st := Status{
-			Site: s.cfg.Name, Role: s.cfg.Role, Primary: s.cfg.PrimaryURL,
+			Site: s.cfg.Name, Role: s.cfg.Role, Primary: s.cfg.PrimaryURL, Epoch: s.epoch.Load(),
 			ForwardedStatements: s.fwdStatements.Load(), ForwardedRequests: s.fwdRequests.Load(),
 			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
 		}
 		if s.cfg.Role == ephpm.RolePrimary {
 			st.LogID, _ = s.logID.Load().(string)
 			st.Position, st.State = s.known.Load(), logClosed
+			st.Fenced = s.isFenced()
 			s.logMu.Lock()
 			if s.flog != nil {
 				st.State = logOpen
@@ -454,7 +596,7 @@ func (m *Manager) Status() []Status {
 			if st.PrimaryNext > st.Position {
 				st.LagFrames = st.PrimaryNext - st.Position
 			}
-			st.LagMillis = float64(s.lagNs.Load()) / 1e6
+			st.LagMillis = float64(s.lag(time.Now())) / 1e6
 			st.State = s.status.Load().String()
 			st.Txs = s.txs.Load()
 		}
@@ -462,6 +604,18 @@ func (m *Manager) Status() []Status {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
 	return out
+}
+
+// lag is a replica's lag in time at now: the last batch's, or, while
+// frames are known to be pending or the stream is not up, the time since
+// the replica last knew it was caught up, so that it keeps rising while
+// the primary is unreachable.
+func (s *site) lag(now time.Time) time.Duration {
+	last := time.Duration(s.lagNs.Load())
+	if s.status.Load().state == ReplicaStreaming && s.known.Load() <= s.applied.Load() {
+		return last
+	}
+	return max(last, now.Sub(time.Unix(0, s.caughtUp.Load())))
 }
 
 // Applied is the next frame a replica site needs (how far it is).
@@ -503,6 +657,9 @@ func (m *Manager) Close() error {
 	m.setMu.Lock()
 	defer m.setMu.Unlock()
 	m.closed = true
+	m.goMu.Lock()
+	m.stopping = true
+	m.goMu.Unlock()
 	m.loops.Close() // the loops return no errors
 	m.mu.Lock()
 	sites := make([]*site, 0, len(m.sites))

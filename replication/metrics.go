@@ -25,7 +25,7 @@ func NewCollector(m *Manager) *Collector {
 		role:          d("role", "1 for this node's role for the site.", "role"),
 		position:      d("position", "Next frame number: written (primary) or applied (replica)."),
 		lagFrames:     d("lag_frames", "Frames the replica has not applied yet."),
-		lagSeconds:    d("lag_seconds", "Time from the primary sending the last batch to the replica having applied it."),
+		lagSeconds:    d("lag_seconds", "Replica lag: while frames are pending or the primary is unreachable, the time since the replica last knew it was caught up (it keeps rising); else the last batch's send to applied."),
 		applied:       d("applied_transactions_total", "Primary transactions applied by this replica."),
 		fwdStatements: d("forwarded_statements_total", "MySQL statements forwarded to the primary."),
 		fwdRequests:   d("forwarded_requests_total", "HTTP requests forwarded to the primary."),

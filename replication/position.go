@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -40,14 +41,74 @@ func openPos(dbPath string) (*posFile, position, error) {
 		// the position of would be a guess.
 		return nil, position{}, errors.Join(fmt.Errorf("replica position: %w", err), f.Close())
 	}
-	if n < 64 || string(b[:8]) != posMagic || crc32.ChecksumIEEE(b[:60]) != binary.LittleEndian.Uint32(b[60:]) {
-		return &posFile{f}, position{}, nil // none yet (or torn): bootstrap
+	return &posFile{f}, parsePos(b[:n]), nil
+}
+
+// parsePos reads a position file's bytes; none yet (or torn) is the zero
+// position: bootstrap.
+func parsePos(b []byte) position {
+	if len(b) < 64 || string(b[:8]) != posMagic || crc32.ChecksumIEEE(b[:60]) != binary.LittleEndian.Uint32(b[60:]) {
+		return position{}
 	}
-	return &posFile{f}, position{
+	return position{
 		LogID:  strings.TrimRight(string(b[8:44]), "\x00"),
 		Next:   binary.LittleEndian.Uint64(b[44:]),
 		Intent: binary.LittleEndian.Uint64(b[52:]),
-	}, nil
+	}
+}
+
+// readPos reads the position file without creating it: exists is false
+// when this node never was a replica of the site (or was promoted since).
+func readPos(dbPath string) (pos position, exists bool, err error) {
+	b, err := os.ReadFile(posPath(dbPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return position{}, false, nil
+	}
+	if err != nil {
+		return position{}, false, fmt.Errorf("replica position: %w", err)
+	}
+	return parsePos(b), true, nil
+}
+
+// writePosDurable records pos (a demoted primary's log end) and syncs the
+// file and its directory: the replica starts from it.
+func writePosDurable(dbPath string, pos position) error {
+	pf, _, err := openPos(dbPath)
+	if err != nil {
+		return err
+	}
+	if err := pf.write(pos); err != nil {
+		return errors.Join(err, pf.close())
+	}
+	if err := pf.f.Sync(); err != nil {
+		return errors.Join(fmt.Errorf("replica position: %w", err), pf.close())
+	}
+	if err := pf.close(); err != nil {
+		return fmt.Errorf("replica position: %w", err)
+	}
+	return syncDir(filepath.Dir(dbPath))
+}
+
+// removePos removes the position file for good (a promoted replica's
+// log continues from it; it must not be adopted again after a restart).
+func removePos(dbPath string) error {
+	if err := os.Remove(posPath(dbPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replica position: %w", err)
+	}
+	return syncDir(filepath.Dir(dbPath))
+}
+
+// syncDir makes a creation or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	if err := d.Sync(); err != nil {
+		d.Close() // the sync's error is the one to report
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return d.Close()
 }
 
 func (p *posFile) write(pos position) error {

@@ -221,6 +221,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				s.logID.Store(h.LogID)
 			}
 			s.known.Store(h.Next)
+			s.markCaughtUp()
 			s.setState(ReplicaStreaming)
 		case msgPing:
 			if len(msg) >= 16 {
@@ -229,6 +230,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				if next <= s.applied.Load() {
 					s.lagNs.Store(0)
 				}
+				s.markCaughtUp()
 			}
 		case msgError:
 			return progressed, s.recover(ctx, pf, pos, refusalErr(string(msg)))
@@ -268,6 +270,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		if sent > 0 {
 			s.lagNs.Store(max(time.Now().UnixNano()-sent, 0))
 		}
+		s.markCaughtUp()
 		batch = txBatch{}
 	}
 }
@@ -304,6 +307,14 @@ func (s *site) applyDone(next uint64) {
 	s.broadcast()
 	if s.m.cfg.OnApply != nil {
 		s.m.cfg.OnApply(s.cfg.Name)
+	}
+}
+
+// markCaughtUp notes the time if this replica has applied all the
+// primary has, as far as it knows (see site.lag).
+func (s *site) markCaughtUp() {
+	if s.known.Load() <= s.applied.Load() {
+		s.caughtUp.Store(time.Now().UnixNano())
 	}
 }
 

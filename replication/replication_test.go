@@ -33,6 +33,8 @@ type node struct {
 	url   string
 	srv   *http.Server
 	conns atomic.Int64 // TCP connections accepted
+	snaps atomic.Int64 // snapshot requests served
+	execs atomic.Int64 // forwarded statements received
 }
 
 func startNode(t testing.TB, dir string, compact int) *node {
@@ -73,7 +75,17 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	n.srv = &http.Server{Handler: m.Handler(front, nil), Protocols: &p,
+	h := m.Handler(front, nil)
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/_ephpm/repl/v1/snapshot":
+			n.snaps.Add(1)
+		case "/_ephpm/repl/v1/exec":
+			n.execs.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
+	n.srv = &http.Server{Handler: counted, Protocols: &p,
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 10000},
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {

@@ -39,6 +39,8 @@ func (m *Manager) Handler(front, public http.Handler) http.Handler {
 	mux.HandleFunc("GET /_ephpm/repl/v1/stream", m.auth(m.serveStream))
 	mux.HandleFunc("GET /_ephpm/repl/v1/snapshot", m.auth(m.serveSnapshot))
 	mux.HandleFunc("POST /_ephpm/repl/v1/exec", m.auth(m.serveExec))
+	mux.HandleFunc("POST /_ephpm/repl/v1/fence", m.auth(m.serveFence))
+	mux.HandleFunc("POST /_ephpm/repl/v1/unfence", m.auth(m.serveUnfence))
 	mux.HandleFunc("GET /_ephpm/repl/v1/ping", m.auth(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -109,6 +111,10 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := m.site(name)
+	if s == nil {
+		m.refuse(w, name, ephpm.ErrNotPrimary)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ephpm-frames")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -138,6 +144,11 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				continue
+			case <-s.retired:
+				// SetSites replaced the site (a demotion): the replica
+				// reconnects to whoever serves it now.
+				t.Stop()
+				return
 			case <-ctx.Done():
 				t.Stop()
 				return

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -38,7 +37,10 @@ func (d *Directory) Lookup(_ context.Context, user string) (*mysqlwire.Account, 
 	}
 	path := s.DBPath
 	var fwd mysqlwire.Forwarder
-	if d.Forward != nil && s.Conf.Replication.Role == ephpm.RoleReplica {
+	// Every replicated site gets one, a primary's too: its role may
+	// change while the connection lives (a change of primary), and the
+	// MySQL front forwards only while the database is read-only.
+	if d.Forward != nil && s.Conf.Replication.Role != "" {
 		fwd = d.Forward(s.Name)
 	}
 	return &mysqlwire.Account{

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,7 +112,15 @@ type DB struct {
 	seen   map[string]bool // run once, not cached yet
 
 	hooksMu sync.RWMutex
-	hooks   []CommitHook
+	hooks   []*CommitHook // by pointer, so that OnCommit's remove finds its own
+
+	// The fence (a planned change of primary): while fenced, AcquireWriter
+	// waits; gate is closed and replaced whenever fenced or readOnly
+	// changes, waking the waiters to look again.
+	gateMu  sync.Mutex
+	fenced  bool
+	gate    chan struct{}
+	waiting atomic.Int64 // writers waiting at the fence
 
 	readOnly  atomic.Bool // replica: clients may not write
 	committed atomic.Bool // set by SQLite's commit hook on the writer
@@ -372,16 +381,70 @@ func (db *DB) SetCheckpointGuard(g func(context.Context) error) {
 	db.guard.Store(&g)
 }
 
-// OnCommit adds a hook run after every commit (see CommitHook).
-func (db *DB) OnCommit(h CommitHook) {
+// OnCommit adds a hook run after every commit (see CommitHook); remove
+// takes it off again (a primary's frame log when the site is demoted).
+// Call remove with the writer held, so that no commit is half-way
+// through the hooks.
+func (db *DB) OnCommit(h CommitHook) (remove func()) {
+	p := &h
 	db.hooksMu.Lock()
-	db.hooks = append(db.hooks, h)
+	db.hooks = append(db.hooks, p)
 	db.hooksMu.Unlock()
+	return func() {
+		db.hooksMu.Lock()
+		defer db.hooksMu.Unlock()
+		// A new slice: afterCommit may be ranging over the old one.
+		db.hooks = slices.DeleteFunc(slices.Clone(db.hooks), func(q *CommitHook) bool { return q == p })
+	}
 }
 
 // SetReadOnly switches client writes off (replica) or on (primary); a
-// Writer already out is not affected.
-func (db *DB) SetReadOnly(ro bool) { db.readOnly.Store(ro) }
+// Writer already out is not affected. Writers waiting at the fence wake:
+// on a read-only database they fail with ephpm.ErrNotPrimary.
+func (db *DB) SetReadOnly(ro bool) {
+	db.readOnly.Store(ro)
+	db.openGate()
+}
+
+// SetFenced closes (or opens) the gate in front of AcquireWriter: while
+// fenced, new writers wait (bounded by the lock timeout and their ctx)
+// for the fence to lift or for the database to become read-only. A
+// Writer already out is not affected: to know that it has finished, take
+// the writer once afterwards (WithWriter). Internal writers (WithWriter,
+// Checkpoint, ApplyPages) pass the gate.
+func (db *DB) SetFenced(on bool) {
+	db.gateMu.Lock()
+	db.fenced = on
+	db.gateMu.Unlock()
+	db.openGate()
+}
+
+// Fenced reports whether new writers wait at the fence.
+func (db *DB) Fenced() bool {
+	db.gateMu.Lock()
+	defer db.gateMu.Unlock()
+	return db.fenced
+}
+
+// openGate wakes every writer waiting at the gate, to look again.
+func (db *DB) openGate() {
+	db.gateMu.Lock()
+	if db.gate != nil {
+		close(db.gate)
+	}
+	db.gate = make(chan struct{})
+	db.gateMu.Unlock()
+}
+
+// gateState is the fence and the channel that says it changed.
+func (db *DB) gateState() (bool, chan struct{}) {
+	db.gateMu.Lock()
+	defer db.gateMu.Unlock()
+	if db.gate == nil {
+		db.gate = make(chan struct{})
+	}
+	return db.fenced, db.gate
+}
 
 // ReadOnly reports whether client writes are refused.
 func (db *DB) ReadOnly() bool { return db.readOnly.Load() }
@@ -389,38 +452,90 @@ func (db *DB) ReadOnly() bool { return db.readOnly.Load() }
 // AcquireWriter waits (at most the lock timeout) for the single writer and
 // returns it; the caller must Release it. Concurrent writers are thereby
 // serialised rather than failed with SQLITE_BUSY. On a read-only (replica)
-// database it fails with ephpm.ErrNotPrimary.
+// database it fails with ephpm.ErrNotPrimary. While the database is
+// fenced (SetFenced) it waits at the gate, within the same bound; if the
+// database becomes read-only meanwhile (the site was demoted), it fails
+// with ephpm.ErrNotPrimary, and the caller may forward the write to the
+// new primary.
 func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
-	select {
-	case <-db.closing:
-		return nil, ErrClosed
-	default:
-	}
-	if db.readOnly.Load() {
-		return nil, ephpm.ErrNotPrimary
-	}
-	return db.acquire(ctx)
-}
-
-func (db *DB) acquire(ctx context.Context) (*Writer, error) {
-	select {
-	case <-db.closing:
-		return nil, ErrClosed
-	default:
-	}
-	select {
-	case db.wsem <- struct{}{}:
-		db.takeLease()
-		return &Writer{db: db}, nil
-	default:
-	}
 	t := time.NewTimer(db.cfg.LockTimeout)
 	defer t.Stop()
+	// Each round ends in a result or waits for a change of the gate;
+	// the timer bounds them all.
+	for {
+		select {
+		case <-db.closing:
+			return nil, ErrClosed
+		default:
+		}
+		if db.readOnly.Load() {
+			return nil, ephpm.ErrNotPrimary
+		}
+		fenced, gate := db.gateState()
+		if fenced {
+			db.waiting.Add(1)
+			err := db.waitGate(ctx, gate, t.C)
+			db.waiting.Add(-1)
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		w, err := db.acquireBy(ctx, t.C)
+		if err != nil {
+			return nil, err
+		}
+		// A fence or a demotion may have come while we waited for the
+		// writer: whoever fenced must not see a write after it.
+		if f, _ := db.gateState(); f || db.readOnly.Load() {
+			w.Release(ctx)
+			continue
+		}
+		return w, nil
+	}
+}
+
+// waitGate waits for the gate to change.
+func (db *DB) waitGate(ctx context.Context, gate chan struct{}, expire <-chan time.Time) error {
+	select {
+	case <-gate:
+		return nil
+	case <-expire:
+		return fmt.Errorf("%w (the site is fenced: its primary is moving)", ErrLockTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return ErrClosed
+	}
+}
+
+// FenceWaiters is how many writers wait at the fence now.
+func (db *DB) FenceWaiters() int { return int(db.waiting.Load()) }
+
+func (db *DB) acquire(ctx context.Context) (*Writer, error) {
+	t := time.NewTimer(db.cfg.LockTimeout)
+	defer t.Stop()
+	return db.acquireBy(ctx, t.C)
+}
+
+// acquireBy takes the writer, waiting until expire fires.
+func (db *DB) acquireBy(ctx context.Context, expire <-chan time.Time) (*Writer, error) {
+	select {
+	case <-db.closing:
+		return nil, ErrClosed
+	default:
+	}
 	select {
 	case db.wsem <- struct{}{}:
 		db.takeLease()
 		return &Writer{db: db}, nil
-	case <-t.C:
+	default:
+	}
+	select {
+	case db.wsem <- struct{}{}:
+		db.takeLease()
+		return &Writer{db: db}, nil
+	case <-expire:
 		return nil, ErrLockTimeout
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -497,7 +612,7 @@ func (db *DB) afterCommit(ctx context.Context) error {
 	hooks := db.hooks
 	db.hooksMu.RUnlock()
 	for _, h := range hooks {
-		if err := h(ctx, db); err != nil {
+		if err := (*h)(ctx, db); err != nil {
 			db.log.Error("commit hook failed", "err", err)
 			return fmt.Errorf("%w: %w", ErrHook, err)
 		}

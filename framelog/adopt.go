@@ -1,0 +1,161 @@
+package framelog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// The directories of an adoption in progress, beside the log's own: the
+// new log is built whole in adoptDir, then swapped in (the old one moves
+// to oldDir, removed last).
+func adoptDir(dir string) string { return dir + ".adopt" }
+func oldDir(dir string) string   { return dir + ".old" }
+
+// adopt replaces whatever the log's directory holds with a log that
+// continues a.ID from a.Next: the database as it is now (checkpointed) is
+// the snapshot of frame a.Next-1, and the log has no records yet. The
+// caller holds the writer.
+//
+// The steps, and what a crash after each leaves (Open refuses all but
+// the last with ErrInterrupted; Open with the same Adopt starts over):
+//  1. build <dir>.adopt (snapshot, log; files and directory synced)
+//  2. rename <dir> to <dir>.old
+//  3. rename <dir>.adopt to <dir>, sync the parent directory
+//  4. remove <dir>.old — a leftover is removed by the next Open.
+func (l *Log) adopt(ctx context.Context, db *sqlite.DB, a Adopt) error {
+	if a.Next == 0 {
+		// Nothing applied yet: the log starts as any new one does, with
+		// the whole (empty) database as its first transaction.
+		for _, d := range []string{l.dir, adoptDir(l.dir), oldDir(l.dir)} {
+			if err := os.RemoveAll(d); err != nil {
+				return fmt.Errorf("framelog: adopt: %w", err)
+			}
+		}
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return fmt.Errorf("framelog: %w", err)
+		}
+		if err := l.create(ctx, db, a.ID); err != nil {
+			return err
+		}
+		return l.install(db)
+	}
+	// The snapshot must be the database file alone: no WAL frames left.
+	if busy, _, _, err := db.CheckpointHeld(ctx, "TRUNCATE"); err != nil || busy != 0 {
+		return fmt.Errorf("framelog: adopt: checkpoint: busy=%d: %v", busy, err)
+	}
+	tmp := adoptDir(l.dir)
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	l.hdr = header{ID: a.ID}
+	if err := l.writeSnapshot(tmp, a.Next-1); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	// The rolling checksum of frame a.Next-1 is not known here: the
+	// chain starts again from 0 (replicas do not check it).
+	h := header{ID: a.ID, Start: a.Next, WALOff: walHeaderSize, Seq: 1, CkptFrame: a.Next}
+	if err := writeEmptyLog(filepath.Join(tmp, "log"), h); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	old := oldDir(l.dir)
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	if err := os.Rename(l.dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	if err := os.Rename(tmp, l.dir); err != nil {
+		return fmt.Errorf("framelog: adopt: %w", err)
+	}
+	if err := syncDir(filepath.Dir(l.dir)); err != nil {
+		return fmt.Errorf("framelog: adopt: sync %s: %w", filepath.Dir(l.dir), err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		// The new log is in place and durable; a leftover is removed by
+		// the next Open.
+		l.log.Warn("removing the replaced replication log", "dir", old, "err", err)
+	}
+	if err := l.recover(); err != nil {
+		return err
+	}
+	l.log.Info("replication log adopted", "id", a.ID, "next", a.Next)
+	return l.install(db)
+}
+
+// writeEmptyLog writes a log file with header h and no records, synced.
+func writeEmptyLog(path string, h header) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(h.marshal(), int64(h.Seq%2)*slotSize); err != nil {
+		f.Close() // the write's error is the one to report
+		return err
+	}
+	if err := f.Truncate(headerSize); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// checkInterrupted refuses a directory an adoption left half-way (see
+// adopt), and removes the old log an adoption that finished left behind.
+func (l *Log) checkInterrupted() error {
+	_, errDir := os.Stat(l.dir)
+	_, errAdopt := os.Stat(adoptDir(l.dir))
+	_, errOld := os.Stat(oldDir(l.dir))
+	switch {
+	case errAdopt == nil:
+		return fmt.Errorf("%w (%s)", ErrInterrupted, adoptDir(l.dir))
+	case errOld == nil && errors.Is(errDir, os.ErrNotExist):
+		return fmt.Errorf("%w (%s)", ErrInterrupted, oldDir(l.dir))
+	case errOld == nil:
+		// Step 4 did not run: the log in place is the adopted one.
+		if err := os.RemoveAll(oldDir(l.dir)); err != nil {
+			l.log.Warn("removing the replaced replication log", "dir", oldDir(l.dir), "err", err)
+		}
+	}
+	return nil
+}
+
+// checkSnapshot refuses a log whose snapshot belongs to another log, or
+// ends before the log starts (frames in between would be missing).
+func (l *Log) checkSnapshot() error {
+	if l.hdr.Start == 0 {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(l.dir, "snapshot"))
+	if err != nil {
+		return fmt.Errorf("framelog: the log starts at frame %d but its snapshot: %w", l.hdr.Start, err)
+	}
+	defer f.Close() // only read
+	h := make([]byte, 64)
+	if _, err := io.ReadFull(f, h); err != nil || string(h[:8]) != snapMagic ||
+		crc32.ChecksumIEEE(h[:56]) != binary.LittleEndian.Uint32(h[56:]) {
+		return errors.New("framelog: snapshot header is damaged")
+	}
+	id, end := string(h[8:44]), binary.LittleEndian.Uint64(h[44:])
+	if id != l.hdr.ID || end+1 < l.hdr.Start {
+		return fmt.Errorf("framelog: snapshot (log %s, frame %d) does not go with the log (%s from frame %d)", id, end, l.hdr.ID, l.hdr.Start)
+	}
+	return nil
+}
