@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Op names a directory command. The ".v1" suffix versions the command's
+// JSON: a later change of meaning gets a new name, so an old entry in a
+// log is never read with new rules.
+type Op string
+
+const (
+	OpRegisterNode Op = "register_node.v1"
+	OpCreateSite   Op = "create_site.v1"
+	OpRemoveSite   Op = "remove_site.v1"
+	OpSetPrimary   Op = "set_primary.v1"
+)
+
+// Limits on names (checked by the proposer and again by Apply).
+const (
+	MaxSiteName   = 253
+	MaxNodeName   = 64
+	MaxSiteConfig = 256 << 10 // site.toml text kept in the directory
+)
+
+// command is one raft log entry of the directory (JSON).
+type command struct {
+	Op      Op        `json:"op"`
+	Node    *NodeInfo `json:"node,omitempty"`
+	Site    string    `json:"site,omitempty"`
+	Primary string    `json:"primary,omitempty"`
+	Epoch   uint64    `json:"epoch,omitempty"`
+	Config  []byte    `json:"config,omitempty"`
+	// Time is set by the proposer: Apply must be deterministic, so it
+	// never reads the clock.
+	Time time.Time `json:"time,omitzero"`
+}
+
+// applyResult is what fsm.Apply returns for each command.
+type applyResult struct {
+	Site SiteInfo
+	Err  error
+}
+
+// fsmState is the directory itself, as snapshotted.
+type fsmState struct {
+	Sites map[string]SiteInfo `json:"sites"`
+	Nodes map[string]NodeInfo `json:"nodes"`
+	// Index is the raft index of the last command applied: the waits of
+	// writes count on it after a restore.
+	Index uint64 `json:"index"`
+}
+
+// fsm is the replicated directory. raft calls Apply, Snapshot and
+// Restore from its one FSM goroutine; reads take the read lock.
+type fsm struct {
+	onChange func() // called after every change, must not block
+
+	mu      sync.RWMutex
+	st      fsmState
+	applied chan struct{} // closed and replaced after each apply
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+func newFSM(onChange func()) *fsm {
+	if onChange == nil {
+		onChange = func() {}
+	}
+	return &fsm{
+		onChange: onChange,
+		st:       fsmState{Sites: map[string]SiteInfo{}, Nodes: map[string]NodeInfo{}},
+		applied:  make(chan struct{}),
+	}
+}
+
+// Apply runs one committed command.
+func (f *fsm) Apply(l *raft.Log) any {
+	var cmd command
+	if err := json.Unmarshal(l.Data, &cmd); err != nil {
+		// Stays deterministic: every node fails the same entry the same way.
+		f.advance(l.Index)
+		return applyResult{Err: fmt.Errorf("%w: decode command: %v", ErrInvalid, err)}
+	}
+	f.mu.Lock()
+	res := f.st.apply(cmd)
+	f.st.Index = l.Index
+	ch := f.applied
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	close(ch)
+	if res.Err == nil {
+		f.onChange()
+	}
+	return res
+}
+
+func (f *fsm) advance(index uint64) {
+	f.mu.Lock()
+	f.st.Index = index
+	ch := f.applied
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	close(ch)
+}
+
+// apply changes the state; the caller holds the lock.
+func (s *fsmState) apply(cmd command) applyResult {
+	switch cmd.Op {
+	case OpRegisterNode:
+		if cmd.Node == nil {
+			return applyResult{Err: fmt.Errorf("%w: register_node without node", ErrInvalid)}
+		}
+		if err := ValidNodeName(cmd.Node.Name); err != nil {
+			return applyResult{Err: err}
+		}
+		s.Nodes[cmd.Node.Name] = *cmd.Node
+		return applyResult{}
+	case OpCreateSite:
+		if err := ValidSiteName(cmd.Site); err != nil {
+			return applyResult{Err: err}
+		}
+		if old, ok := s.Sites[cmd.Site]; ok {
+			return applyResult{Site: old.clone(), Err: ErrSiteExists}
+		}
+		if _, ok := s.Nodes[cmd.Primary]; !ok {
+			return applyResult{Err: fmt.Errorf("%w: %q", ErrUnknownNode, cmd.Primary)}
+		}
+		si := SiteInfo{Name: cmd.Site, Primary: cmd.Primary, Epoch: 1, State: SiteActive,
+			Config: slices.Clone(cmd.Config), Created: cmd.Time.UTC()}
+		s.Sites[cmd.Site] = si
+		return applyResult{Site: si.clone()}
+	case OpRemoveSite:
+		if _, ok := s.Sites[cmd.Site]; !ok {
+			return applyResult{Err: fmt.Errorf("%w: %q", ErrNoSite, cmd.Site)}
+		}
+		delete(s.Sites, cmd.Site)
+		return applyResult{}
+	case OpSetPrimary:
+		si, ok := s.Sites[cmd.Site]
+		if !ok {
+			return applyResult{Err: fmt.Errorf("%w: %q", ErrNoSite, cmd.Site)}
+		}
+		if si.Epoch != cmd.Epoch {
+			return applyResult{Site: si.clone(), Err: fmt.Errorf("%w: site %q is at epoch %d, not %d", ErrEpochChanged, cmd.Site, si.Epoch, cmd.Epoch)}
+		}
+		if _, ok := s.Nodes[cmd.Primary]; !ok {
+			return applyResult{Site: si.clone(), Err: fmt.Errorf("%w: %q", ErrUnknownNode, cmd.Primary)}
+		}
+		si.Primary = cmd.Primary
+		si.Epoch++
+		s.Sites[cmd.Site] = si
+		return applyResult{Site: si.clone()}
+	default:
+		return applyResult{Err: fmt.Errorf("%w: unknown op %q", ErrInvalid, cmd.Op)}
+	}
+}
+
+// Snapshot copies the state; Persist writes it as JSON.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := fsmState{Sites: make(map[string]SiteInfo, len(f.st.Sites)), Nodes: maps.Clone(f.st.Nodes), Index: f.st.Index}
+	for k, v := range f.st.Sites {
+		st.Sites[k] = v.clone()
+	}
+	return &fsmSnapshot{st: st}, nil
+}
+
+// Restore replaces the whole state with a snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var st fsmState
+	if err := json.NewDecoder(rc).Decode(&st); err != nil {
+		return fmt.Errorf("restore directory snapshot: %w", err)
+	}
+	if st.Sites == nil {
+		st.Sites = map[string]SiteInfo{}
+	}
+	if st.Nodes == nil {
+		st.Nodes = map[string]NodeInfo{}
+	}
+	f.mu.Lock()
+	f.st = st
+	ch := f.applied
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	close(ch)
+	f.onChange()
+	return nil
+}
+
+type fsmSnapshot struct{ st fsmState }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(&s.st); err != nil {
+		// Cancel's own error adds nothing: the snapshot failed either way.
+		_ = sink.Cancel()
+		return fmt.Errorf("persist directory snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// index is the raft index of the last command applied, and a channel
+// closed at the next apply.
+func (f *fsm) index() (uint64, <-chan struct{}) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.Index, f.applied
+}
+
+func (f *fsm) sites() []SiteInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]SiteInfo, 0, len(f.st.Sites))
+	for _, s := range f.st.Sites {
+		out = append(out, s.clone())
+	}
+	slices.SortFunc(out, func(a, b SiteInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (f *fsm) site(name string) (SiteInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s, ok := f.st.Sites[name]
+	return s.clone(), ok
+}
+
+func (f *fsm) nodes() []NodeInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := slices.Collect(maps.Values(f.st.Nodes))
+	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (f *fsm) node(name string) (NodeInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n, ok := f.st.Nodes[name]
+	return n, ok
+}
+
+func (s SiteInfo) clone() SiteInfo {
+	s.Config = slices.Clone(s.Config)
+	return s
+}
+
+// ValidSiteName accepts a lowercase host name: letters, digits, '-'
+// and '.', labels not empty and not starting or ending with '-'.
+func ValidSiteName(name string) error {
+	if name == "" || len(name) > MaxSiteName {
+		return fmt.Errorf("%w: site name %q: 1 to %d characters", ErrInvalid, name, MaxSiteName)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%w: site name %q: bad label %q", ErrInvalid, name, label)
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("%w: site name %q: character %q", ErrInvalid, name, c)
+			}
+		}
+	}
+	return nil
+}
+
+// ValidNodeName accepts 1 to 64 printable characters without spaces or
+// slashes (a node name appears in paths, URLs and metrics labels).
+func ValidNodeName(name string) error {
+	if name == "" || len(name) > MaxNodeName {
+		return fmt.Errorf("%w: node name %q: 1 to %d characters", ErrInvalid, name, MaxNodeName)
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || c == '/' || c == '\\' {
+			return fmt.Errorf("%w: node name %q: character %q", ErrInvalid, name, c)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package cluster
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ephpm/ephpm/internal/testutil"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// A node alone (empty Join) is a single-voter cluster; OnChange is called
+// after a write, never concurrently with itself; the collector exports
+// the directory.
+func TestSingleNodeOnChangeAndMetrics(t *testing.T) {
+	var calls, inFlight atomic.Int32
+	var overlap atomic.Bool
+	cfg := testConfig(t, "solo", t.TempDir(), nil)
+	cfg.OnChange = func() {
+		if inFlight.Add(1) > 1 {
+			overlap.Store(true)
+		}
+		calls.Add(1)
+		inFlight.Add(-1)
+	}
+	c := start(t, cfg)
+	waitConverged(t, c)
+	before := calls.Load()
+	if _, err := c.CreateSite(ctxT(t), "solo.example", "solo", nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.RetryUntil(t, converge, func() error {
+		if calls.Load() <= before {
+			return fmt.Errorf("OnChange not called after the write")
+		}
+		return nil
+	})
+	if overlap.Load() {
+		t.Error("OnChange ran concurrently with itself")
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(NewCollector(c)); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "{" + l.GetValue() + "}"
+			}
+			switch {
+			case m.Gauge != nil:
+				got[key] = m.Gauge.GetValue()
+			case m.Counter != nil:
+				got[key] = m.Counter.GetValue()
+			}
+		}
+	}
+	for k, want := range map[string]float64{
+		"ephpm_cluster_sites":                    1,
+		"ephpm_cluster_site_epoch{solo.example}": 1,
+		"ephpm_cluster_members{alive}":           1,
+		"ephpm_cluster_raft_leader":              1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], want, got)
+		}
+	}
+	if got["ephpm_cluster_raft_term"] < 1 || got["ephpm_cluster_leader_changes_total"] < 1 {
+		t.Errorf("term/leader changes: %v", got)
+	}
+}

@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"log/slog"
+	"time"
+)
+
+// MaxVoters is the number of raft voters: the first MaxVoters distinct
+// join addresses.
+const MaxVoters = 5
+
+// Config configures a Cluster node.
+type Config struct {
+	Node, Region string
+	// Bind and RaftBind are the gossip (UDP+TCP) and raft (TCP) listen
+	// addresses, host:port.
+	Bind, RaftBind string
+	// Advertise and RaftAdvertise are what other nodes dial. "" means
+	// the bind address; for a 0.0.0.0 (or ::) bind, the address
+	// memberlist picks (its first private IP) with the bind's port.
+	Advertise, RaftAdvertise string
+	// Join lists seed gossip addresses host:port. Names are resolved at
+	// each attempt; joining is retried in the background until one
+	// answers; the list may include this node. The first MaxVoters
+	// distinct ones (after resolution) are the raft voters. Empty: this
+	// node alone is the one voter (a single-node cluster).
+	Join []string
+	// Secret (at least MinSecret characters) keys the gossip encryption
+	// and the raft port's TLS; every node of a cluster has the same.
+	Secret string
+	// DataDir holds raft.db and snapshots/ (created 0700).
+	DataDir string
+	HTTP    string // this node's public HTTP address (informational)
+	Repl    string // this node's replication URL, e.g. http://10.0.0.1:5001
+	Version string
+	Timing  Timing // zero value: WANTiming()
+	Logger  *slog.Logger
+	// OnChange is called after the directory (FSM), the membership or
+	// the raft leader changed. It is called from one goroutine owned by
+	// the Cluster, never concurrently with itself, and coalesced (many
+	// changes, one call). It may block (later calls wait, nothing else
+	// does) and may call the Cluster's read methods and writes, but not
+	// Close (which waits for it).
+	OnChange func()
+}
+
+// Timing holds the failure-detection and election timings.
+type Timing struct {
+	ProbeInterval, ProbeTimeout, GossipInterval              time.Duration
+	SuspicionMult                                            int
+	RaftHeartbeat, RaftElection, RaftLeaderLease, RaftCommit time.Duration
+	// Reconcile is the period of the leader's reconcile and of the
+	// bootstrap and self-registration checks (0: 2 s). Member and leader
+	// events run them at once as well.
+	Reconcile time.Duration
+}
+
+// WANTiming returns the defaults, chosen for 50–250 ms round trips
+// between regions (DESIGN.md works out the detection times).
+func WANTiming() Timing {
+	return Timing{
+		ProbeInterval:   2 * time.Second,
+		ProbeTimeout:    1 * time.Second, // 4 round trips at 250 ms
+		GossipInterval:  300 * time.Millisecond,
+		SuspicionMult:   4,
+		RaftHeartbeat:   2 * time.Second,
+		RaftElection:    2 * time.Second,
+		RaftLeaderLease: 1 * time.Second,
+		RaftCommit:      50 * time.Millisecond,
+		Reconcile:       2 * time.Second,
+	}
+}
+
+// LANTiming returns fast values for tests on loopback (still loose
+// enough for -race on two cores).
+func LANTiming() Timing {
+	return Timing{
+		ProbeInterval:   200 * time.Millisecond,
+		ProbeTimeout:    100 * time.Millisecond,
+		GossipInterval:  50 * time.Millisecond,
+		SuspicionMult:   3,
+		RaftHeartbeat:   300 * time.Millisecond,
+		RaftElection:    300 * time.Millisecond,
+		RaftLeaderLease: 150 * time.Millisecond,
+		RaftCommit:      10 * time.Millisecond,
+		Reconcile:       200 * time.Millisecond,
+	}
+}
+
+// NodeInfo describes a node: gossiped as its memberlist meta (compact
+// JSON, at most 512 bytes) and kept in the directory's nodes table.
+type NodeInfo struct {
+	Name    string `json:"name"`
+	Region  string `json:"region,omitempty"`
+	Gossip  string `json:"gossip,omitempty"`
+	Raft    string `json:"raft,omitempty"`
+	HTTP    string `json:"http,omitempty"`
+	Repl    string `json:"repl,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// SiteState is the state of a site in the directory.
+type SiteState string
+
+// SiteActive: the site is served, its primary takes writes.
+const SiteActive SiteState = "active"
+
+// SiteInfo is one site of the directory.
+type SiteInfo struct {
+	Name    string    `json:"name"`
+	Primary string    `json:"primary"` // node name
+	Epoch   uint64    `json:"epoch"`   // 1 at creation; +1 at every SetPrimary
+	State   SiteState `json:"state"`
+	Config  []byte    `json:"config,omitempty"` // the site.toml text it was created with
+	Created time.Time `json:"created"`
+}
+
+// MemberState is a gossip member's state.
+type MemberState string
+
+const (
+	MemberAlive   MemberState = "alive"
+	MemberSuspect MemberState = "suspect"
+	MemberDead    MemberState = "dead"
+	MemberLeft    MemberState = "left"
+)
+
+// RaftRole values of Member.RaftRole ("" = not in the raft configuration).
+const (
+	RoleVoter    = "voter"
+	RoleNonvoter = "nonvoter"
+)
+
+// Member is a gossip member with its place in raft.
+type Member struct {
+	NodeInfo
+	State    MemberState `json:"state"`
+	RaftRole string      `json:"raft_role,omitempty"`
+}
+
+// Status is a snapshot of the node's view of the cluster.
+type Status struct {
+	Node         string     `json:"node"`
+	Leader       string     `json:"leader"`
+	RaftState    string     `json:"raft_state"`
+	Term         uint64     `json:"term"`
+	CommitIndex  uint64     `json:"commit_index"`
+	AppliedIndex uint64     `json:"applied_index"`
+	Members      []Member   `json:"members"` // sorted by name
+	Nodes        []NodeInfo `json:"nodes"`   // sorted by name
+	Sites        []SiteInfo `json:"sites"`   // sorted by name
+}
