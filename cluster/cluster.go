@@ -56,6 +56,7 @@ type Cluster struct {
 
 	ml       *memberlist.Memberlist
 	mux      *mux
+	cmdConns cmdPool // kept-alive command connections to leaders
 	store    *raftboltdb.BoltStore
 	raft     *raft.Raft
 	fsm      *fsm
@@ -66,6 +67,7 @@ type Cluster struct {
 	bootstrapped  atomic.Bool
 	bootstraps    atomic.Int64 // BootstrapCluster calls that succeeded (tests)
 	leaderChanges atomic.Int64
+	cmdDials      atomic.Int64 // command connections dialled (tests)
 
 	wake    chan struct{} // manager: membership changed
 	changed chan struct{} // notifier: call OnChange
@@ -429,6 +431,7 @@ func (c *Cluster) Close() error {
 			c.log.Warn("gossip leave", "err", err)
 		}
 		c.raft.DeregisterObserver(c.obs)
+		c.cmdConns.close()
 		if err := c.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
