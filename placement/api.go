@@ -329,10 +329,20 @@ func (p *Placement) Move(ctx context.Context, name, to string) (MoveResult, erro
 	epoch := d.Epoch
 	stats, err := p.cfg.Repl.TakeOver(ctx, name, func(ctx context.Context) error {
 		nd, err := p.cfg.Dir.SetPrimary(ctx, name, p.cfg.Node, epoch)
-		if err == nil {
-			res.Epoch = nd.Epoch
+		switch {
+		case err == nil:
+		case errors.Is(err, cluster.ErrEpochChanged) && nd.Primary == p.cfg.Node && nd.Epoch == epoch+1:
+			// A retried write whose first attempt went through.
+		case errors.Is(err, cluster.ErrEpochChanged), errors.Is(err, cluster.ErrNoSite), errors.Is(err, cluster.ErrUnknownNode):
+			return err // the directory said no: the old primary may resume
+		default:
+			// No answer (no leader, a timeout): the change may yet
+			// commit, so the old primary must stay fenced until its
+			// Reconfirm settles it.
+			return fmt.Errorf("%w: %v", replication.ErrCommitUnknown, err)
 		}
-		return err
+		res.Epoch = nd.Epoch
+		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("site %s: move to %s: %w", name, to, err)
