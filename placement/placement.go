@@ -205,6 +205,21 @@ func (p *Placement) reconcile(ctx context.Context) error {
 	}
 	var errs []error
 	var want []replication.SiteConfig
+	if err := p.cfg.Dir.Ready(); err != nil {
+		// A directory not caught up (a node starting, or cut off from
+		// the leader) may be stale: no site is created, registered or
+		// removed on its word, and no site of the cluster form is
+		// writable here — each waits read-only for its primary.
+		for name, l := range local {
+			c := replication.SiteConfig{Name: name, DBPath: l.DBPath, Role: l.Role, PrimaryURL: l.PrimaryURL}
+			if l.Primary != "" {
+				c.Role, c.PrimaryURL = ephpm.RoleReplica, ""
+			}
+			want = append(want, c)
+		}
+		p.setSites(want)
+		return nil
+	}
 	for name, l := range local {
 		if l.Primary == "" {
 			// The static form (role + primary_grpc_url): as written.
@@ -225,9 +240,7 @@ func (p *Placement) reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		if c, ok := p.role(name, l.DBPath, d); ok {
-			want = append(want, c)
-		}
+		want = append(want, p.role(name, l.DBPath, d))
 	}
 	for name, d := range dir {
 		if d.State != cluster.SiteActive {
@@ -245,34 +258,43 @@ func (p *Placement) reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if c, ok := p.role(name, p.cfg.DBPath(name), d); ok {
-			want = append(want, c)
-		}
+		want = append(want, p.role(name, p.cfg.DBPath(name), d))
 	}
+	p.setSites(want)
+	return errors.Join(errs...)
+}
+
+func (p *Placement) setSites(want []replication.SiteConfig) {
 	sort.Slice(want, func(i, j int) bool { return want[i].Name < want[j].Name })
 	p.cfg.Repl.SetSites(want)
 	p.mu.Lock()
 	p.wanted = want
 	p.mu.Unlock()
-	return errors.Join(errs...)
 }
 
+// Sync waits for a reconcile pass that starts after the call: the node
+// calls it once before it serves, so that no cluster site is opened
+// writable before placement gave it its role.
+func (p *Placement) Sync(ctx context.Context) error { return p.sync(ctx) }
+
 // role is this node's replication of a directory site.
-func (p *Placement) role(name, dbPath string, d cluster.SiteInfo) (replication.SiteConfig, bool) {
+func (p *Placement) role(name, dbPath string, d cluster.SiteInfo) replication.SiteConfig {
 	c := replication.SiteConfig{Name: name, DBPath: dbPath, Epoch: d.Epoch}
 	if d.Primary == p.cfg.Node {
 		c.Role = ephpm.RolePrimary
 		p.ok(name)
-		return c, true
+		return c
 	}
 	n, ok := p.cfg.Dir.Node(d.Primary)
 	if !ok || n.Repl == "" {
+		// Read-only until the primary's address is known.
 		p.warn(name, fmt.Sprintf("primary node %q is not in the directory yet", d.Primary))
-		return c, false
+		c.Role = ephpm.RoleReplica
+		return c
 	}
 	c.Role, c.PrimaryURL = ephpm.RoleReplica, n.Repl
 	p.ok(name)
-	return c, true
+	return c
 }
 
 // register records a site found in sites_dir in the directory.

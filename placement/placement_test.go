@@ -23,6 +23,7 @@ type fakeDir struct {
 	sites   map[string]cluster.SiteInfo
 	nodes   map[string]cluster.NodeInfo
 	creates []string
+	notReady error
 }
 
 func newFakeDir() *fakeDir {
@@ -54,7 +55,11 @@ func (d *fakeDir) Node(n string) (cluster.NodeInfo, bool) {
 	return s, ok
 }
 func (d *fakeDir) Status() cluster.Status { return cluster.Status{Node: "a", Sites: d.Sites()} }
-func (d *fakeDir) Ready() error           { return nil }
+func (d *fakeDir) Ready() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.notReady
+}
 func (d *fakeDir) CreateSite(_ context.Context, name, primary string, conf []byte) (cluster.SiteInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -340,5 +345,43 @@ func TestHandlerAuthAndMove(t *testing.T) {
 	err = p.call(ctx, "POST", srv.URL+PathSites, CreateRequest{Name: "../etc", Primary: "a"}, nil)
 	if !errors.As(err, &re) || re.Status != http.StatusBadRequest {
 		t.Errorf("bad name: %v", err)
+	}
+}
+
+// A directory that is not caught up decides nothing: cluster sites wait
+// read-only with no primary, nothing is registered or removed.
+func TestReconcileDirectoryNotReady(t *testing.T) {
+	p, d, l, r := newTest(t, "a")
+	ctx := context.Background()
+	d.notReady = errors.New("no leader")
+	l.files["mine.test"] = []byte("[db.sqlite.replication]\nprimary = \"a\"\n")
+	p.SetLocal([]sites.Replicated{
+		{Name: "mine.test", DBPath: "/db/mine.test.db", Primary: "a"},
+		{Name: "static.test", DBPath: "/db/static.test.db", Role: ephpm.RolePrimary},
+	})
+	if err := p.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	roles := r.roles()
+	if c := roles["mine.test"]; c.Role != ephpm.RoleReplica || c.PrimaryURL != "" {
+		t.Errorf("mine.test while the directory is not ready = %+v (want a read-only replica with no primary)", c)
+	}
+	if c := roles["static.test"]; c.Role != ephpm.RolePrimary {
+		t.Errorf("static.test = %+v", c)
+	}
+	if len(d.creates) != 0 {
+		t.Errorf("registered %v on a directory that is not ready", d.creates)
+	}
+	if err := p.Ready(); err == nil {
+		t.Error("ready with the directory not ready")
+	}
+	d.mu.Lock()
+	d.notReady = nil
+	d.mu.Unlock()
+	if err := p.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Site("mine.test"); !ok {
+		t.Error("not registered once the directory was ready")
 	}
 }

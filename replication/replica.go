@@ -48,6 +48,14 @@ func (m *Manager) startReplica(s *site) {
 
 // run streams until ctx ends, reconnecting with backoff.
 func (s *site) run(ctx context.Context) {
+	if s.cfg.PrimaryURL == "" {
+		// A replica whose primary is not known yet (a cluster node whose
+		// directory is not caught up): read-only, nothing to stream from
+		// until SetSites names the primary.
+		s.setFailed(ErrPrimaryUnknown)
+		<-ctx.Done()
+		return
+	}
 	log := s.m.log.With("site", s.cfg.Name, "primary", s.cfg.PrimaryURL)
 	var (
 		pf  *posFile

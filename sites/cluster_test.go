@@ -29,7 +29,7 @@ func TestCreateFromDirectory(t *testing.T) {
 	// Only site.toml: 503 with a clear message, never the fallback.
 	_, err = r.Site(httptest.NewRequest("GET", "http://blog.test/", nil))
 	var he *httpd.Error
-	if !errors.As(err, &he) || he.Status != 503 || !errors.Is(err, ErrNoFiles) {
+	if !errors.As(err, &he) || he.Status != 503 || !errors.Is(err, ErrNoFiles) || !he.Public {
 		t.Fatalf("a site without files: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "blog.test", "index.php"), []byte("<?php echo 1;"), 0o644); err != nil {

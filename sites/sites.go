@@ -157,6 +157,13 @@ func New(cfg Config) (*Registry, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, sites: map[string]*Site{}, aliases: map[string]string{}}
+	if cfg.DBDir != "" {
+		// Databases open by path from many parts (replication may open a
+		// site's before anything loaded it): the directory is there.
+		if err := os.MkdirAll(cfg.DBDir, 0o700); err != nil {
+			return nil, fmt.Errorf("sites: database dir: %w", err)
+		}
+	}
 	if d := cfg.Default; d != nil && d.PHP != nil {
 		// The fallback root is served by the same workers as the sites:
 		// it carries a complete set of settings too, or it would run with
@@ -354,7 +361,7 @@ func (r *Registry) Site(req *http.Request) (*httpd.Site, error) {
 	}
 	if s.noFiles.Load() {
 		// Never the fallback page nor another site's content.
-		return nil, &httpd.Error{Status: http.StatusServiceUnavailable, Msg: ErrNoFiles.Error(), Err: ErrNoFiles}
+		return nil, &httpd.Error{Status: http.StatusServiceUnavailable, Msg: ErrNoFiles.Error(), Err: ErrNoFiles, Public: true}
 	}
 	return s.HTTP, nil
 }

@@ -95,6 +95,13 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
+	if n.place != nil {
+		// Every cluster site has its role (read-only until the directory
+		// is caught up) before anything can open its database writable.
+		if err := n.place.Sync(ctx); err != nil {
+			return nil, err
+		}
+	}
 	n.defer_(func() { r.Close() })
 	return r, nil
 }
