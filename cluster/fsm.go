@@ -23,6 +23,10 @@ const (
 	OpCreateSite   Op = "create_site.v1"
 	OpRemoveSite   Op = "remove_site.v1"
 	OpSetPrimary   Op = "set_primary.v1"
+	// OpReadIndex is not a log entry: a follower asks the leader how far
+	// the directory is (a barrier, then the leader's applied index) and
+	// is caught up once it has applied that far.
+	OpReadIndex Op = "read_index.v1"
 )
 
 // Limits on names (checked by the proposer and again by Apply).

@@ -27,12 +27,23 @@ func (c *Cluster) manage(ctx context.Context) error {
 			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != leader {
 				leader = lo.LeaderID
 				c.leaderChanges.Add(1)
+				c.synced.Store(false)
 				c.notify()
 			}
 		case <-t.C:
 		}
 		c.refreshVoters(ctx)
 		c.maybeBootstrap()
+		if !c.synced.Load() {
+			if _, id := c.raft.LeaderWithID(); id != "" {
+				if err := c.syncIndex(ctx); err != nil {
+					c.log.Debug("catching up with the leader", "err", err)
+				} else {
+					c.synced.Store(true)
+					c.notify() // Ready changed: placement acts on the directory now
+				}
+			}
+		}
 		if c.raft.State() == raft.Leader {
 			c.reconcile(ctx)
 		}

@@ -118,6 +118,8 @@ func (cmd command) validate() error {
 		return ValidNodeName(cmd.Primary)
 	case OpRemoveSite:
 		return ValidSiteName(cmd.Site)
+	case OpReadIndex:
+		return nil
 	case OpSetPrimary:
 		if err := ValidSiteName(cmd.Site); err != nil {
 			return err
