@@ -198,6 +198,12 @@ type site struct {
 	txs      atomic.Uint64 // transactions applied
 	batches  atomic.Uint64
 
+	// fwdFrame (replica): the highest primary position a statement
+	// forwarded from here reached; a request that began on this node as
+	// primary and wrote through forwarding after its demotion is stamped
+	// with it (see logNext).
+	fwdFrame atomic.Uint64
+
 	fwdStatements atomic.Uint64
 	fwdRequests   atomic.Uint64
 	fwdNanos      atomic.Int64
@@ -330,6 +336,10 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		s.caughtUp.Store(time.Now().UnixNano())
 		s.setState(ReplicaStarting)
 		s.logID.Store("")
+		if old != nil && old.cfg.Role == ephpm.RolePrimary && c.Role == ephpm.RoleReplica {
+			// Demoted: the log ended there, and frame numbers go on.
+			s.known.Store(old.known.Load())
+		}
 		switch {
 		case c.Role == ephpm.RoleReplica:
 			// A database already open takes the new role at once.
