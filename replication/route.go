@@ -113,6 +113,17 @@ type proxyTry struct {
 
 type proxyTryKey struct{}
 
+// retryable421 is a reverse proxy's ModifyResponse for retryMoving: a
+// 421 the attempt may retry goes to ErrorHandler, which leaves the
+// client's response alone.
+func retryable421(resp *http.Response) error {
+	if try, _ := resp.Request.Context().Value(proxyTryKey{}).(*proxyTry); try != nil &&
+		try.retry && resp.StatusCode == http.StatusMisdirectedRequest {
+		return errMisdirected
+	}
+	return nil
+}
+
 // rewindable reads r's body into memory if it is at most
 // DefaultRetryBody, so that each attempt can send it from the start; ok
 // is false when it cannot (r.Body then still yields the whole body,
@@ -166,6 +177,14 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // client gets the 421: the front's request no longer has its body.)
 func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 	body, ok := rewindable(r)
+	m.retryMoving(s, w, r, body, ok, m.proxyOnce)
+}
+
+// retryMoving runs once (a reverse proxy to s's primary that leaves a
+// retryable 421 to it, see proxyTry) until it was not refused with a
+// 421, for up to DefaultMoveRetry, each time with the body from the
+// start and the site's primary of the moment. ok false: once only.
+func (m *Manager) retryMoving(s *site, w http.ResponseWriter, r *http.Request, body func() io.ReadCloser, ok bool, once func(s *site, w http.ResponseWriter, r *http.Request)) {
 	start := time.Now()
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		try := &proxyTry{retry: ok && time.Since(start) < DefaultMoveRetry}
@@ -173,7 +192,7 @@ func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 		if ok {
 			rr.Body = body()
 		}
-		m.proxyOnce(s, w, rr)
+		once(s, w, rr)
 		if !try.misdirected {
 			return
 		}
@@ -216,9 +235,8 @@ func (m *Manager) proxyOnce(s *site, w http.ResponseWriter, r *http.Request) {
 				}
 			},
 			ModifyResponse: func(resp *http.Response) error {
-				if try, _ := resp.Request.Context().Value(proxyTryKey{}).(*proxyTry); try != nil &&
-					try.retry && resp.StatusCode == http.StatusMisdirectedRequest {
-					return errMisdirected // to ErrorHandler, which leaves w alone
+				if err := retryable421(resp); err != nil {
+					return err
 				}
 				f := resp.Header.Get(hdrFrame)
 				if f == "" {
