@@ -75,6 +75,9 @@ type Config struct {
 	// Client talks to primaries; nil means an h2c client.
 	Client        *http.Client
 	CompactFrames int
+	// TailFrames is how many applied frames a replica keeps to start its
+	// log with if promoted (DefaultTailFrames when 0).
+	TailFrames int
 	// WritePaths always go to the primary, whatever the method: a path
 	// ending in "/" as a prefix, any other exactly ([replication]
 	// write_paths, whose default is config.DefaultWritePaths).
@@ -385,6 +388,13 @@ func (m *Manager) SetSites(list []SiteConfig) {
 	}
 }
 
+func (m *Manager) tailFrames() int {
+	if m.cfg.TailFrames > 0 {
+		return m.cfg.TailFrames
+	}
+	return DefaultTailFrames
+}
+
 // stopSite stops a replica's stream (without holding mu).
 func (m *Manager) stopSite(s *site) {
 	if s.stop != nil {
@@ -467,6 +477,14 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 	if wasReplica {
 		if pos.LogID != "" && pos.Intent == 0 {
 			opts.Adopt = &framelog.Adopt{ID: pos.LogID, Next: pos.Next}
+			// The frames applied last go into the log, so replicas that
+			// were a little behind continue without a snapshot. A tail
+			// that cannot be read only costs them that.
+			tail, err := readTail(s.cfg.DBPath, pos.LogID, pos.Next)
+			if err != nil {
+				s.m.log.Warn("promoted replica: its tail cannot be read; replicas behind its position will bootstrap", "site", s.cfg.Name, "err", err)
+			}
+			opts.Adopt.Tail = tail
 		} else {
 			// No position to continue from (or a batch half-way): a new
 			// log, never one this node kept from an earlier time.
@@ -489,6 +507,11 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 		if err := removePos(s.cfg.DBPath); err != nil {
 			return errors.Join(fmt.Errorf("replication: %s: %w", s.cfg.Name, err),
 				db.WithWriter(ctx, func() error { l.Detach(); return nil }), l.Close())
+		}
+		// The log holds the tail now. A leftover is harmless: a replica
+		// here later has no position of its log and starts it over.
+		if err := os.Remove(tailPath(s.cfg.DBPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.m.log.Warn("removing the promoted replica's tail", "site", s.cfg.Name, "err", err)
 		}
 	}
 	s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})
