@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -297,5 +298,52 @@ func TestRequestFinishingAfterDemotionIsStamped(t *testing.T) {
 	}
 	if frame < next {
 		t.Fatalf("cookie frame %d, want at least the demoted log's end %d", frame, next)
+	}
+}
+
+// A libSQL request passed on to a node that is not (yet) the primary
+// gets 421 there (LibsqlReforward) and is sent again, body and all, to
+// the primary of the moment.
+func TestLibsqlForwardRetriesA421(t *testing.T) {
+	var asked atomic.Int64
+	var body atomic.Value
+	primary := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v3/pipeline" {
+			http.Error(w, "not here", http.StatusServiceUnavailable) // the replica's stream
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		body.Store(string(b))
+		if asked.Add(1) < 3 {
+			http.Error(w, "this node is not the primary for s.com", http.StatusMisdirectedRequest)
+			return
+		}
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true) // as node-to-node clients speak
+	primary.Config.Protocols = &p
+	primary.Start()
+	defer primary.Close()
+	r := startNode(t, t.TempDir(), 0)
+	r.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(r.dir, "s.com.db"), Role: ephpm.RoleReplica, PrimaryURL: primary.URL}})
+	req := httptest.NewRequest("POST", "http://s.com/v3/pipeline", nil)
+	fwd := r.m.LibsqlForward("s.com", req)
+	if fwd == nil {
+		t.Fatal("no forwarder on a replica")
+	}
+	rec := httptest.NewRecorder()
+	fwd(rec, req, []byte(`{"baton":null,"requests":[]}`))
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"ok":true}` || asked.Load() != 3 || body.Load() != `{"baton":null,"requests":[]}` {
+		t.Fatalf("%d %q after %d attempts (last body %v)", rec.Code, rec.Body.String(), asked.Load(), body.Load())
+	}
+	// The node asked: a request passed on to it that it cannot run gets
+	// 421, so that the sender tries again.
+	via := httptest.NewRequest("POST", "http://s.com/v3/pipeline", nil)
+	via.Header.Set("X-Ephpm-Libsql-Via", "tokyo")
+	rec = httptest.NewRecorder()
+	r.m.LibsqlReforward("s.com", via)(rec, via, nil)
+	if rec.Code != http.StatusMisdirectedRequest {
+		t.Fatalf("a passed-on request refused here: %d, want 421", rec.Code)
 	}
 }
