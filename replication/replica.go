@@ -65,7 +65,10 @@ func (s *site) run(ctx context.Context) {
 	for {
 		if err = os.MkdirAll(filepath.Dir(s.cfg.DBPath), 0o700); err == nil {
 			if pf, pos, err = openPos(s.cfg.DBPath); err == nil {
-				break
+				if pf.tail, err = openTail(s.cfg.DBPath, pos, s.m.tailFrames()); err == nil {
+					break
+				}
+				err = errors.Join(err, pf.close())
 			}
 		}
 		log.Error("replica cannot start; retrying", "err", err)
@@ -289,6 +292,11 @@ func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch
 	if err := pf.write(position{LogID: pos.LogID, Next: pos.Next, Intent: max(next, pos.Intent)}); err != nil {
 		return err
 	}
+	// The tail gets the records before the position passes them (see
+	// tailFile: a tail that does not reach the position is not used).
+	if err := pf.tail.add(pos.LogID, b.first, b.recs); err != nil {
+		return err
+	}
 	db, release, err := s.m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
 	if err != nil {
 		return err
@@ -357,7 +365,7 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why erro
 		// frame (the whole database) or its snapshot.
 		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", refusalWord(why), "log_id", pos.LogID)
 		*pos = position{}
-		if err := pf.write(*pos); err != nil {
+		if err := pf.restart(*pos); err != nil {
 			return err
 		}
 		s.logID.Store("")
@@ -412,7 +420,7 @@ func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error 
 		return fmt.Errorf("apply snapshot: %w", err)
 	}
 	*pos = position{LogID: logID, Next: end + 1}
-	if err := pf.write(*pos); err != nil {
+	if err := pf.restart(*pos); err != nil {
 		return err
 	}
 	s.logID.Store(logID)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,10 @@ type node struct {
 	conns atomic.Int64 // TCP connections accepted
 	snaps atomic.Int64 // snapshot requests served
 	execs atomic.Int64 // forwarded statements received
+	// proxied: requests a replica passed on whole (answered or 421)
+	proxied atomic.Int64
+	// hold: requests for /hold wait until it is closed.
+	hold chan struct{}
 }
 
 func startNode(t testing.TB, dir string, compact int) *node {
@@ -49,7 +54,7 @@ func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *n
 // for <client>", so tests see where a request ran.
 func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*replication.Config)) *node {
 	t.Helper()
-	n := &node{dir: dir}
+	n := &node{dir: dir, hold: make(chan struct{})}
 	n.pool = sqlite.NewPool(sqlite.PoolConfig{
 		IdleClose: idle,
 		OnOpen:    func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
@@ -63,9 +68,15 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 	}
 	n.m = m
 	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-n.hold // a request still running on this node (see node.hold)
+		}
 		fmt.Fprintf(w, "served by %s for %s", filepath.Base(dir), r.RemoteAddr)
 		if c, ok := ephpm.ClientOf(r.Context()); ok {
 			fmt.Fprintf(w, " (https=%t server_port=%s via=%s)", c.HTTPS, c.ServerPort, c.Via)
+		}
+		if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+			fmt.Fprintf(w, " body=%s", b)
 		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,6 +93,9 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 			n.snaps.Add(1)
 		case "/_ephpm/repl/v1/exec":
 			n.execs.Add(1)
+		}
+		if r.Header.Get("X-Ephpm-Auth") != "" {
+			n.proxied.Add(1)
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -172,7 +172,8 @@ func (n *node) libsqlHandler() http.Handler {
 			if err != nil {
 				return nil, err
 			}
-			site := &libsql.Site{Name: name, DB: db, Release: release, Forward: n.repl.LibsqlForward(name, r)}
+			site := &libsql.Site{Name: name, DB: db, Release: release, Forward: n.repl.LibsqlForward(name, r),
+				Reforward: func() func(http.ResponseWriter, *http.Request, []byte) { return n.repl.LibsqlReforward(name, r) }}
 			if n.repl.Role(name) == ephpm.RolePrimary {
 				l, lrelease, err := n.repl.PrimaryLog(ctx, name)
 				if err != nil {
