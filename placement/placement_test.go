@@ -19,10 +19,10 @@ import (
 
 // fakeDir is a directory held in memory.
 type fakeDir struct {
-	mu      sync.Mutex
-	sites   map[string]cluster.SiteInfo
-	nodes   map[string]cluster.NodeInfo
-	creates []string
+	mu       sync.Mutex
+	sites    map[string]cluster.SiteInfo
+	nodes    map[string]cluster.NodeInfo
+	creates  []string
 	notReady error
 }
 
