@@ -350,7 +350,7 @@ func (p *Placement) ok(site string) {
 // failed, with its reason in status).
 func (p *Placement) Ready() error {
 	if err := p.cfg.Dir.Ready(); err != nil {
-		return fmt.Errorf("cluster: %w", err)
+		return err
 	}
 	states := map[string]string{}
 	for _, s := range p.cfg.Repl.Status() {
