@@ -24,6 +24,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
+	"github.com/ephpm/ephpm/internal/defaults"
 	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -40,6 +41,9 @@ const (
 	// DefaultPing is how often an idle stream says it is alive; a replica
 	// that hears nothing for 3 pings reconnects.
 	DefaultPing = 5 * time.Second
+	// DefaultMaxBootstraps is how many snapshots a replica node copies at
+	// once.
+	DefaultMaxBootstraps = 4
 	// DefaultSessionIdle ends a forwarded MySQL session (rolling back its
 	// transaction) after this long without a statement.
 	DefaultSessionIdle = 30 * time.Second
@@ -78,6 +82,10 @@ type Config struct {
 	// TailFrames is how many applied frames a replica keeps to start its
 	// log with if promoted (DefaultTailFrames when 0).
 	TailFrames int
+	// MaxBootstraps bounds the snapshots a node copies at once
+	// (DefaultMaxBootstraps when 0): a node joining a cluster of many
+	// sites copies them a few at a time, not all at once.
+	MaxBootstraps int
 	// WritePaths always go to the primary, whatever the method: a path
 	// ending in "/" as a prefix, any other exactly ([replication]
 	// write_paths, whose default is config.DefaultWritePaths).
@@ -147,6 +155,7 @@ type Manager struct {
 	stopping bool
 
 	sessions *sessions
+	boots    chan struct{} // a slot per snapshot being copied (MaxBootstraps)
 	frameKey []byte // MACs the read-your-writes cookie
 
 	connMu sync.Mutex
@@ -240,6 +249,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.loops = task.NewGroup(context.Background())
 	m.sessions = newSessions(m)
+	m.boots = make(chan struct{}, defaults.Positive(cfg.MaxBootstraps, DefaultMaxBootstraps))
 	return m, nil
 }
 

@@ -379,6 +379,12 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why erro
 // transaction (readers keep the old copy until it commits).
 func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error {
 	s.setState(ReplicaBootstrapping)
+	select {
+	case s.m.boots <- struct{}{}:
+		defer func() { <-s.m.boots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	resp, err := s.get(ctx, "/_ephpm/repl/v1/snapshot", url.Values{"site": {s.cfg.Name}})
 	if err != nil {
 		return err
