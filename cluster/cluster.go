@@ -56,6 +56,7 @@ type Cluster struct {
 
 	ml       *memberlist.Memberlist
 	mux      *mux
+	cmdConns cmdPool // kept-alive command connections to leaders
 	store    *raftboltdb.BoltStore
 	raft     *raft.Raft
 	fsm      *fsm
@@ -66,6 +67,10 @@ type Cluster struct {
 	bootstrapped  atomic.Bool
 	bootstraps    atomic.Int64 // BootstrapCluster calls that succeeded (tests)
 	leaderChanges atomic.Int64
+	cmdDials      atomic.Int64 // command connections dialled (tests)
+	// synced: this node applied what the current leader had applied when
+	// asked (OpReadIndex); reset at every leader change.
+	synced atomic.Bool
 
 	wake    chan struct{} // manager: membership changed
 	changed chan struct{} // notifier: call OnChange
@@ -429,6 +434,7 @@ func (c *Cluster) Close() error {
 			c.log.Warn("gossip leave", "err", err)
 		}
 		c.raft.DeregisterObserver(c.obs)
+		c.cmdConns.close()
 		if err := c.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
@@ -564,8 +570,19 @@ func (c *Cluster) Ready() error {
 	if id == "" {
 		return ErrNoLeader
 	}
-	if c.raft.State() != raft.Leader && c.raft.LastContact().IsZero() {
-		return fmt.Errorf("cluster: no contact with leader %s yet", id)
+	if c.raft.State() != raft.Leader {
+		last := c.raft.LastContact()
+		if last.IsZero() {
+			return fmt.Errorf("cluster: no contact with leader %s yet", id)
+		}
+		if d := time.Since(last); d > 3*c.timing.RaftHeartbeat {
+			return fmt.Errorf("cluster: no contact with leader %s for %s", id, d.Round(time.Millisecond))
+		}
+	}
+	if !c.synced.Load() {
+		// Heartbeats do not carry the commit index: a node back from a
+		// restart may know the leader long before its log is caught up.
+		return fmt.Errorf("cluster: catching up with leader %s", id)
 	}
 	if commit, applied := c.raft.CommitIndex(), c.raft.AppliedIndex(); applied < commit {
 		return fmt.Errorf("cluster: applied index %d behind commit index %d", applied, commit)
@@ -635,6 +652,16 @@ func (c *Cluster) applyLocal(ctx context.Context, cmd command) (applyResult, uin
 	if timeout <= 0 {
 		return applyResult{}, 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
 	}
+	if cmd.Op == OpReadIndex {
+		// Everything committed before the call has reached the FSM after
+		// the barrier: the FSM's index (entries the FSM saw, not raft's
+		// own barrier and configuration entries) is how far it is.
+		if err := c.raft.Barrier(timeout).Error(); err != nil {
+			return applyResult{}, 0, fmt.Errorf("%w: barrier: %v", errNotLeader, err)
+		}
+		idx, _ := c.fsm.index()
+		return applyResult{}, idx, nil
+	}
 	// The future always resolves: at commit, at a loss of leadership
 	// (after the leader lease) or at shutdown.
 	f := c.raft.Apply(b, timeout)
@@ -655,6 +682,23 @@ func (c *Cluster) applyLocal(ctx context.Context, cmd command) (applyResult, uin
 		return applyResult{}, 0, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
 	return res, f.Index(), nil
+}
+
+// syncIndex asks the leader how far the directory is and waits until
+// this node has applied that far: the node's directory is then as
+// fresh as the leader's was at the call.
+func (c *Cluster) syncIndex(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, DefaultRPCTimeout)
+	defer cancel()
+	cmd := command{Op: OpReadIndex}
+	_, idx, err := c.applyLocal(ctx, cmd)
+	if errors.Is(err, errNotLeader) {
+		_, idx, err = c.forward(ctx, cmd)
+	}
+	if err != nil {
+		return err
+	}
+	return c.waitApplied(ctx, idx)
 }
 
 // waitApplied waits until this node's FSM has applied index.

@@ -23,6 +23,10 @@ const (
 	OpCreateSite   Op = "create_site.v1"
 	OpRemoveSite   Op = "remove_site.v1"
 	OpSetPrimary   Op = "set_primary.v1"
+	// OpReadIndex is not a log entry: a follower asks the leader how far
+	// the directory is (a barrier, then the leader's applied index) and
+	// is caught up once it has applied that far.
+	OpReadIndex Op = "read_index.v1"
 )
 
 // Limits on names (checked by the proposer and again by Apply).
@@ -129,25 +133,29 @@ func (s *fsmState) apply(cmd command) applyResult {
 		if err := ValidSiteName(cmd.Site); err != nil {
 			return applyResult{Err: err}
 		}
-		if old, ok := s.Sites[cmd.Site]; ok {
+		old, ok := s.Sites[cmd.Site]
+		if ok && old.State != SiteRemoved {
 			return applyResult{Site: old.clone(), Err: ErrSiteExists}
 		}
 		if _, ok := s.Nodes[cmd.Primary]; !ok {
 			return applyResult{Err: fmt.Errorf("%w: %q", ErrUnknownNode, cmd.Primary)}
 		}
-		si := SiteInfo{Name: cmd.Site, Primary: cmd.Primary, Epoch: 1, State: SiteActive,
+		// A revived site's epoch keeps growing: epochs never repeat.
+		si := SiteInfo{Name: cmd.Site, Primary: cmd.Primary, Epoch: old.Epoch + 1, State: SiteActive,
 			Config: slices.Clone(cmd.Config), Created: cmd.Time.UTC()}
 		s.Sites[cmd.Site] = si
 		return applyResult{Site: si.clone()}
 	case OpRemoveSite:
-		if _, ok := s.Sites[cmd.Site]; !ok {
+		si, ok := s.Sites[cmd.Site]
+		if !ok || si.State == SiteRemoved {
 			return applyResult{Err: fmt.Errorf("%w: %q", ErrNoSite, cmd.Site)}
 		}
-		delete(s.Sites, cmd.Site)
-		return applyResult{}
+		si.State, si.Epoch = SiteRemoved, si.Epoch+1
+		s.Sites[cmd.Site] = si
+		return applyResult{Site: si.clone()}
 	case OpSetPrimary:
 		si, ok := s.Sites[cmd.Site]
-		if !ok {
+		if !ok || si.State == SiteRemoved {
 			return applyResult{Err: fmt.Errorf("%w: %q", ErrNoSite, cmd.Site)}
 		}
 		if si.Epoch != cmd.Epoch {

@@ -67,6 +67,11 @@ func TestFSM(t *testing.T) {
 		{"create b", command{Op: OpCreateSite, Site: "b.example", Primary: "n1", Time: created}, nil, nil},
 		{"remove b", command{Op: OpRemoveSite, Site: "b.example"}, nil, nil},
 		{"remove b again", command{Op: OpRemoveSite, Site: "b.example"}, ErrNoSite, nil},
+		{"move removed b", command{Op: OpSetPrimary, Site: "b.example", Primary: "n2", Epoch: 2}, ErrNoSite, nil},
+		{"revive b", command{Op: OpCreateSite, Site: "b.example", Primary: "n2", Time: created}, nil,
+			func(r applyResult) bool {
+				return r.Site.Epoch == 3 && r.Site.State == SiteActive && r.Site.Primary == "n2"
+			}},
 		{"unknown op", command{Op: "drop_everything.v1"}, ErrInvalid, nil},
 	}
 	for i, s := range steps {

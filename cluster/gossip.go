@@ -182,12 +182,18 @@ func (c *Cluster) joinLoop(ctx context.Context) error {
 }
 
 // slogWriter feeds the lines of a library's logger (memberlist's
-// *log.Logger, raft's hclog) into slog at debug level.
+// *log.Logger, raft's hclog) into slog: their errors and warnings (a node
+// with another secret, a peer that stopped answering) as warnings, the
+// rest at debug level.
 type slogWriter struct{ log *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	for line := range bytes.SplitSeq(bytes.TrimRight(p, "\n"), []byte("\n")) {
-		w.log.Debug(string(line))
+		level := slog.LevelDebug
+		if bytes.Contains(line, []byte("[ERR")) || bytes.Contains(line, []byte("[WARN")) {
+			level = slog.LevelWarn
+		}
+		w.log.Log(context.Background(), level, string(line))
 	}
 	return len(p), nil
 }

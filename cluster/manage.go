@@ -27,12 +27,23 @@ func (c *Cluster) manage(ctx context.Context) error {
 			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != leader {
 				leader = lo.LeaderID
 				c.leaderChanges.Add(1)
+				c.synced.Store(false)
 				c.notify()
 			}
 		case <-t.C:
 		}
 		c.refreshVoters(ctx)
 		c.maybeBootstrap()
+		if !c.synced.Load() {
+			if _, id := c.raft.LeaderWithID(); id != "" {
+				if err := c.syncIndex(ctx); err != nil {
+					c.log.Debug("catching up with the leader", "err", err)
+				} else {
+					c.synced.Store(true)
+					c.notify() // Ready changed: placement acts on the directory now
+				}
+			}
+		}
 		if c.raft.State() == raft.Leader {
 			c.reconcile(ctx)
 		}
@@ -134,7 +145,10 @@ func (c *Cluster) reconcile(ctx context.Context) {
 		srv, in := servers[id]
 		switch r.state {
 		case MemberLeft:
-			if in && name != c.cfg.Node {
+			// A voter that shut down cleanly is coming back (a restart,
+			// an upgrade): removing it would shrink the quorum at each
+			// rolling restart. Only a non-voter leaves the configuration.
+			if in && name != c.cfg.Node && srv.Suffrage != raft.Voter {
 				c.configChange("remove", name, c.raft.RemoveServer(id, 0, configChangeTimeout))
 			}
 			continue
@@ -146,10 +160,14 @@ func (c *Cluster) reconcile(ctx context.Context) {
 		}
 		addr := raft.ServerAddress(r.info.Raft)
 		voter := c.isVoterAddr(r.addr())
+		// A member whose address changed is not re-added: the transport
+		// dials the address it last gossiped (ServerAddr), and changing a
+		// peer's address in the configuration races inside raft v1.7.2
+		// (hashicorp/raft#471, #681).
 		switch {
-		case !in && voter, in && srv.Suffrage == raft.Voter && srv.Address != addr, in && voter && srv.Suffrage != raft.Voter:
+		case !in && voter, in && voter && srv.Suffrage != raft.Voter:
 			c.configChange("add voter", name, c.raft.AddVoter(id, addr, 0, configChangeTimeout))
-		case !in || srv.Address != addr:
+		case !in:
 			c.configChange("add nonvoter", name, c.raft.AddNonvoter(id, addr, 0, configChangeTimeout))
 		}
 		if n, ok := c.fsm.node(name); !ok || n != r.info {

@@ -11,7 +11,7 @@ var (
 	descTerm          = prometheus.NewDesc("ephpm_cluster_raft_term", "Current raft term.", nil, nil)
 	descCommit        = prometheus.NewDesc("ephpm_cluster_raft_commit_index", "Raft commit index.", nil, nil)
 	descApplied       = prometheus.NewDesc("ephpm_cluster_raft_applied_index", "Raft applied index.", nil, nil)
-	descSites         = prometheus.NewDesc("ephpm_cluster_sites", "Sites in the directory.", nil, nil)
+	descSites         = prometheus.NewDesc("ephpm_cluster_sites", "Active sites in the directory.", nil, nil)
 	descEpoch         = prometheus.NewDesc("ephpm_cluster_site_epoch", "Epoch of each site's primary.", []string{"site"}, nil)
 	descLeaderChanges = prometheus.NewDesc("ephpm_cluster_leader_changes_total", "Raft leader changes seen by this node.", nil, nil)
 )
@@ -45,10 +45,14 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(c.raft.CurrentTerm()))
 	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(c.raft.CommitIndex()))
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(c.raft.AppliedIndex()))
-	sites := c.Sites()
-	ch <- prometheus.MustNewConstMetric(descSites, prometheus.GaugeValue, float64(len(sites)))
-	for _, s := range sites {
+	active := 0
+	for _, s := range c.Sites() {
+		if s.State != SiteActive {
+			continue // a tombstone
+		}
+		active++
 		ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(s.Epoch), s.Name)
 	}
+	ch <- prometheus.MustNewConstMetric(descSites, prometheus.GaugeValue, float64(active))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(c.leaderChanges.Load()))
 }

@@ -76,3 +76,21 @@ func TestSingleNodeOnChangeAndMetrics(t *testing.T) {
 		t.Errorf("term/leader changes: %v", got)
 	}
 }
+
+// A follower's writes share one kept-alive connection to the leader: a
+// handshake per write would cost two more round trips between regions.
+func TestCommandConnectionKeptAlive(t *testing.T) {
+	nodes, _ := newTestCluster(t, 3)
+	leader := waitConverged(t, nodes...)
+	f := followers(leader, nodes)[0]
+	ctx := ctxT(t)
+	before := f.cmdDials.Load()
+	for i := range 5 {
+		if _, err := f.CreateSite(ctx, fmt.Sprintf("k%d.example", i), leader.cfg.Node, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.cmdDials.Load() - before; n > 1 {
+		t.Errorf("%d command connections dialled for 5 writes, want at most 1", n)
+	}
+}

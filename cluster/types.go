@@ -102,8 +102,14 @@ type NodeInfo struct {
 // SiteState is the state of a site in the directory.
 type SiteState string
 
-// SiteActive: the site is served, its primary takes writes.
-const SiteActive SiteState = "active"
+const (
+	// SiteActive: the site is served, its primary takes writes.
+	SiteActive SiteState = "active"
+	// SiteRemoved: a tombstone. Every node takes the site off; it is
+	// kept so that a node still holding the site's directory does not
+	// register it again. Creating the site anew revives the entry.
+	SiteRemoved SiteState = "removed"
+)
 
 // SiteInfo is one site of the directory.
 type SiteInfo struct {

@@ -62,10 +62,20 @@ func (l *Log) adopt(ctx context.Context, db *sqlite.DB, a Adopt) error {
 	if err := l.writeSnapshot(tmp, a.Next-1); err != nil {
 		return fmt.Errorf("framelog: adopt: %w", err)
 	}
-	// The rolling checksum of frame a.Next-1 is not known here: the
-	// chain starts again from 0 (replicas do not check it).
-	h := header{ID: a.ID, Start: a.Next, WALOff: walHeaderSize, Seq: 1, CkptFrame: a.Next}
-	if err := writeEmptyLog(filepath.Join(tmp, "log"), h); err != nil {
+	// The followed log's last records, if they check out, stay in the
+	// log: the snapshot stands for frame a.Next-1, after them (Start <=
+	// snapshot end + 1, as Open requires), and CkptFrame says the
+	// database file holds them all. The rolling checksum before them is
+	// not known here: StartSum is 0 (replicas do not check the chain);
+	// new records chain on from the last one kept.
+	tail := a.Tail
+	if err := checkTail(tail, a.Next); err != nil {
+		l.log.Warn("adopting the log without the records before its end", "next", a.Next, "err", err)
+		tail = nil
+	}
+	n := uint64(len(tail) / FrameSize)
+	h := header{ID: a.ID, Start: a.Next - n, Count: n, WALOff: walHeaderSize, Seq: 1, CkptFrame: a.Next}
+	if err := writeLog(filepath.Join(tmp, "log"), h, tail); err != nil {
 		return fmt.Errorf("framelog: adopt: %w", err)
 	}
 	if err := syncDir(tmp); err != nil {
@@ -92,12 +102,37 @@ func (l *Log) adopt(ctx context.Context, db *sqlite.DB, a Adopt) error {
 	if err := l.recover(); err != nil {
 		return err
 	}
-	l.log.Info("replication log adopted", "id", a.ID, "next", a.Next)
+	l.log.Info("replication log adopted", "id", a.ID, "next", a.Next, "from", a.Next-n)
 	return l.install(db)
 }
 
-// writeEmptyLog writes a log file with header h and no records, synced.
-func writeEmptyLog(path string, h header) error {
+// checkTail checks Adopt.Tail: whole records numbered up to next-1,
+// no page 0, ending with a transaction's last frame.
+func checkTail(tail []byte, next uint64) error {
+	if len(tail) == 0 {
+		return nil
+	}
+	n := uint64(len(tail) / FrameSize)
+	if len(tail)%FrameSize != 0 || n > next {
+		return fmt.Errorf("%d bytes of records before frame %d", len(tail), next)
+	}
+	for i := uint64(0); i < n; i++ {
+		r := tail[i*FrameSize:]
+		if no := binary.LittleEndian.Uint64(r); no != next-n+i {
+			return fmt.Errorf("record %d is frame %d, want %d", i, no, next-n+i)
+		}
+		if binary.LittleEndian.Uint32(r[16:]) == 0 {
+			return fmt.Errorf("frame %d has page 0", next-n+i)
+		}
+	}
+	if binary.LittleEndian.Uint32(tail[len(tail)-FrameSize+20:]) == 0 {
+		return fmt.Errorf("frame %d does not end a transaction", next-1)
+	}
+	return nil
+}
+
+// writeLog writes a log file with header h and records recs, synced.
+func writeLog(path string, h header, recs []byte) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -107,6 +142,10 @@ func writeEmptyLog(path string, h header) error {
 		return err
 	}
 	if err := f.Truncate(headerSize); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteAt(recs, headerSize); err != nil {
 		f.Close()
 		return err
 	}

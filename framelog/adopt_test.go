@@ -17,6 +17,13 @@ import (
 // it to its end; it returns the log's ID and end and the replicas' paths.
 func promotable(t *testing.T) (id string, next uint64, r, c string) {
 	t.Helper()
+	id, next, r, c, _ = promotableRecs(t)
+	return id, next, r, c
+}
+
+// promotableRecs is promotable, and the log's records.
+func promotableRecs(t *testing.T) (id string, next uint64, r, c string, recs []byte) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := openDB(t, filepath.Join(dir, "p.db"), false)
@@ -29,7 +36,7 @@ func promotable(t *testing.T) (id string, next uint64, r, c string) {
 	for i := range 20 {
 		testutil.Exec(t, p, "INSERT INTO t (b) VALUES (?)", i)
 	}
-	recs, err := l.ReadFrames(nil, 0, 1<<30)
+	recs, err = l.ReadFrames(nil, 0, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +51,7 @@ func promotable(t *testing.T) (id string, next uint64, r, c string) {
 			t.Fatal(err)
 		}
 	}
-	return l.ID(), l.Next(), r, c
+	return l.ID(), l.Next(), r, c, recs
 }
 
 func TestAdoptContinuesTheLog(t *testing.T) {
@@ -242,4 +249,100 @@ func mustCopyDir(t *testing.T, from, to string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A promoted replica keeps the records it applied last (Adopt.Tail): a
+// replica behind the adoption point continues from the log, no
+// snapshot. A tail that does not end at Next is left out.
+func TestAdoptKeepsTheTail(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := openDB(t, filepath.Join(dir, "p.db"), false)
+	pl, err := framelog.Open(ctx, p, framelog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	testutil.Exec(t, p, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+	behind := pl.Next() // where the lagging replica stops
+	for i := range 20 {
+		testutil.Exec(t, p, "INSERT INTO t (b) VALUES (?)", i)
+	}
+	id, next := pl.ID(), pl.Next()
+	recs, err := pl.ReadFrames(nil, 0, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, c := filepath.Join(dir, "r.db"), filepath.Join(dir, "c.db")
+	for path, upTo := range map[string]uint64{r: next, c: behind} {
+		db, err := sqlite.Open(ctx, sqlite.Config{Path: path, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replay(t, db, recs[:upTo*framelog.FrameSize], 0)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb := openDB(t, r, false)
+	bad := append([]byte(nil), recs[behind*framelog.FrameSize:(next-1)*framelog.FrameSize]...) // ends a frame short
+	l, err := framelog.Open(ctx, rdb, framelog.Options{Adopt: &framelog.Adopt{ID: id, Next: next, Tail: bad}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Start() != next {
+		t.Fatalf("a tail that does not reach Next: the log starts at %d, want %d", l.Start(), next)
+	}
+	if err := rdb.WithWriter(ctx, func() error { l.Detach(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l, err = framelog.Open(ctx, rdb, framelog.Options{Adopt: &framelog.Adopt{ID: id, Next: next, Tail: recs[behind*framelog.FrameSize:]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Start() != behind || l.Next() != next {
+		t.Fatalf("adopted with its tail: start %d next %d, want %d, %d", l.Start(), l.Next(), behind, next)
+	}
+	snap, err := l.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.End() != next-1 {
+		t.Errorf("snapshot end %d, want %d (it stands for the state at the adoption)", snap.End(), next-1)
+	}
+	snap.Close()
+	testutil.Exec(t, rdb, "INSERT INTO t (b) VALUES ('after the move')")
+	// Opened again as it is (a restart): still valid, still from behind.
+	if err := rdb.WithWriter(ctx, func() error { l.Detach(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = framelog.Open(ctx, rdb, framelog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	testutil.Exec(t, rdb, "UPDATE t SET b = 'x' WHERE a < 5")
+	if l.Start() != behind {
+		t.Fatalf("reopened: start %d, want %d", l.Start(), behind)
+	}
+	more, err := l.ReadFrames(nil, behind, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdb := openDB(t, c, true)
+	if got := replay(t, cdb, more, behind); got != l.Next() {
+		t.Fatalf("replayed to %d, log at %d", got, l.Next())
+	}
+	if _, _, _, err := rdb.Checkpoint(ctx, "TRUNCATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := cdb.Checkpoint(ctx, "TRUNCATE"); err != nil {
+		t.Fatal(err)
+	}
+	sameDB(t, r, c)
 }

@@ -143,6 +143,13 @@ var ErrInterrupted = errors.New("framelog: an adoption of the log was interrupte
 type Adopt struct {
 	ID   string
 	Next uint64
+	// Tail, if set, is the followed log's records just before Next
+	// (FrameSize each, the log's layout): frames Next-len/FrameSize up to
+	// Next-1, whole transactions. The adopted log starts with them, so
+	// replicas a little behind Next continue from the log instead of the
+	// snapshot. Records that do not fit that are left out (a warning):
+	// the log then starts at Next.
+	Tail []byte
 }
 
 // Stats are counters for metrics.

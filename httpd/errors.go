@@ -14,6 +14,9 @@ type Error struct {
 	Status int
 	Msg    string // for the log; clients get the status text only
 	Err    error
+	// Public: the client gets Msg too (a message meant for it, that
+	// says nothing of the node's internals).
+	Public bool
 }
 
 func (e *Error) Error() string {
@@ -63,5 +66,10 @@ func (s *Server) fail(w *respWriter, r *http.Request, site string, err error) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
+	var he *Error
+	if errors.As(err, &he) && he.Public {
+		fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), he.Msg)
+		return
+	}
 	fmt.Fprintf(w, "%d %s\n", status, http.StatusText(status))
 }

@@ -65,7 +65,7 @@ func start(t *testing.T, tweak func(*httpd.Config)) *env {
 			Fallback: "/index.php?$query_string", CacheControl: "public, max-age=60", PHP: php,
 		}},
 		MaxBodySize: 64 << 20, MaxHeaderSize: 16 << 10, RequestTimeout: 10 * time.Second,
-		Compression: true, CompressMin: 1024, Ready: sup.Ready, TmpDir: runDir,
+		Compression: true, CompressMin: 1024, Ready: sup.ReadyErr, TmpDir: runDir,
 	}
 	if tweak != nil {
 		tweak(&cfg)

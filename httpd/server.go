@@ -46,7 +46,9 @@ type Config struct {
 	AccessLog      bool
 	MetricsPublic  bool        // else /metrics answers only a client on loopback or in MetricsAllow
 	MetricsAllow   []string    // IPs or CIDRs; the client trusted proxies name, never the proxy
-	Ready          func() bool // /_ephpm/ready; nil = always ready
+	// Ready answers /_ephpm/ready: nil, or why the node is not ready yet
+	// (shown to the caller: say nothing secret). nil Ready = always ready.
+	Ready func() error
 	Registry       *prometheus.Registry
 	Logger         *slog.Logger
 	TmpDir         string // request bodies larger than BodyBufferSize
@@ -77,7 +79,7 @@ type Server struct {
 	accessLog      bool
 	metricsPublic  bool
 	metricsNets    []*net.IPNet
-	ready          func() bool
+	ready          func() error
 	log            *slog.Logger
 	tmpDir         string
 	bodyBufSize    int
@@ -116,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.ready == nil {
-		s.ready = func() bool { return true }
+		s.ready = func() error { return nil }
 	}
 	if s.tmpDir == "" {
 		s.tmpDir = os.TempDir()
@@ -312,9 +314,9 @@ func (s *Server) internal(w *respWriter, r *http.Request, c ephpm.Client) bool {
 		_, _ = w.Write([]byte("ok\n"))
 	case "/_ephpm/ready":
 		w.Header().Set("Content-Type", "text/plain")
-		if !s.ready() {
+		if err := s.ready(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
 			return true
 		}
 		_, _ = w.Write([]byte("ready\n"))

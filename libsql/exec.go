@@ -95,6 +95,11 @@ type session struct {
 	// inTx mirrors SQLite's autocommit state for the statements we can see
 	// (BEGIN/COMMIT/ROLLBACK/SAVEPOINT); the writer is held while set.
 	inTx bool
+	// Since the request began (see movable): the writer was taken (so
+	// something may have been written here), or refused with
+	// ephpm.ErrNotPrimary (the site's primary moved away while it
+	// waited at the fence).
+	acquired, refused bool
 
 	timeout   time.Duration // each statement's (Config.StatementTimeout)
 	maxResult int           // bytes of one result (Config.MaxResultSize)
@@ -115,11 +120,27 @@ func (s *session) acquire(ctx context.Context, db *sqlite.DB) error {
 	}
 	w, err := db.AcquireWriter(ctx)
 	if err != nil {
+		if errors.Is(err, ephpm.ErrNotPrimary) {
+			s.refused = true
+		}
 		return err
 	}
-	s.w = w
+	s.w, s.acquired = w, true
 	return nil
 }
+
+// beginRequest starts what movable looks at; it reports whether the
+// session was outside a transaction.
+func (s *session) beginRequest() bool {
+	s.acquired, s.refused = false, false
+	return !s.inTx && s.w == nil
+}
+
+// movable reports whether a request that began outside a transaction
+// (beginRequest) may run again elsewhere: a write of it was refused
+// because this node is not the site's primary (any more), and it never
+// took the writer here, so it wrote nothing.
+func (s *session) movable() bool { return s.refused && !s.acquired }
 
 // releaseIdle gives the writer back when no transaction needs it.
 func (s *session) releaseIdle(ctx context.Context) {

@@ -147,6 +147,45 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) ([]byte
 	return body, true
 }
 
+// reforward passes a request on to the site's new primary when it may
+// run again there (session.movable: a write refused because the primary
+// moved, nothing written here) and the site says where (Site.Reforward).
+// This node's stream ends (it holds nothing: the request began outside a
+// transaction); what the request's reads answered here is dropped. It
+// reports whether it answered the request; if not, st is still the
+// caller's to finish.
+func (s *Server) reforward(ctx context.Context, st *stream, rs *reqSite, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	if !st.sess.movable() || rs.site.Reforward == nil {
+		return false
+	}
+	fwd := rs.site.Reforward()
+	if fwd == nil {
+		return false
+	}
+	st.closeLocked(context.WithoutCancel(ctx))
+	s.finishStream(context.WithoutCancel(ctx), st, rs)
+	fwd(w, r, withoutBaton(body))
+	return true
+}
+
+// withoutBaton is a request's body with its baton set to null (the
+// stream it named stays on this node), or as it is when it has none.
+func withoutBaton(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	if b, ok := m["baton"]; !ok || string(b) == "null" {
+		return body
+	}
+	m["baton"] = json.RawMessage("null")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return b
+}
+
 // handOver ends this node's stream when a request that continues it goes
 // to the primary (a client that read here and now writes), and takes the
 // baton out of the request: the primary opens a stream of its own, whose
@@ -247,12 +286,16 @@ func (s *Server) pipeline(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 		return
 	}
 	ctx := r.Context()
+	outside := st.sess.beginRequest()
 	out := []byte(`{"results":[`)
 	for i := range req.Requests {
 		if i > 0 {
 			out = append(out, ',')
 		}
 		out = s.streamRequest(ctx, out, st, rs, &req.Requests[i])
+	}
+	if outside && s.reforward(ctx, st, rs, w, r, body) {
+		return
 	}
 	baton := s.finishStream(context.WithoutCancel(ctx), st, rs)
 	out = append(out, `],"base_url":null,"baton":`...)
@@ -548,6 +591,7 @@ func (s *Server) cursor(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 		return
 	}
 	ctx := r.Context()
+	outside := st.sess.beginRequest()
 	// Results are gathered first: the baton line leads the body, and the
 	// stream must be finished (its next baton known) before writing it.
 	var buf []byte
@@ -586,6 +630,9 @@ func (s *Server) cursor(w http.ResponseWriter, r *http.Request, rs *reqSite) {
 		}
 		lines = append(lines, append(b, '}'))
 	})
+	if outside && s.reforward(ctx, st, rs, w, r, body) {
+		return
+	}
 	if ri := replIndex(rs.site); ri != nil {
 		lines = append(lines, []byte(`{"type":"replication_index","replication_index":"`+strconv.FormatUint(*ri, 10)+`"}`))
 	}

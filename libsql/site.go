@@ -65,6 +65,14 @@ type Site struct {
 	// is called on the request's goroutine and blocks for the whole
 	// proxied request.
 	Forward func(w http.ResponseWriter, r *http.Request, body []byte)
+	// Reforward, if set, is asked when a Hrana request that began
+	// outside a transaction had a write refused with ephpm.ErrNotPrimary
+	// before it wrote anything here (the site's primary moved: a writer
+	// waiting at the fence was woken by the demotion). It returns what
+	// passes the whole request (its body, with no baton: this node's
+	// stream is closed) on, as Forward does, or nil: the client then gets
+	// the error. It is called on the request's goroutine.
+	Reforward func() func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
 // Resolver authenticates a request and names its site. It returns an

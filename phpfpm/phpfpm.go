@@ -305,6 +305,17 @@ func (s *Supervisor) Pid() int {
 // backlog is full.
 func (s *Supervisor) Ready() bool { return s.ready.Load() }
 
+// ErrNotReady: php-fpm is starting or restarting.
+var ErrNotReady = errors.New("php-fpm is not running yet")
+
+// ReadyErr is Ready as an error (nil when ready), for health checks.
+func (s *Supervisor) ReadyErr() error {
+	if !s.Ready() {
+		return ErrNotReady
+	}
+	return nil
+}
+
 // Start writes the config, starts php-fpm and waits until its socket
 // accepts connections. ctx bounds only the start; php-fpm runs until Close.
 func (s *Supervisor) Start(ctx context.Context) error {

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bufio"
+	"errors"
 	"time"
 )
 
@@ -42,4 +43,24 @@ func OpenPos(dbPath string) (next uint64, err error) {
 		return 0, err
 	}
 	return pos.Next, pf.close()
+}
+
+// WriteTail, ReadTail and AddTail reach a replica's tail file.
+func WriteTail(dbPath, id string, start uint64, recs []byte, max int) error {
+	return writeTail(dbPath, id, start, recs, max)
+}
+
+func ReadTail(dbPath, id string, next uint64) ([]byte, error) { return readTail(dbPath, id, next) }
+
+// AddTail opens the tail as a replica at (id, next) does, adds recs
+// (frames from first) and closes it.
+func AddTail(dbPath, id string, next, first uint64, recs []byte, max int) error {
+	t, err := openTail(dbPath, position{LogID: id, Next: next}, max)
+	if err != nil {
+		return err
+	}
+	if err := t.add(id, first, [][]byte{recs}); err != nil {
+		return errors.Join(err, t.close())
+	}
+	return t.close()
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,5 +203,147 @@ func TestForwardedStatementsFollowTheMove(t *testing.T) {
 	defer newRuns.mu.Unlock()
 	if newRuns.runs != 1 {
 		t.Errorf("the new primary ran %d statements, want 1", newRuns.runs)
+	}
+}
+
+// A request proxied whole during a move that meets the new primary
+// before it was promoted (421) is sent again, body and all, until it is;
+// one whose body is too large to keep is not, and the client gets the
+// 421.
+func TestProxiedRequestFollowsTheMove(t *testing.T) {
+	p, r := startPair(t, time.Second)
+	q := startNode(t, t.TempDir(), 0)
+	cfg := func(n *node, role ephpm.Role, primary *node) []replication.SiteConfig {
+		c := replication.SiteConfig{Name: "s.com", DBPath: filepath.Join(n.dir, "s.com.db"), Role: role}
+		if primary != nil {
+			c.PrimaryURL = primary.url
+		}
+		return []replication.SiteConfig{c}
+	}
+	q.m.SetSites(cfg(q, ephpm.RoleReplica, p))
+	// r hears of the move before q does.
+	r.m.SetSites(cfg(r, ephpm.RoleReplica, q))
+	route := r.m.Route("s.com")
+
+	big := strings.Repeat("x", replication.DefaultRetryBody+1)
+	req := httptest.NewRequest("POST", "http://s.com/wp-admin/post.php", strings.NewReader(big))
+	rec := httptest.NewRecorder()
+	if !route(rec, req) || rec.Code != http.StatusMisdirectedRequest {
+		t.Fatalf("a body too large to send again: %d, want 421", rec.Code)
+	}
+
+	type answer struct {
+		code int
+		body string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req := httptest.NewRequest("POST", "http://s.com/wp-admin/post.php", strings.NewReader("title=hello"))
+		rec := httptest.NewRecorder()
+		route(rec, req)
+		done <- answer{rec.Code, rec.Body.String()}
+	}()
+	before := q.proxied.Load()
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if q.proxied.Load() < before+2 {
+			return errors.New("q was not asked twice yet")
+		}
+		return nil
+	})
+	q.m.SetSites(cfg(q, ephpm.RolePrimary, nil))
+	p.m.SetSites(cfg(p, ephpm.RoleReplica, q))
+	got := <-done
+	if got.code != http.StatusOK || !strings.HasPrefix(got.body, "served by "+filepath.Base(q.dir)) || !strings.HasSuffix(got.body, " body=title=hello") {
+		t.Fatalf("request during the move: %d %q", got.code, got.body)
+	}
+}
+
+// A request the old primary was running when it was demoted still gets
+// its log position stamped: frame numbers go on in the same log, so the
+// replica that passed it on sets the read-your-writes cookie.
+func TestRequestFinishingAfterDemotionIsStamped(t *testing.T) {
+	p, r := startPair(t, time.Second)
+	next := position(p.m, "s.com")
+	route := r.m.Route("s.com")
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		route(rec, httptest.NewRequest("POST", "http://s.com/hold", strings.NewReader("x=1")))
+		done <- rec
+	}()
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if p.proxied.Load() == 0 {
+			return errors.New("the request has not reached p yet")
+		}
+		return nil
+	})
+	cfg := func(n *node, role ephpm.Role, primary *node) []replication.SiteConfig {
+		c := replication.SiteConfig{Name: "s.com", DBPath: filepath.Join(n.dir, "s.com.db"), Role: role}
+		if primary != nil {
+			c.PrimaryURL = primary.url
+		}
+		return []replication.SiteConfig{c}
+	}
+	p.m.SetSites(cfg(p, ephpm.RoleReplica, r))
+	close(p.hold)
+	rec := <-done
+	if rec.Code != http.StatusOK {
+		t.Fatalf("request: %d %q", rec.Code, rec.Body.String())
+	}
+	var frame uint64
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == replication.CookieName {
+			frame, _ = replication.ParseFrameCookie(r.m, "s.com", c.Value, time.Now())
+		}
+	}
+	if frame < next {
+		t.Fatalf("cookie frame %d, want at least the demoted log's end %d", frame, next)
+	}
+}
+
+// A libSQL request passed on to a node that is not (yet) the primary
+// gets 421 there (LibsqlReforward) and is sent again, body and all, to
+// the primary of the moment.
+func TestLibsqlForwardRetriesA421(t *testing.T) {
+	var asked atomic.Int64
+	var body atomic.Value
+	primary := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v3/pipeline" {
+			http.Error(w, "not here", http.StatusServiceUnavailable) // the replica's stream
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		body.Store(string(b))
+		if asked.Add(1) < 3 {
+			http.Error(w, "this node is not the primary for s.com", http.StatusMisdirectedRequest)
+			return
+		}
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true) // as node-to-node clients speak
+	primary.Config.Protocols = &p
+	primary.Start()
+	defer primary.Close()
+	r := startNode(t, t.TempDir(), 0)
+	r.m.SetSites([]replication.SiteConfig{{Name: "s.com", DBPath: filepath.Join(r.dir, "s.com.db"), Role: ephpm.RoleReplica, PrimaryURL: primary.URL}})
+	req := httptest.NewRequest("POST", "http://s.com/v3/pipeline", nil)
+	fwd := r.m.LibsqlForward("s.com", req)
+	if fwd == nil {
+		t.Fatal("no forwarder on a replica")
+	}
+	rec := httptest.NewRecorder()
+	fwd(rec, req, []byte(`{"baton":null,"requests":[]}`))
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"ok":true}` || asked.Load() != 3 || body.Load() != `{"baton":null,"requests":[]}` {
+		t.Fatalf("%d %q after %d attempts (last body %v)", rec.Code, rec.Body.String(), asked.Load(), body.Load())
+	}
+	// The node asked: a request passed on to it that it cannot run gets
+	// 421, so that the sender tries again.
+	via := httptest.NewRequest("POST", "http://s.com/v3/pipeline", nil)
+	via.Header.Set("X-Ephpm-Libsql-Via", "tokyo")
+	rec = httptest.NewRecorder()
+	r.m.LibsqlReforward("s.com", via)(rec, via, nil)
+	if rec.Code != http.StatusMisdirectedRequest {
+		t.Fatalf("a passed-on request refused here: %d, want 421", rec.Code)
 	}
 }

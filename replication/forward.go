@@ -392,6 +392,8 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 	if resp.Frame > c.frame {
 		c.frame = resp.Frame
 	}
+	for f := s.fwdFrame.Load(); resp.Frame > f && !s.fwdFrame.CompareAndSwap(f, resp.Frame); f = s.fwdFrame.Load() {
+	}
 	if resp.Error != nil {
 		return nil, resp.Error
 	}

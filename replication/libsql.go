@@ -28,13 +28,36 @@ func (m *Manager) LibsqlForward(name string, r *http.Request) func(w http.Respon
 		return nil
 	}
 	return func(w http.ResponseWriter, r *http.Request, body []byte) {
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		// During a change of primary the node asked may not be the
+		// primary yet: its 421 (LibsqlReforward) ran nothing, so the
+		// request goes again, as a proxied HTTP request does.
 		r.ContentLength = int64(len(body))
-		m.viaPrimary(s, "libsql", w, r, func(target *url.URL) *httputil.ReverseProxy {
-			return &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.Out.Header.Set(hdrLibsqlVia, m.cfg.Node)
-			}}
-		})
+		m.retryMoving(s, w, r, func() io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }, true,
+			func(s *site, w http.ResponseWriter, r *http.Request) {
+				m.viaPrimary(s, "libsql", w, r, func(target *url.URL) *httputil.ReverseProxy {
+					return &httputil.ReverseProxy{
+						Rewrite: func(pr *httputil.ProxyRequest) {
+							pr.SetURL(target)
+							pr.Out.Header.Set(hdrLibsqlVia, m.cfg.Node)
+						},
+						ModifyResponse: retryable421,
+					}
+				})
+			})
 	}
+}
+
+// LibsqlReforward returns what libsql.Site.Reforward gives: on a node
+// that was the site's primary until a write of the request met the
+// demotion, what passes the request on to the new primary
+// (LibsqlForward); for a request another node passed on here (this node
+// not, or not yet, the primary), a 421, so that node sends it again to
+// the primary of the moment; nil when the site is primary here after all.
+func (m *Manager) LibsqlReforward(name string, r *http.Request) func(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get(hdrLibsqlVia) != "" {
+		return func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+			http.Error(w, "this node is not the primary for "+name, http.StatusMisdirectedRequest)
+		}
+	}
+	return m.LibsqlForward(name, r)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
+	"github.com/ephpm/ephpm/internal/defaults"
 	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/sqlite"
 )
@@ -40,6 +41,9 @@ const (
 	// DefaultPing is how often an idle stream says it is alive; a replica
 	// that hears nothing for 3 pings reconnects.
 	DefaultPing = 5 * time.Second
+	// DefaultMaxBootstraps is how many snapshots a replica node copies at
+	// once.
+	DefaultMaxBootstraps = 4
 	// DefaultSessionIdle ends a forwarded MySQL session (rolling back its
 	// transaction) after this long without a statement.
 	DefaultSessionIdle = 30 * time.Second
@@ -75,6 +79,13 @@ type Config struct {
 	// Client talks to primaries; nil means an h2c client.
 	Client        *http.Client
 	CompactFrames int
+	// TailFrames is how many applied frames a replica keeps to start its
+	// log with if promoted (DefaultTailFrames when 0).
+	TailFrames int
+	// MaxBootstraps bounds the snapshots a node copies at once
+	// (DefaultMaxBootstraps when 0): a node joining a cluster of many
+	// sites copies them a few at a time, not all at once.
+	MaxBootstraps int
 	// WritePaths always go to the primary, whatever the method: a path
 	// ending in "/" as a prefix, any other exactly ([replication]
 	// write_paths, whose default is config.DefaultWritePaths).
@@ -144,6 +155,7 @@ type Manager struct {
 	stopping bool
 
 	sessions *sessions
+	boots    chan struct{} // a slot per snapshot being copied (MaxBootstraps)
 	frameKey []byte // MACs the read-your-writes cookie
 
 	connMu sync.Mutex
@@ -198,6 +210,12 @@ type site struct {
 	txs      atomic.Uint64 // transactions applied
 	batches  atomic.Uint64
 
+	// fwdFrame (replica): the highest primary position a statement
+	// forwarded from here reached; a request that began on this node as
+	// primary and wrote through forwarding after its demotion is stamped
+	// with it (see logNext).
+	fwdFrame atomic.Uint64
+
 	fwdStatements atomic.Uint64
 	fwdRequests   atomic.Uint64
 	fwdNanos      atomic.Int64
@@ -231,6 +249,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.loops = task.NewGroup(context.Background())
 	m.sessions = newSessions(m)
+	m.boots = make(chan struct{}, defaults.Positive(cfg.MaxBootstraps, DefaultMaxBootstraps))
 	return m, nil
 }
 
@@ -330,6 +349,10 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		s.caughtUp.Store(time.Now().UnixNano())
 		s.setState(ReplicaStarting)
 		s.logID.Store("")
+		if old != nil && old.cfg.Role == ephpm.RolePrimary && c.Role == ephpm.RoleReplica {
+			// Demoted: the log ended there, and frame numbers go on.
+			s.known.Store(old.known.Load())
+		}
 		switch {
 		case c.Role == ephpm.RoleReplica:
 			// A database already open takes the new role at once.
@@ -373,6 +396,13 @@ func (m *Manager) SetSites(list []SiteConfig) {
 			m.log.Error("promoting the site: it takes no writes until its database opens", "site", s.cfg.Name, "err", err)
 		}
 	}
+}
+
+func (m *Manager) tailFrames() int {
+	if m.cfg.TailFrames > 0 {
+		return m.cfg.TailFrames
+	}
+	return DefaultTailFrames
 }
 
 // stopSite stops a replica's stream (without holding mu).
@@ -457,6 +487,14 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 	if wasReplica {
 		if pos.LogID != "" && pos.Intent == 0 {
 			opts.Adopt = &framelog.Adopt{ID: pos.LogID, Next: pos.Next}
+			// The frames applied last go into the log, so replicas that
+			// were a little behind continue without a snapshot. A tail
+			// that cannot be read only costs them that.
+			tail, err := readTail(s.cfg.DBPath, pos.LogID, pos.Next)
+			if err != nil {
+				s.m.log.Warn("promoted replica: its tail cannot be read; replicas behind its position will bootstrap", "site", s.cfg.Name, "err", err)
+			}
+			opts.Adopt.Tail = tail
 		} else {
 			// No position to continue from (or a batch half-way): a new
 			// log, never one this node kept from an earlier time.
@@ -479,6 +517,11 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 		if err := removePos(s.cfg.DBPath); err != nil {
 			return errors.Join(fmt.Errorf("replication: %s: %w", s.cfg.Name, err),
 				db.WithWriter(ctx, func() error { l.Detach(); return nil }), l.Close())
+		}
+		// The log holds the tail now. A leftover is harmless: a replica
+		// here later has no position of its log and starts it over.
+		if err := os.Remove(tailPath(s.cfg.DBPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.m.log.Warn("removing the promoted replica's tail", "site", s.cfg.Name, "err", err)
 		}
 	}
 	s.flog, s.flogDB, s.logClosed = l, db, make(chan struct{})

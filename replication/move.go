@@ -363,6 +363,20 @@ func (m *Manager) demote(s *site) (err error) {
 		if busy, _, _, err := db.CheckpointHeld(ctx, "TRUNCATE"); err != nil || busy != 0 {
 			return fmt.Errorf("demote: checkpoint: busy=%d: %v", busy, err)
 		}
+		// The log's last frames become the replica's tail (before its
+		// position: see tailFile). Without them only a move back costs
+		// replicas behind it a snapshot: a failure is logged.
+		start, recs, err := lastFrames(l, m.tailFrames())
+		if err == nil {
+			err = writeTail(s.cfg.DBPath, l.ID(), start, recs, m.tailFrames())
+		}
+		if err != nil {
+			m.log.Warn("demote: keeping the log's last frames", "site", s.cfg.Name, "err", err)
+			if rerr := os.Remove(tailPath(s.cfg.DBPath)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				// Even so it is checked before use (scanTail).
+				m.log.Warn("demote: removing the tail", "site", s.cfg.Name, "err", rerr)
+			}
+		}
 		return writePosDurable(s.cfg.DBPath, position{LogID: l.ID(), Next: l.Next()})
 	})
 	if err != nil {

@@ -319,3 +319,81 @@ func TestMoveWithIdleDatabases(t *testing.T) {
 		}
 	}
 }
+
+// A replica that is behind the fence when it is pointed at the new
+// primary continues from the new primary's log, which starts with the
+// frames the promoted replica applied last (its tail): no snapshot, and
+// every acknowledged row arrives. Then back, the same way: the demoted
+// primary kept its log's last frames as its tail.
+func TestMoveWithALaggingReplica(t *testing.T) {
+	a := startNode(t, t.TempDir(), 0)
+	b := startNode(t, t.TempDir(), 0)
+	c := startNode(t, t.TempDir(), 0)
+	a.m.SetSites([]replication.SiteConfig{siteCfg(a, ephpm.RolePrimary, nil, 1)})
+	b.m.SetSites([]replication.SiteConfig{siteCfg(b, ephpm.RoleReplica, a, 1)})
+	c.m.SetSites([]replication.SiteConfig{siteCfg(c, ephpm.RoleReplica, a, 1)})
+	testutil.Exec(t, a.db(t, moveSite), "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+	l := startLoad(a, b)
+	waitRows(t, l, 20)
+
+	lagMove := func(old, target *node, epoch uint64) {
+		t.Helper()
+		// c's stream stops (a slow link): it falls behind.
+		testutil.RetryUntil(t, 10*time.Second, func() error {
+			if c.m.Applied(moveSite) == 0 {
+				return errors.New("c has applied nothing yet")
+			}
+			return nil
+		})
+		c.m.SetSites(nil)
+		paused, err := replication.OpenPos(filepath.Join(c.dir, moveSite+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := l.n.Load()
+		waitRows(t, l, at+40)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		st, err := target.m.TakeOver(ctx, moveSite, func(context.Context) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if paused >= st.Fence.Next {
+			t.Fatalf("c at %d is not behind the fence at %d", paused, st.Fence.Next)
+		}
+		old.m.SetSites([]replication.SiteConfig{siteCfg(old, ephpm.RoleReplica, target, epoch)})
+		target.m.SetSites([]replication.SiteConfig{siteCfg(target, ephpm.RolePrimary, nil, epoch)})
+		c.m.SetSites([]replication.SiteConfig{siteCfg(c, ephpm.RoleReplica, target, epoch)})
+		t.Logf("move to %s: c at %d, fence at %d", filepath.Base(target.dir), paused, st.Fence.Next)
+		at = l.n.Load()
+		waitRows(t, l, at+30)
+		testutil.RetryUntil(t, 10*time.Second, func() error {
+			if got, want := c.m.Applied(moveSite), target.m.Status()[0].Position; got < want {
+				return fmt.Errorf("c at %d, primary at %d", got, want)
+			}
+			return nil
+		})
+	}
+	lagMove(a, b, 2)
+	lagMove(b, a, 3)
+	l.finish(t)
+
+	for _, n := range []*node{a, b, c} {
+		if got := n.snaps.Load(); got != 0 {
+			t.Errorf("%s served %d snapshots", n.dir, got)
+		}
+	}
+	adb, cdb := a.db(t, moveSite), c.db(t, moveSite)
+	if m := l.missing(adb); len(m) > 0 {
+		t.Fatalf("primary A lacks acknowledged ids %v", m)
+	}
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		if m := l.missing(cdb); len(m) > 0 {
+			return fmt.Errorf("c lacks %d acknowledged ids", len(m))
+		}
+		if count(adb, "t") != count(cdb, "t") {
+			return fmt.Errorf("rows: A %d, C %d", count(adb, "t"), count(cdb, "t"))
+		}
+		return nil
+	})
+}

@@ -25,7 +25,10 @@ type position struct {
 }
 
 // posFile is a replica's position, rewritten in place (one 64-byte write).
-type posFile struct{ f *os.File }
+type posFile struct {
+	f    *os.File
+	tail *tailFile // the stream's (run); nil elsewhere
+}
 
 func posPath(dbPath string) string { return dbPath + "-replica" }
 
@@ -41,7 +44,7 @@ func openPos(dbPath string) (*posFile, position, error) {
 		// the position of would be a guess.
 		return nil, position{}, errors.Join(fmt.Errorf("replica position: %w", err), f.Close())
 	}
-	return &posFile{f}, parsePos(b[:n]), nil
+	return &posFile{f: f}, parsePos(b[:n]), nil
 }
 
 // parsePos reads a position file's bytes; none yet (or torn) is the zero
@@ -127,4 +130,20 @@ func (p *posFile) write(pos position) error {
 	return nil
 }
 
-func (p *posFile) close() error { return p.f.Close() }
+func (p *posFile) close() error {
+	if p.tail != nil {
+		return errors.Join(p.tail.close(), p.f.Close())
+	}
+	return p.f.Close()
+}
+
+// restart records a new position with nothing applied from it yet (a
+// bootstrap's end, a log reset): the tail starts over there.
+func (p *posFile) restart(pos position) error {
+	if p.tail != nil {
+		if err := p.tail.reset(pos.LogID, pos.Next); err != nil {
+			return err
+		}
+	}
+	return p.write(pos)
+}

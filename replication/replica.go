@@ -48,6 +48,14 @@ func (m *Manager) startReplica(s *site) {
 
 // run streams until ctx ends, reconnecting with backoff.
 func (s *site) run(ctx context.Context) {
+	if s.cfg.PrimaryURL == "" {
+		// A replica whose primary is not known yet (a cluster node whose
+		// directory is not caught up): read-only, nothing to stream from
+		// until SetSites names the primary.
+		s.setFailed(ErrPrimaryUnknown)
+		<-ctx.Done()
+		return
+	}
 	log := s.m.log.With("site", s.cfg.Name, "primary", s.cfg.PrimaryURL)
 	var (
 		pf  *posFile
@@ -57,7 +65,10 @@ func (s *site) run(ctx context.Context) {
 	for {
 		if err = os.MkdirAll(filepath.Dir(s.cfg.DBPath), 0o700); err == nil {
 			if pf, pos, err = openPos(s.cfg.DBPath); err == nil {
-				break
+				if pf.tail, err = openTail(s.cfg.DBPath, pos, s.m.tailFrames()); err == nil {
+					break
+				}
+				err = errors.Join(err, pf.close())
 			}
 		}
 		log.Error("replica cannot start; retrying", "err", err)
@@ -281,6 +292,11 @@ func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch
 	if err := pf.write(position{LogID: pos.LogID, Next: pos.Next, Intent: max(next, pos.Intent)}); err != nil {
 		return err
 	}
+	// The tail gets the records before the position passes them (see
+	// tailFile: a tail that does not reach the position is not used).
+	if err := pf.tail.add(pos.LogID, b.first, b.recs); err != nil {
+		return err
+	}
 	db, release, err := s.m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
 	if err != nil {
 		return err
@@ -349,7 +365,7 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why erro
 		// frame (the whole database) or its snapshot.
 		log.Warn("primary's log is not the one this replica follows: re-bootstrapping", "why", refusalWord(why), "log_id", pos.LogID)
 		*pos = position{}
-		if err := pf.write(*pos); err != nil {
+		if err := pf.restart(*pos); err != nil {
 			return err
 		}
 		s.logID.Store("")
@@ -363,6 +379,12 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why erro
 // transaction (readers keep the old copy until it commits).
 func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error {
 	s.setState(ReplicaBootstrapping)
+	select {
+	case s.m.boots <- struct{}{}:
+		defer func() { <-s.m.boots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	resp, err := s.get(ctx, "/_ephpm/repl/v1/snapshot", url.Values{"site": {s.cfg.Name}})
 	if err != nil {
 		return err
@@ -404,7 +426,7 @@ func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error 
 		return fmt.Errorf("apply snapshot: %w", err)
 	}
 	*pos = position{LogID: logID, Next: end + 1}
-	if err := pf.write(*pos); err != nil {
+	if err := pf.restart(*pos); err != nil {
 		return err
 	}
 	s.logID.Store(logID)

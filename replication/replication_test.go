@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -34,7 +35,15 @@ type node struct {
 	srv   *http.Server
 	conns atomic.Int64 // TCP connections accepted
 	snaps atomic.Int64 // snapshot requests served
+	// snapDelay holds each snapshot request; snapNow/snapMax count them
+	// in flight.
+	snapDelay        time.Duration
+	snapNow, snapMax atomic.Int64
 	execs atomic.Int64 // forwarded statements received
+	// proxied: requests a replica passed on whole (answered or 421)
+	proxied atomic.Int64
+	// hold: requests for /hold wait until it is closed.
+	hold chan struct{}
 }
 
 func startNode(t testing.TB, dir string, compact int) *node {
@@ -49,7 +58,7 @@ func startNodeIdle(t testing.TB, dir string, compact int, idle time.Duration) *n
 // for <client>", so tests see where a request ran.
 func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*replication.Config)) *node {
 	t.Helper()
-	n := &node{dir: dir}
+	n := &node{dir: dir, hold: make(chan struct{})}
 	n.pool = sqlite.NewPool(sqlite.PoolConfig{
 		IdleClose: idle,
 		OnOpen:    func(ctx context.Context, db *sqlite.DB) error { return n.m.OnOpen(ctx, db) },
@@ -63,9 +72,15 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 	}
 	n.m = m
 	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-n.hold // a request still running on this node (see node.hold)
+		}
 		fmt.Fprintf(w, "served by %s for %s", filepath.Base(dir), r.RemoteAddr)
 		if c, ok := ephpm.ClientOf(r.Context()); ok {
 			fmt.Fprintf(w, " (https=%t server_port=%s via=%s)", c.HTTPS, c.ServerPort, c.Via)
+		}
+		if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+			fmt.Fprintf(w, " body=%s", b)
 		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,8 +95,16 @@ func startNodeWith(t testing.TB, dir string, idle time.Duration, conf func(*repl
 		switch r.URL.Path {
 		case "/_ephpm/repl/v1/snapshot":
 			n.snaps.Add(1)
+			now := n.snapNow.Add(1)
+			defer n.snapNow.Add(-1)
+			for m := n.snapMax.Load(); now > m && !n.snapMax.CompareAndSwap(m, now); m = n.snapMax.Load() {
+			}
+			time.Sleep(n.snapDelay)
 		case "/_ephpm/repl/v1/exec":
 			n.execs.Add(1)
+		}
+		if r.Header.Get("X-Ephpm-Auth") != "" {
+			n.proxied.Add(1)
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -425,5 +448,51 @@ func TestRouteWritesAndReadYourWrites(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < 300*time.Millisecond {
 		t.Fatalf("gave up after %s, before wait_applied", waited)
+	}
+}
+
+// A node that must copy many sites copies a few snapshots at a time
+// (MaxBootstraps), not all at once.
+func TestBootstrapsAreBounded(t *testing.T) {
+	root := t.TempDir()
+	pdir, rdir := filepath.Join(root, "frankfurt"), filepath.Join(root, "tokyo")
+	os.MkdirAll(pdir, 0o700)
+	os.MkdirAll(rdir, 0o700)
+	p := startNode(t, pdir, 20)
+	p.snapDelay = 150 * time.Millisecond
+	const sites = 6
+	var prim []replication.SiteConfig
+	for i := range sites {
+		name := fmt.Sprintf("s%d.com", i)
+		prim = append(prim, replication.SiteConfig{Name: name, DBPath: filepath.Join(pdir, name+".db"), Role: ephpm.RolePrimary})
+	}
+	p.m.SetSites(prim)
+	for i := range sites {
+		db := p.db(t, fmt.Sprintf("s%d.com", i))
+		testutil.Exec(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+		for range 60 { // past compaction: a new replica needs the snapshot
+			testutil.Exec(t, db, "INSERT INTO t (b) VALUES (?)", strings.Repeat("x", 3000))
+		}
+	}
+	r := startNodeWith(t, rdir, 0, func(c *replication.Config) { c.MaxBootstraps = 2 })
+	var repl []replication.SiteConfig
+	for i := range sites {
+		name := fmt.Sprintf("s%d.com", i)
+		repl = append(repl, replication.SiteConfig{Name: name, DBPath: filepath.Join(rdir, name+".db"), Role: ephpm.RoleReplica, PrimaryURL: p.url})
+	}
+	r.m.SetSites(repl)
+	eventually(t, "every site copied", func() bool {
+		for i := range sites {
+			if count(r.db(t, fmt.Sprintf("s%d.com", i)), "t") != 60 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := p.snaps.Load(); n < sites {
+		t.Fatalf("%d snapshots served, want %d (the test needs every replica to bootstrap)", n, sites)
+	}
+	if m := p.snapMax.Load(); m > 2 {
+		t.Errorf("%d snapshots copied at once, want at most MaxBootstraps = 2", m)
 	}
 }

@@ -1,6 +1,10 @@
 package replication
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -79,6 +83,10 @@ func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *htt
 		rp.Transport = m.client.Transport
 		rp.FlushInterval = -1 // PHP's flush(), libSQL's log stream
 		rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			if try, _ := r.Context().Value(proxyTryKey{}).(*proxyTry); try != nil && errors.Is(err, errMisdirected) {
+				try.misdirected = true // proxy tries again; nothing was written to w
+				return
+			}
 			if cur := m.site(name); cur != nil {
 				cur.fwdErrors.Add(1)
 			}
@@ -90,11 +98,118 @@ func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *htt
 	p.(*httputil.ReverseProxy).ServeHTTP(w, r)
 }
 
+// DefaultRetryBody is the largest request body proxy keeps in memory so
+// that it can send a request again after a 421 during a change of
+// primary; a larger body (an upload) streams once, and a 421 reaches the
+// client.
+const DefaultRetryBody = 1 << 20
+
+// proxyTry is one attempt of proxy, carried in the outgoing request's
+// context to the (shared) reverse proxy's hooks.
+type proxyTry struct {
+	retry       bool // a 421 may be retried: do not answer it
+	misdirected bool // the node asked was not the primary; nothing written
+}
+
+type proxyTryKey struct{}
+
+// retryable421 is a reverse proxy's ModifyResponse for retryMoving: a
+// 421 the attempt may retry goes to ErrorHandler, which leaves the
+// client's response alone.
+func retryable421(resp *http.Response) error {
+	if try, _ := resp.Request.Context().Value(proxyTryKey{}).(*proxyTry); try != nil &&
+		try.retry && resp.StatusCode == http.StatusMisdirectedRequest {
+		return errMisdirected
+	}
+	return nil
+}
+
+// rewindable reads r's body into memory if it is at most
+// DefaultRetryBody, so that each attempt can send it from the start; ok
+// is false when it cannot (r.Body then still yields the whole body,
+// once).
+func rewindable(r *http.Request) (body func() io.ReadCloser, ok bool) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return func() io.ReadCloser { return http.NoBody }, true
+	}
+	if r.GetBody != nil {
+		return func() io.ReadCloser {
+			b, err := r.GetBody()
+			if err != nil {
+				return io.NopCloser(errReader{err})
+			}
+			return b
+		}, true
+	}
+	if r.ContentLength > DefaultRetryBody {
+		return nil, false
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, DefaultRetryBody+1))
+	if err != nil || len(buf) > DefaultRetryBody {
+		// Hand on what was read and the rest (and the read's error):
+		// the request goes once, as it would have without the buffer.
+		rest := io.Reader(r.Body)
+		if err != nil {
+			rest = errReader{err}
+		}
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), rest), r.Body}
+		return nil, false
+	}
+	r.ContentLength = int64(len(buf))
+	return func() io.ReadCloser { return io.NopCloser(bytes.NewReader(buf)) }, true
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
 // proxy passes a client's request whole to the site's primary, with who
 // the client is (address and scheme as the HTTP front worked them out
 // behind trusted proxies), and turns the primary's log position after
-// it into the read-your-writes cookie.
+// it into the read-your-writes cookie. During a change of primary the
+// node asked may not be the primary (yet): its 421 ran nothing, so a
+// request whose body can be sent again goes again, to the site's
+// primary of the moment, for up to DefaultMoveRetry, as forwarded
+// statements do. (Should this node become the primary meanwhile, the
+// client gets the 421: the front's request no longer has its body.)
 func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
+	body, ok := rewindable(r)
+	m.retryMoving(s, w, r, body, ok, m.proxyOnce)
+}
+
+// retryMoving runs once (a reverse proxy to s's primary that leaves a
+// retryable 421 to it, see proxyTry) until it was not refused with a
+// 421, for up to DefaultMoveRetry, each time with the body from the
+// start and the site's primary of the moment. ok false: once only.
+func (m *Manager) retryMoving(s *site, w http.ResponseWriter, r *http.Request, body func() io.ReadCloser, ok bool, once func(s *site, w http.ResponseWriter, r *http.Request)) {
+	start := time.Now()
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		try := &proxyTry{retry: ok && time.Since(start) < DefaultMoveRetry}
+		rr := r.WithContext(context.WithValue(r.Context(), proxyTryKey{}, try))
+		if ok {
+			rr.Body = body()
+		}
+		once(s, w, rr)
+		if !try.misdirected {
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			http.Error(w, "the site's primary is moving", http.StatusMisdirectedRequest)
+			return
+		}
+		if cur := m.site(s.cfg.Name); cur != nil && cur.cfg.Role == ephpm.RoleReplica && cur.cfg.PrimaryURL != "" {
+			s = cur
+		}
+	}
+}
+
+// proxyOnce is one attempt of proxy.
+func (m *Manager) proxyOnce(s *site, w http.ResponseWriter, r *http.Request) {
 	name := s.cfg.Name
 	m.viaPrimary(s, "http", w, r, func(target *url.URL) *httputil.ReverseProxy {
 		return &httputil.ReverseProxy{
@@ -120,6 +235,9 @@ func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 				}
 			},
 			ModifyResponse: func(resp *http.Response) error {
+				if err := retryable421(resp); err != nil {
+					return err
+				}
 				f := resp.Header.Get(hdrFrame)
 				if f == "" {
 					return nil

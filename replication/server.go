@@ -329,9 +329,20 @@ func (m *Manager) siteName(host string) string {
 	return name
 }
 
-// logNext is the primary log position of the site serving host.
+// logNext is the primary log position of the site serving host. A
+// request forwarded here ran on this node as primary; if the site was
+// demoted while it ran (a change of primary), its later writes went to
+// the new primary statement by statement, and frame numbers go on in the
+// same log: the position is then the highest of the demoted log's end,
+// the new primary's as last heard and what forwarded statements reached
+// — never below the request's writes (a higher one only makes a read
+// wait a little longer).
 func (m *Manager) logNext(host string) (uint64, bool) {
 	s := m.site(m.siteName(host))
+	if s != nil && s.cfg.Role == ephpm.RoleReplica {
+		next := max(s.known.Load(), s.applied.Load(), s.fwdFrame.Load())
+		return next, next > 0
+	}
 	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		return 0, false
 	}

@@ -48,6 +48,11 @@ func (st replicaStatus) String() string {
 	return string(st.state)
 }
 
+// ErrPrimaryUnknown: a replica site was given no primary URL (its
+// cluster directory is not readable yet); writes on it fail, reads are
+// served from the local copy.
+var ErrPrimaryUnknown = errors.New("the site's primary is not known yet (waiting for the cluster directory)")
+
 // Why a primary refuses to stream from a position, as a sentinel on each
 // side and as a word on the wire (the body of a 409, the payload of an
 // msgError): the words are the protocol, the sentinels are what code

@@ -88,7 +88,8 @@ type txBatch struct {
 	size        uint32 // database size after the last transaction
 	pages       map[uint32][]byte
 	txs         int
-	pending     bool // the last transaction continues in the next message
+	pending     bool     // the last transaction continues in the next message
+	recs        [][]byte // the records as received (for the replica's tail)
 }
 
 var errBadFrames = errors.New("replication stream: bad frames")
@@ -125,6 +126,7 @@ func parseFrames(b *txBatch, recs []byte, want uint64) (uint64, error) {
 		}
 	}
 	b.pending = pending
+	b.recs = append(b.recs, recs)
 	return want, nil
 }
 

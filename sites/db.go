@@ -40,7 +40,9 @@ func (d *Directory) Lookup(_ context.Context, user string) (*mysqlwire.Account, 
 	// Every replicated site gets one, a primary's too: its role may
 	// change while the connection lives (a change of primary), and the
 	// MySQL front forwards only while the database is read-only.
-	if d.Forward != nil && s.Conf.Replication.Role != "" {
+	// On a cluster node the directory, not site.toml, makes a site
+	// replicated.
+	if d.Forward != nil && (s.Conf.Replication.Role != "" || d.R.cfg.Global.Cluster.Enabled) {
 		fwd = d.Forward(s.Name)
 	}
 	return &mysqlwire.Account{

@@ -104,6 +104,7 @@ type Replicated struct {
 	DBPath     string
 	Role       ephpm.Role // as in site.toml: primary or replica
 	PrimaryURL string     // a replica's primary_grpc_url
+	Primary    string     // the cluster form: the primary's node name
 }
 
 // Site is one site as the node knows it.
@@ -120,6 +121,7 @@ type Site struct {
 
 	checked  atomic.Int64 // unix nanos of the last disk check
 	used     atomic.Int64
+	noFiles  atomic.Bool // the directory holds only site.toml (ErrNoFiles)
 	tomlMod  time.Time
 	tomlSize int64
 }
@@ -155,6 +157,13 @@ func New(cfg Config) (*Registry, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, sites: map[string]*Site{}, aliases: map[string]string{}}
+	if cfg.DBDir != "" {
+		// Databases open by path from many parts (replication may open a
+		// site's before anything loaded it): the directory is there.
+		if err := os.MkdirAll(cfg.DBDir, 0o700); err != nil {
+			return nil, fmt.Errorf("sites: database dir: %w", err)
+		}
+	}
 	if d := cfg.Default; d != nil && d.PHP != nil {
 		// The fallback root is served by the same workers as the sites:
 		// it carries a complete set of settings too, or it would run with
@@ -212,12 +221,12 @@ func (r *Registry) reportReplicated() {
 	}
 	var out []Replicated
 	for _, s := range list {
-		if s.Err != nil || s.Conf == nil || s.Conf.Replication.Role == "" {
+		if s.Err != nil || s.Conf == nil || s.Conf.Replication.Role == "" && s.Conf.Replication.Primary == "" {
 			continue
 		}
 		out = append(out, Replicated{
 			Name: s.Name, DBPath: s.DBPath, Role: s.Conf.Replication.Role,
-			PrimaryURL: s.Conf.Replication.PrimaryGRPCURL,
+			PrimaryURL: s.Conf.Replication.PrimaryGRPCURL, Primary: s.Conf.Replication.Primary,
 		})
 	}
 	r.cfg.OnReplicated(out)
@@ -350,6 +359,10 @@ func (r *Registry) Site(req *http.Request) (*httpd.Site, error) {
 	if s.Err != nil {
 		return nil, &httpd.Error{Status: http.StatusServiceUnavailable, Msg: "site configuration is broken", Err: s.Err}
 	}
+	if s.noFiles.Load() {
+		// Never the fallback page nor another site's content.
+		return nil, &httpd.Error{Status: http.StatusServiceUnavailable, Msg: ErrNoFiles.Error(), Err: ErrNoFiles, Public: true}
+	}
 	return s.HTTP, nil
 }
 
@@ -426,6 +439,9 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 		tmod, tsize = tst.ModTime(), tst.Size()
 	}
 	if old != nil && old.tomlMod.Equal(tmod) && old.tomlSize == tsize {
+		if old.noFiles.Load() {
+			old.noFiles.Store(onlySiteFile(dir))
+		}
 		old.checked.Store(now.UnixNano())
 		old.used.Store(now.UnixNano())
 		return old, nil
@@ -433,6 +449,7 @@ func (r *Registry) load(name string, old *Site, now time.Time) (*Site, error) {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
 	s := &Site{Name: name, Dir: dir, tomlMod: tmod, tomlSize: tsize}
+	s.noFiles.Store(onlySiteFile(dir))
 	s.checked.Store(now.UnixNano())
 	s.used.Store(now.UnixNano())
 	conf, err := r.loadConf(name)
@@ -479,7 +496,9 @@ func (r *Registry) prepare(s *Site, conf *config.Site) error {
 	}
 	hs.PHP = php
 	hs.Params = r.params(s)
-	if r.cfg.Route != nil && conf.Replication.Role != "" {
+	// A cluster node's sites all get the hook: the directory, not
+	// site.toml, says which node is primary, and it changes.
+	if r.cfg.Route != nil && (conf.Replication.Role != "" || r.cfg.Global.Cluster.Enabled) {
 		hs.Route = r.cfg.Route(s.Name)
 	}
 	s.HTTP = hs

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"text/tabwriter"
 	"time"
@@ -21,21 +20,12 @@ func cmdDBStatus(args []string, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	rc := cfg.Replication
-	if !rc.Enabled() {
+	if !cfg.ReplicationEnabled() {
 		fmt.Fprintln(stderr, "ephpm: replication is not configured ([replication] listen / auth_token)")
 		return 1
 	}
-	host, port, _ := net.SplitHostPort(rc.Listen)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	scheme := "http"
-	if rc.TLSCert != "" {
-		scheme = "https"
-	}
-	req, _ := http.NewRequest("GET", scheme+"://"+net.JoinHostPort(host, port)+"/_ephpm/repl/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+rc.AuthToken)
+	req, _ := http.NewRequest("GET", localRepl(cfg)+"/_ephpm/repl/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+cfg.ReplicationToken())
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "ephpm: is the node running? %v\n", err)
@@ -78,7 +68,7 @@ func cmdDBToken(args []string, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	if !cfg.Replication.Enabled() {
+	if !cfg.ReplicationEnabled() {
 		fmt.Fprintln(stderr, "ephpm: [replication] auth_token is not set")
 		return 1
 	}
@@ -87,6 +77,6 @@ func cmdDBToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ephpm: --site: %v\n", err)
 		return 2
 	}
-	fmt.Fprintln(stdout, replication.SiteToken(cfg.Replication.AuthToken, name))
+	fmt.Fprintln(stdout, replication.SiteToken(cfg.ReplicationToken(), name))
 	return 0
 }

@@ -30,6 +30,17 @@ Usage:
                                  database, role, status)
   ephpm sites check [--config FILE]
                                  validate every site.toml
+  ephpm sites create NAME [--primary NODE] [--config FILE]
+                                 cluster: create a site on every node (its
+                                 primary: NODE, default this node)
+  ephpm sites remove NAME --yes [--config FILE]
+                                 cluster: take a site off every node
+  ephpm sites move NAME --to NODE [--config FILE]
+                                 cluster: move a site's primary while it
+                                 takes writes (no acknowledged write lost)
+  ephpm cluster status [--json] [--config FILE]
+                                 members, the raft directory, every site's
+                                 primary, epoch and each node's position
   ephpm db shell [--site NAME] [--config FILE]
                                  SQL prompt (mariadb client) on a site's
                                  database, through the running node
@@ -68,7 +79,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
 	case "sites":
+		if len(args) >= 2 {
+			switch args[1] {
+			case "create":
+				return cmdSitesCreate(args[2:], stdout, stderr)
+			case "remove":
+				return cmdSitesRemove(args[2:], stdout, stderr)
+			case "move":
+				return cmdSitesMove(args[2:], stdout, stderr)
+			}
+		}
 		return cmdSites(args[1:], stdout, stderr)
+	case "cluster":
+		if len(args) < 2 || args[1] != "status" {
+			fmt.Fprintf(stderr, "usage: ephpm cluster status [--json] [--config FILE]\n")
+			return 2
+		}
+		return cmdClusterStatus(args[2:], stdout, stderr)
 	case "db":
 		if len(args) >= 2 && args[1] == "status" {
 			return cmdDBStatus(args[2:], stdout, stderr)

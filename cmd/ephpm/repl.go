@@ -27,10 +27,7 @@ import (
 // over n.pool and makes it the pool's hooks.
 func (n *node) newReplication() error {
 	rc := n.cfg.Replication
-	name := rc.Node
-	if name == "" {
-		name, _ = os.Hostname()
-	}
+	name := n.cfg.NodeName()
 	var client *http.Client
 	if rc.TLSCA != "" {
 		pem, err := os.ReadFile(rc.TLSCA)
@@ -44,10 +41,11 @@ func (n *node) newReplication() error {
 		client = replication.NewClient(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}})
 	}
 	rcfg := replication.Config{
-		Node: name, Token: rc.AuthToken, Pool: n.pool, Client: client,
+		Node: name, Token: n.cfg.ReplicationToken(), Pool: n.pool, Client: client,
 		CompactFrames: rc.CompactFrames, WritePaths: rc.WritePaths, WaitApplied: rc.WaitApplied.D(),
 		OpenSession: n.openSession,
 		SiteOf:      n.siteOf,
+		Reconfirm:   n.reconfirm,
 		Logger:      n.log.WithGroup("replication"),
 	}
 	if n.cfg.KV.Enabled {
@@ -61,7 +59,10 @@ func (n *node) newReplication() error {
 	if err := n.pool.SetHooks(m); err != nil {
 		return err
 	}
-	n.repl = m
+	if client == nil {
+		client = replication.NewClient(nil)
+	}
+	n.repl, n.replClient = m, client
 	n.reg.MustRegister(replication.NewCollector(m))
 	return nil
 }
@@ -88,6 +89,15 @@ func (n *node) openSession(ctx context.Context, site string) (replication.Statem
 	return n.mysql.Detached(acct), nil
 }
 
+// reconfirm is replication's Reconfirm: on a cluster node, the
+// directory says whether this node is still a fenced site's primary.
+func (n *node) reconfirm(ctx context.Context, site string) (bool, error) {
+	if n.place == nil {
+		return false, errors.New("no cluster: a fence is released by hand")
+	}
+	return n.place.Reconfirm(ctx, site)
+}
+
 // flushKeyspace is replication's OnApply (with the KV store): a replica's
 // database changed under the site's cached objects.
 func (n *node) flushKeyspace(site string) { n.kvs.FlushKeyspace(site) }
@@ -102,7 +112,7 @@ func (n *node) serveReplication(front *httpd.Server) (serve func() error, stop f
 		return nil, nil, fmt.Errorf("replication listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           n.repl.Handler(front, n.libsqlHandler()),
+		Handler:           n.withCluster(n.repl.Handler(front, n.libsqlHandler())),
 		ReadHeaderTimeout: 10 * time.Second,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 10000},
 	}
@@ -141,8 +151,8 @@ var _ prometheus.Collector = (*replication.Collector)(nil)
 // the replication listener; a client names its site with its token
 // (`ephpm db token --site NAME`).
 func (n *node) libsqlHandler() http.Handler {
-	rc := n.cfg.Replication
-	key := hmac.New(sha256.New, []byte(rc.AuthToken))
+	token := n.cfg.ReplicationToken()
+	key := hmac.New(sha256.New, []byte(token))
 	key.Write([]byte("libsql batons"))
 	srv := libsql.NewServer(libsql.Config{
 		Key:              key.Sum(nil),
@@ -150,7 +160,7 @@ func (n *node) libsqlHandler() http.Handler {
 		StatementTimeout: n.cfg.DB.SQLite.StatementTimeout.D(),
 		MaxResultSize:    int(n.cfg.DB.SQLite.MaxResultSize),
 		Resolve: func(ctx context.Context, r *http.Request) (*libsql.Site, error) {
-			name, ok := replication.SiteOfBearer(rc.AuthToken, r.Header)
+			name, ok := replication.SiteOfBearer(token, r.Header)
 			if !ok {
 				return nil, libsql.ErrUnauthorized
 			}
@@ -162,7 +172,8 @@ func (n *node) libsqlHandler() http.Handler {
 			if err != nil {
 				return nil, err
 			}
-			site := &libsql.Site{Name: name, DB: db, Release: release, Forward: n.repl.LibsqlForward(name, r)}
+			site := &libsql.Site{Name: name, DB: db, Release: release, Forward: n.repl.LibsqlForward(name, r),
+				Reforward: func() func(http.ResponseWriter, *http.Request, []byte) { return n.repl.LibsqlReforward(name, r) }}
 			if n.repl.Role(name) == ephpm.RolePrimary {
 				l, lrelease, err := n.repl.PrimaryLog(ctx, name)
 				if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/cluster"
 	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/fastcgi"
 	"github.com/ephpm/ephpm/httpd"
@@ -26,6 +28,7 @@ import (
 	"github.com/ephpm/ephpm/kv"
 	"github.com/ephpm/ephpm/mysqlwire"
 	"github.com/ephpm/ephpm/phpfpm"
+	"github.com/ephpm/ephpm/placement"
 	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sites"
 	"github.com/ephpm/ephpm/sqlite"
@@ -75,11 +78,17 @@ type node struct {
 
 	// Sites mode (startSites), in the order they are built.
 	pool  *sqlite.Pool         // site databases (with MySQL or replication)
-	repl  *replication.Manager // with [replication]
+	repl  *replication.Manager // with [replication] or [cluster]
+	// replClient talks to other nodes' replication listeners.
+	replClient *http.Client
 	sites *sites.Registry
 	dir   *sites.Directory // MySQL accounts over pool (with pool)
 	mysql *mysqlwire.Server
 	kvs   *kv.Server
+	// With [cluster]: membership and directory, and what makes the
+	// node's sites follow it.
+	clu   *cluster.Cluster
+	place *placement.Placement
 }
 
 // unixUser is a uid and gid (zero: unset).
@@ -155,7 +164,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 		AccessLog:      cfg.Server.AccessLog,
 		MetricsPublic:  cfg.Server.Metrics.Public,
 		MetricsAllow:   cfg.Server.Metrics.Allow,
-		Ready:          n.sup.Ready,
+		Ready:          n.ready,
 		Registry:       n.reg,
 		Logger:         log.WithGroup("http"),
 		TmpDir:         n.runDir,

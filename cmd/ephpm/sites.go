@@ -45,12 +45,12 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 	if os.Geteuid() != 0 {
 		n.log.Warn("ephpm is not root: PHP runs as ephpm's own user, so sites are not isolated from each other's files or from site.toml; run as root to host tenants")
 	}
-	if cfg.DB.SQLite.Proxy.Enabled || cfg.Replication.Enabled() {
+	if cfg.DB.SQLite.Proxy.Enabled || cfg.ReplicationEnabled() {
 		n.pool = n.newDBPool(sqlite.PoolConfig{})
 		n.defer_(func() { n.pool.Close() })
 		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ephpm_db_open_databases", Help: "Site databases open now."},
 			func() float64 { return float64(n.pool.Len()) }))
-		if cfg.Replication.Enabled() {
+		if cfg.ReplicationEnabled() {
 			if err := n.newReplication(); err != nil {
 				return nil, err
 			}
@@ -87,8 +87,20 @@ func (n *node) startSites(ctx context.Context) (*sites.Registry, error) {
 		n.defer_(func() { kvs.Close() })
 		n.kvs, n.env.KV = kvs, &ep
 	}
+	if cfg.Cluster.Enabled {
+		if err := n.startCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.Start(ctx); err != nil {
 		return nil, err
+	}
+	if n.place != nil {
+		// Every cluster site has its role (read-only until the directory
+		// is caught up) before anything can open its database writable.
+		if err := n.place.Sync(ctx); err != nil {
+			return nil, err
+		}
 	}
 	n.defer_(func() { r.Close() })
 	return r, nil
@@ -174,6 +186,11 @@ func (n *node) newRegistryWith(php func(*sites.Site) (httpd.PHP, error)) (*sites
 	if m := n.repl; m != nil {
 		sc.Route = m.Route
 		sc.OnReplicated = func(list []sites.Replicated) { m.SetSites(replicationSites(list)) }
+		if cfg.Cluster.Enabled {
+			// Placement decides the roles from the directory; it starts
+			// before the registry reports (startCluster).
+			sc.OnReplicated = func(list []sites.Replicated) { n.place.SetLocal(list) }
+		}
 	}
 	return sites.New(sc)
 }
