@@ -1265,18 +1265,29 @@ func TestClusterFrozenNode(t *testing.T) {
 	c.createSite("saopaulo", site, "frankfurt")
 	c.waitSiteStreaming(clusterNames, site, "frankfurt", 90*time.Second)
 	c.pause("tokyo")
+	// The others see it suspect (for the suspicion timeout, seconds),
+	// then dead.
+	seen := map[string]bool{}
 	testutil.RetryUntil(t, 60*time.Second, func() error {
 		for _, name := range []string{"frankfurt", "saopaulo"} {
 			s, err := c.statusErr(name)
 			if err != nil {
 				return err
 			}
-			if m := s.member("tokyo"); m != nil && m.State == "alive" {
-				return fmt.Errorf("%s still sees the frozen tokyo alive", name)
+			m := s.member("tokyo")
+			if m == nil {
+				return fmt.Errorf("%s forgot tokyo", name)
+			}
+			seen[m.State] = true
+			if m.State != "dead" {
+				return fmt.Errorf("%s sees the frozen tokyo %s", name, m.State)
 			}
 		}
 		return nil
 	})
+	if !seen["suspect"] {
+		t.Errorf("the frozen tokyo went from alive to dead without ever being shown suspect (states seen: %v)", seen)
+	}
 	acked := map[int]string{}
 	resp, body := c.client("saopaulo", site).req("POST", "/w.php?n=5&v=while-frozen", nil, "", "")
 	ids := parseAcks(body)
