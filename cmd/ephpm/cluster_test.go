@@ -377,11 +377,11 @@ func (s *clusterStatus) site(name string) *siteStatus {
 }
 
 // directory is the sites part of a status, comparable between nodes:
-// "name primary epoch" lines, sorted.
+// "name primary epoch state" lines, sorted.
 func (s *clusterStatus) directory() string {
 	var lines []string
 	for _, site := range s.Sites {
-		lines = append(lines, fmt.Sprintf("%s %s %d", site.Name, site.Primary, site.Epoch))
+		lines = append(lines, fmt.Sprintf("%s %s %d %s", site.Name, site.Primary, site.Epoch, site.State))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
@@ -806,6 +806,25 @@ func testClusterConverge(t *testing.T, names []string) {
 			t.Fatalf("cluster status lacks %s: %d %s", name, code, out)
 		}
 	}
+	// Removal asks for --yes, then takes the site off every node.
+	if code, out := c.cli(names[1], "sites", "remove", "converge.test"); code == 0 {
+		t.Fatalf("sites remove without --yes: %d %s", code, out)
+	}
+	if code, out := c.cli(names[1], "sites", "remove", "converge.test", "--yes"); code != 0 {
+		t.Fatalf("sites remove: %d %s", code, out)
+	}
+	testutil.RetryUntil(t, 60*time.Second, func() error {
+		for _, name := range names {
+			s, err := c.statusErr(name)
+			if err != nil {
+				return err
+			}
+			if st := s.site("converge.test"); st != nil && st.State != "removed" {
+				return fmt.Errorf("%s: converge.test is %q", name, st.State)
+			}
+		}
+		return nil
+	})
 }
 
 // TestClusterReplicaFindsPrimaryWithoutURL: one site.toml naming the
@@ -973,7 +992,7 @@ func TestClusterMoveUnderLoad(t *testing.T) {
 		t.Errorf("only %d rows acknowledged after the move (of %d sent)", after, rows*(total-movedAfter))
 	}
 	dir := c.waitDirectory(clusterNames, "", 60*time.Second)
-	if want := fmt.Sprintf("%s tokyo %d", site, epoch+1); !strings.Contains(dir, want) {
+	if want := fmt.Sprintf("%s tokyo %d active", site, epoch+1); !strings.Contains(dir, want) {
 		t.Errorf("directory after the move:\n%s\nwant %s", dir, want)
 	}
 	c.waitSiteStreaming(clusterNames, site, "tokyo", 120*time.Second)
