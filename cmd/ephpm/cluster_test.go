@@ -354,6 +354,7 @@ type clusterStatus struct {
 	CommitIndex  uint64         `json:"commit_index"`
 	AppliedIndex uint64         `json:"applied_index"`
 	Ready        bool           `json:"ready"`
+	NotReady     string         `json:"not_ready"`
 	Members      []memberStatus `json:"members"`
 	Sites        []siteStatus   `json:"sites"`
 }
@@ -436,8 +437,8 @@ func (c *edgeCluster) waitMembers(names []string, timeout time.Duration) string 
 			if strings.Join(alive, ",") != strings.Join(want, ",") {
 				return fmt.Errorf("%s sees alive %v, want %v (members %+v)", name, alive, want, s.Members)
 			}
-			if s.Leader == "" {
-				return fmt.Errorf("%s knows no leader (raft %s)", name, s.RaftState)
+			if s.Leader == "" || !s.Ready {
+				return fmt.Errorf("%s: leader %q, ready %v %s (raft %s)", name, s.Leader, s.Ready, s.NotReady, s.RaftState)
 			}
 			if leader == "" {
 				leader = s.Leader
@@ -486,9 +487,19 @@ func (c *edgeCluster) cli(name string, args ...string) (int, string) {
 // createSite runs `ephpm sites create NAME --primary PRIMARY` on a node.
 func (c *edgeCluster) createSite(on, site, primary string) {
 	c.t.Helper()
-	if code, out := c.cli(on, "sites", "create", site, "--primary", primary); code != 0 {
-		c.t.Fatalf("sites create %s --primary %s on %s: %d %s", site, primary, on, code, out)
-	}
+	// A node registers itself in the directory's nodes table a moment
+	// after it sees the leader: until then it is an unknown primary.
+	testutil.RetryUntil(c.t, 30*time.Second, func() error {
+		code, out := c.cli(on, "sites", "create", site, "--primary", primary)
+		if code == 0 {
+			return nil
+		}
+		err := fmt.Errorf("sites create %s --primary %s on %s: %d %s", site, primary, on, code, out)
+		if !strings.Contains(out, "unknown node") {
+			c.t.Fatal(err)
+		}
+		return err
+	})
 }
 
 // move runs `ephpm sites move NAME --to NODE` on a node.

@@ -138,7 +138,7 @@ func newClusterDelay(t testing.TB, primaries map[string]string, delay time.Durat
 	}
 	base := testutil.WorldReadableDir(t)
 	for _, name := range clusterNames {
-		r := &region{name: name, base: filepath.Join(base, name), repl: freePort(t), mysql: freePort(t)}
+		r := &region{name: name, base: filepath.Join(base, name), repl: lowPort(t), mysql: lowPort(t)}
 		r.sitesDir = filepath.Join(r.base, "sites")
 		c.regions[name] = r
 	}
