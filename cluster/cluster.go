@@ -510,21 +510,12 @@ func (c *Cluster) Members() []Member {
 			roles[string(s.ID)] = roleOf(s.Suffrage)
 		}
 	}
-	states := map[string]MemberState{}
-	for _, n := range c.ml.Members() {
-		if n.State == memberlist.StateSuspect {
-			states[n.Name] = MemberSuspect
-		}
-	}
 	var out []Member
 	for name, r := range c.memberRecs() {
 		m := Member{NodeInfo: r.info, State: r.state, RaftRole: roles[name]}
 		if m.Name == "" {
 			m.Name = name
 			m.Gossip = r.addr()
-		}
-		if st, ok := states[name]; ok && m.State == MemberAlive {
-			m.State = st
 		}
 		out = append(out, m)
 	}

@@ -30,7 +30,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (k collector) Collect(ch chan<- prometheus.Metric) {
 	c := k.c
-	counts := map[MemberState]int{MemberAlive: 0, MemberSuspect: 0, MemberDead: 0, MemberLeft: 0}
+	counts := map[MemberState]int{MemberAlive: 0, MemberDead: 0, MemberLeft: 0}
 	for _, m := range c.Members() {
 		counts[m.State]++
 	}

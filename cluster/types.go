@@ -121,14 +121,16 @@ type SiteInfo struct {
 	Created time.Time `json:"created"`
 }
 
-// MemberState is a gossip member's state.
+// MemberState is a gossip member's state. memberlist v0.5.4 keeps its
+// suspicion to itself (the Node it hands out never carries its State),
+// so a member is alive until memberlist declares it dead, after the
+// suspicion timeout (DESIGN.md, Timings).
 type MemberState string
 
 const (
-	MemberAlive   MemberState = "alive"
-	MemberSuspect MemberState = "suspect"
-	MemberDead    MemberState = "dead"
-	MemberLeft    MemberState = "left"
+	MemberAlive MemberState = "alive"
+	MemberDead  MemberState = "dead"
+	MemberLeft  MemberState = "left"
 )
 
 // RaftRole values of Member.RaftRole ("" = not in the raft configuration).
