@@ -44,14 +44,14 @@ type Config struct {
 	Compression    bool
 	CompressMin    int64
 	AccessLog      bool
-	MetricsPublic  bool        // else /metrics answers only a client on loopback or in MetricsAllow
-	MetricsAllow   []string    // IPs or CIDRs; the client trusted proxies name, never the proxy
+	MetricsPublic  bool     // else /metrics answers only a client on loopback or in MetricsAllow
+	MetricsAllow   []string // IPs or CIDRs; the client trusted proxies name, never the proxy
 	// Ready answers /_ephpm/ready: nil, or why the node is not ready yet
 	// (shown to the caller: say nothing secret). nil Ready = always ready.
-	Ready func() error
-	Registry       *prometheus.Registry
-	Logger         *slog.Logger
-	TmpDir         string // request bodies larger than BodyBufferSize
+	Ready    func() error
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	TmpDir   string // request bodies larger than BodyBufferSize
 	// Request bodies are read whole before PHP runs (DESIGN.md, "Request
 	// bodies"): up to BodyBufferSize in memory, each read within
 	// BodyReadTimeout, and all of it by start + BodyRateGrace +

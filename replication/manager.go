@@ -156,7 +156,7 @@ type Manager struct {
 
 	sessions *sessions
 	boots    chan struct{} // a slot per snapshot being copied (MaxBootstraps)
-	frameKey []byte // MACs the read-your-writes cookie
+	frameKey []byte        // MACs the read-your-writes cookie
 
 	connMu sync.Mutex
 	conns  map[string]*primaryConn // by primary URL

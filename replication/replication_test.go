@@ -39,7 +39,7 @@ type node struct {
 	// in flight.
 	snapDelay        time.Duration
 	snapNow, snapMax atomic.Int64
-	execs atomic.Int64 // forwarded statements received
+	execs            atomic.Int64 // forwarded statements received
 	// proxied: requests a replica passed on whole (answered or 421)
 	proxied atomic.Int64
 	// hold: requests for /hold wait until it is closed.

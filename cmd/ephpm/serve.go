@@ -77,14 +77,14 @@ type node struct {
 	env phpenv.Services
 
 	// Sites mode (startSites), in the order they are built.
-	pool  *sqlite.Pool         // site databases (with MySQL or replication)
-	repl  *replication.Manager // with [replication] or [cluster]
+	pool *sqlite.Pool         // site databases (with MySQL or replication)
+	repl *replication.Manager // with [replication] or [cluster]
 	// replClient talks to other nodes' replication listeners.
 	replClient *http.Client
-	sites *sites.Registry
-	dir   *sites.Directory // MySQL accounts over pool (with pool)
-	mysql *mysqlwire.Server
-	kvs   *kv.Server
+	sites      *sites.Registry
+	dir        *sites.Directory // MySQL accounts over pool (with pool)
+	mysql      *mysqlwire.Server
+	kvs        *kv.Server
 	// With [cluster]: membership and directory, and what makes the
 	// node's sites follow it.
 	clu   *cluster.Cluster
