@@ -575,6 +575,11 @@ func (c *Cluster) Ready() error {
 		// restart may know the leader long before its log is caught up.
 		return fmt.Errorf("cluster: catching up with leader %s", id)
 	}
+	if n, ok := c.fsm.node(c.cfg.Node); !ok || n != c.LocalNode() {
+		// Sites cannot name this node as their primary before it is in
+		// the nodes table, nor can its peers find its addresses.
+		return fmt.Errorf("cluster: this node is not registered in the directory yet")
+	}
 	if commit, applied := c.raft.CommitIndex(), c.raft.AppliedIndex(); applied < commit {
 		return fmt.Errorf("cluster: applied index %d behind commit index %d", applied, commit)
 	}

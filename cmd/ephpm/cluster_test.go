@@ -1295,8 +1295,8 @@ func TestClusterFrozenNode(t *testing.T) {
 	c.createSite("saopaulo", site, "frankfurt")
 	c.waitSiteStreaming(clusterNames, site, "frankfurt", 90*time.Second)
 	c.pause("tokyo")
-	// The others see it suspect (for the suspicion timeout, seconds),
-	// then dead.
+	// The others see it dead after the suspicion timeout (memberlist
+	// keeps its suspicion to itself: alive, then dead).
 	seen := map[string]bool{}
 	testutil.RetryUntil(t, 60*time.Second, func() error {
 		for _, name := range []string{"frankfurt", "saopaulo"} {
@@ -1315,8 +1315,8 @@ func TestClusterFrozenNode(t *testing.T) {
 		}
 		return nil
 	})
-	if !seen["suspect"] {
-		t.Errorf("the frozen tokyo went from alive to dead without ever being shown suspect (states seen: %v)", seen)
+	if len(seen) > 2 || !seen["dead"] {
+		t.Errorf("states seen for the frozen tokyo: %v, want alive then dead", seen)
 	}
 	acked := map[int]string{}
 	resp, body := c.client("saopaulo", site).req("POST", "/w.php?n=5&v=while-frozen", nil, "", "")
