@@ -3,7 +3,7 @@
 # node behind delaying proxies (gossip UDP+TCP, raft, replication) so
 # every pair of nodes sees a round trip of twice the one-way delay:
 #   - failure detection at 125 ms one way: a node killed with SIGKILL,
-#     the time until both others mark it suspect, then dead (KILLS runs)
+#     the time until both others mark it dead (KILLS runs)
 #   - hand-over pause of `sites move` under ~100 writes/s through a
 #     third region, 125 ms one way: p50/p99 of the pause each move
 #     reports (MOVES moves, frankfurt <-> tokyo)
