@@ -21,7 +21,8 @@ import (
 type fakeForwarder struct {
 	mu      sync.Mutex
 	got     []string
-	changed int // Exec calls left that answer ErrPrimaryChanged
+	changed int  // Exec calls left that answer ErrPrimaryChanged
+	here    bool // answer ErrPrimaryHere: this node was promoted
 }
 
 func (f *fakeForwarder) Open() mysqlwire.ForwardSession { return &fakeFwdSession{f: f} }
@@ -31,6 +32,9 @@ type fakeFwdSession struct{ f *fakeForwarder }
 func (s *fakeFwdSession) Exec(_ context.Context, query string, _ []any) (*ephpm.Result, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
+	if s.f.here {
+		return nil, fmt.Errorf("promoted: %w", mysqlwire.ErrPrimaryHere)
+	}
 	if s.f.changed > 0 {
 		s.f.changed--
 		return nil, fmt.Errorf("moved: %w", mysqlwire.ErrPrimaryChanged)
@@ -134,4 +138,33 @@ func count(t *testing.T, db *sqlite.DB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A write that arrives while this node is being promoted (the directory
+// already names it, its copy is not writable yet) waits and runs here.
+func TestWriteDuringPromotionRunsHere(t *testing.T) {
+	fwd := &fakeForwarder{here: true}
+	db, c := startForwardingServer(t, fwd)
+	mustExec(t, c, "CREATE TABLE f (a INTEGER)")
+	db.SetReadOnly(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Exec("INSERT INTO f VALUES (3)")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the write did not wait for the promotion: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	db.SetReadOnly(false) // the promotion ends
+	if err := <-done; err != nil {
+		t.Fatalf("write during the promotion: %v", err)
+	}
+	if n := count(t, db); n != 1 {
+		t.Errorf("%d rows here, want the write run locally", n)
+	}
+	if got := fwd.statements(); len(got) != 0 {
+		t.Errorf("forwarded %q", got)
+	}
 }

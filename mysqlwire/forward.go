@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"vitess.io/vitess/go/mysql"
 	"vitess.io/vitess/go/sqltypes"
@@ -52,6 +53,16 @@ type ForwardSession interface {
 // transaction: the server opens a new session (replaying the session's
 // SET statements) and sends the statement again.
 var ErrPrimaryChanged = errors.New("the site's primary changed")
+
+// ErrPrimaryHere, returned (wrapped) by ForwardSession.Exec, says this
+// node has become the site's primary while its copy is still read-only
+// (the promotion is finishing): the statement runs here once the
+// database is writable.
+var ErrPrimaryHere = errors.New("this node is becoming the site's primary")
+
+// promotionWait bounds how long a statement waits for a promotion to
+// make the database writable.
+const promotionWait = 3 * time.Second
 
 // localPlan reports whether a statement may run on a replica's own copy:
 // reads, and session statements that change nothing in the database.
@@ -106,6 +117,12 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 			}
 		}
 		nres, err = s.fwd.Exec(ctx, query, args)
+		if errors.Is(err, ErrPrimaryHere) && !inTx {
+			if werr := s.waitWritable(ctx); werr != nil {
+				return nil, true, werr
+			}
+			return nil, false, nil // run here
+		}
 		if round == 0 && errors.Is(err, ErrPrimaryChanged) {
 			s.fwd.Close()
 			s.fwd = nil
@@ -129,6 +146,23 @@ func (s *session) forward(ctx context.Context, query string, plan *sqlxlate.Plan
 		s.setHistory = append(s.setHistory, query)
 	}
 	return res, true, nil
+}
+
+// waitWritable waits (bounded) until a promotion made the database
+// writable.
+func (s *session) waitWritable(ctx context.Context) error {
+	deadline := time.Now().Add(promotionWait)
+	for s.db.ReadOnly() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the site's copy here is still read-only %s after this node became its primary", promotionWait)
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Detached is a MySQL session without a client connection: the primary

@@ -346,6 +346,10 @@ func (c *fwdClient) Wait(ctx context.Context) bool {
 
 func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.Result, error) {
 	s := c.m.site(c.name)
+	if s != nil && s.cfg.Role == ephpm.RolePrimary {
+		// Promoted while the statement came in: it runs here.
+		return nil, fmt.Errorf("site %s: %w", c.name, mysqlwire.ErrPrimaryHere)
+	}
 	if s == nil || s.cfg.Role != ephpm.RoleReplica {
 		return nil, &ephpm.SQLError{Code: erOptionPreventsStatement, State: ssUnknown,
 			Message: fmt.Sprintf("site %s has no primary to forward to", c.name)}
