@@ -512,6 +512,9 @@ func (c *Cluster) Members() []Member {
 	}
 	var out []Member
 	for name, r := range c.memberRecs() {
+		if _, known := c.fsm.node(name); r.state != MemberAlive && !known && roles[name] == "" {
+			continue // removed (RemoveNode): gone for good
+		}
 		m := Member{NodeInfo: r.info, State: r.state, RaftRole: roles[name]}
 		if m.Name == "" {
 			m.Name = name
@@ -599,6 +602,22 @@ func (c *Cluster) RemoveSite(ctx context.Context, name string) error {
 	return err
 }
 
+// RemoveNode takes a node that is gone for good out of the directory:
+// out of raft's configuration (a voter no longer counts toward the
+// quorum) and out of the nodes table. It refuses (ErrNodeInUse) a node
+// gossip shows alive, the leader itself, or a node that is still some
+// site's primary.
+func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
+	_, err := c.write(ctx, command{Op: OpRemoveNode, Node: &NodeInfo{Name: name}})
+	if err == nil {
+		c.membersMu.Lock()
+		delete(c.members, name)
+		c.membersMu.Unlock()
+		c.notify()
+	}
+	return err
+}
+
 // SetPrimary makes to the site's primary if its epoch is still epoch
 // (compare-and-set), and increments the epoch. to may be the current
 // primary (re-confirmation: only the epoch moves). On ErrEpochChanged or
@@ -647,6 +666,27 @@ func (c *Cluster) applyLocal(ctx context.Context, cmd command) (applyResult, uin
 	}
 	if timeout <= 0 {
 		return applyResult{}, 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+	}
+	if cmd.Op == OpRemoveNode {
+		// The leader checks what only it can (gossip says the node is
+		// gone), takes it out of raft's configuration, then out of the
+		// nodes table.
+		name := cmd.Node.Name
+		if name == c.cfg.Node {
+			return applyResult{}, 0, fmt.Errorf("%w: %s leads the directory; remove it from another node once it is gone", ErrNodeInUse, name)
+		}
+		if r, ok := c.memberRecs()[name]; ok && r.state == MemberAlive {
+			return applyResult{}, 0, fmt.Errorf("%w: %s is alive (stop it first)", ErrNodeInUse, name)
+		}
+		if sites := c.fsm.primaryOf(name); len(sites) > 0 {
+			return applyResult{}, 0, fmt.Errorf("%w: %s is the primary of %s (move them first)", ErrNodeInUse, name, strings.Join(sites, ", "))
+		}
+		if err := c.raft.RemoveServer(raft.ServerID(name), 0, timeout).Error(); err != nil {
+			return applyResult{}, 0, fmt.Errorf("%w: remove %s from raft: %v", errNotLeader, name, err)
+		}
+		c.membersMu.Lock()
+		delete(c.members, name)
+		c.membersMu.Unlock()
 	}
 	if cmd.Op == OpReadIndex {
 		// Everything committed before the call has reached the FSM after

@@ -19,6 +19,9 @@ var (
 	ErrNoLeader = errors.New("cluster: no raft leader")
 	// ErrClosed: the Cluster has been closed.
 	ErrClosed = errors.New("cluster: closed")
+	// ErrNodeInUse: RemoveNode of a node that is alive or still the
+	// primary of sites.
+	ErrNodeInUse = errors.New("cluster: node in use")
 	// ErrInvalid: a malformed name or command (never retried).
 	ErrInvalid = errors.New("cluster: invalid request")
 
@@ -40,6 +43,7 @@ var errorCodes = []struct {
 	{"no_leader", ErrNoLeader},
 	{"closed", ErrClosed},
 	{"invalid", ErrInvalid},
+	{"node_in_use", ErrNodeInUse},
 	{"not_leader", errNotLeader},
 }
 

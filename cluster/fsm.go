@@ -23,6 +23,7 @@ const (
 	OpCreateSite   Op = "create_site.v1"
 	OpRemoveSite   Op = "remove_site.v1"
 	OpSetPrimary   Op = "set_primary.v1"
+	OpRemoveNode   Op = "remove_node.v1"
 	// OpReadIndex is not a log entry: a follower asks the leader how far
 	// the directory is (a barrier, then the leader's applied index) and
 	// is caught up once it has applied that far.
@@ -153,6 +154,20 @@ func (s *fsmState) apply(cmd command) applyResult {
 		si.State, si.Epoch = SiteRemoved, si.Epoch+1
 		s.Sites[cmd.Site] = si
 		return applyResult{Site: si.clone()}
+	case OpRemoveNode:
+		if cmd.Node == nil {
+			return applyResult{Err: fmt.Errorf("%w: remove_node without node", ErrInvalid)}
+		}
+		if _, ok := s.Nodes[cmd.Node.Name]; !ok {
+			return applyResult{Err: fmt.Errorf("%w: %q", ErrUnknownNode, cmd.Node.Name)}
+		}
+		// Checked again here, in log order: a site made primary there
+		// since the leader looked keeps its node.
+		if sites := s.primaryOf(cmd.Node.Name); len(sites) > 0 {
+			return applyResult{Err: fmt.Errorf("%w: %s is the primary of %s", ErrNodeInUse, cmd.Node.Name, strings.Join(sites, ", "))}
+		}
+		delete(s.Nodes, cmd.Node.Name)
+		return applyResult{}
 	case OpSetPrimary:
 		si, ok := s.Sites[cmd.Site]
 		if !ok || si.State == SiteRemoved {
@@ -171,6 +186,18 @@ func (s *fsmState) apply(cmd command) applyResult {
 	default:
 		return applyResult{Err: fmt.Errorf("%w: unknown op %q", ErrInvalid, cmd.Op)}
 	}
+}
+
+// primaryOf lists the active sites whose primary is node, sorted.
+func (s *fsmState) primaryOf(node string) []string {
+	var out []string
+	for name, si := range s.Sites {
+		if si.State == SiteActive && si.Primary == node {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Snapshot copies the state; Persist writes it as JSON.
@@ -259,6 +286,13 @@ func (f *fsm) node(name string) (NodeInfo, bool) {
 	defer f.mu.RUnlock()
 	n, ok := f.st.Nodes[name]
 	return n, ok
+}
+
+// primaryOf lists the active sites whose primary is node.
+func (f *fsm) primaryOf(node string) []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.primaryOf(node)
 }
 
 func (s SiteInfo) clone() SiteInfo {

@@ -72,6 +72,11 @@ func TestFSM(t *testing.T) {
 			func(r applyResult) bool {
 				return r.Site.Epoch == 3 && r.Site.State == SiteActive && r.Site.Primary == "n2"
 			}},
+		{"register n3", command{Op: OpRegisterNode, Node: &NodeInfo{Name: "n3"}}, nil, nil},
+		{"remove a primary's node", command{Op: OpRemoveNode, Node: &NodeInfo{Name: "n2"}}, ErrNodeInUse, nil},
+		{"remove an unknown node", command{Op: OpRemoveNode, Node: &NodeInfo{Name: "n9"}}, ErrUnknownNode, nil},
+		{"remove n3", command{Op: OpRemoveNode, Node: &NodeInfo{Name: "n3"}}, nil, nil},
+		{"n3 is gone", command{Op: OpSetPrimary, Site: "a.example", Primary: "n3", Epoch: 3}, ErrUnknownNode, nil},
 		{"unknown op", command{Op: "drop_everything.v1"}, ErrInvalid, nil},
 	}
 	for i, s := range steps {

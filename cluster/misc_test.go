@@ -94,3 +94,42 @@ func TestCommandConnectionKeptAlive(t *testing.T) {
 		t.Errorf("%d command connections dialled for 5 writes, want at most 1", n)
 	}
 }
+
+// A voter gone for good is removed by hand: it no longer counts toward
+// the quorum, and its name leaves the nodes table. An alive node, or one
+// that is still a site's primary, is refused.
+func TestRemoveNode(t *testing.T) {
+	nodes, _ := newTestCluster(t, 3)
+	leader := waitConverged(t, nodes...)
+	ctx := ctxT(t)
+	fs := followers(leader, nodes)
+	gone, other := fs[0], fs[1]
+	if _, err := other.CreateSite(ctx, "held.example", gone.cfg.Node, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "RemoveNode of an alive node", other.RemoveNode(ctx, gone.cfg.Node), ErrNodeInUse)
+	name := gone.cfg.Node
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "RemoveNode of a site's primary", other.RemoveNode(ctx, name), ErrNodeInUse)
+	if _, err := other.SetPrimary(ctx, "held.example", other.cfg.Node, 1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.RetryUntil(t, converge, func() error { return other.RemoveNode(ctx, name) })
+	if _, in := suffrage(leader, name); in {
+		t.Errorf("%s still in the raft configuration", name)
+	}
+	for _, c := range []*Cluster{leader, other} {
+		testutil.RetryUntil(t, converge, func() error {
+			if _, ok := c.Node(name); ok {
+				return fmt.Errorf("%s: %s still in the nodes table", c.cfg.Node, name)
+			}
+			return nil
+		})
+	}
+	// Two voters left, both needed: the directory still takes writes.
+	if _, err := leader.CreateSite(ctx, "after.example", other.cfg.Node, nil); err != nil {
+		t.Fatalf("write after removing a voter: %v", err)
+	}
+}

@@ -120,6 +120,11 @@ func (cmd command) validate() error {
 		return ValidSiteName(cmd.Site)
 	case OpReadIndex:
 		return nil
+	case OpRemoveNode:
+		if cmd.Node == nil {
+			return fmt.Errorf("%w: remove_node without node", ErrInvalid)
+		}
+		return ValidNodeName(cmd.Node.Name)
 	case OpSetPrimary:
 		if err := ValidSiteName(cmd.Site); err != nil {
 			return err

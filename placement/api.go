@@ -25,6 +25,7 @@ import (
 const (
 	PathStatus = "/_ephpm/cluster/v1/status"
 	PathSites  = "/_ephpm/cluster/v1/sites"
+	PathNodes  = "/_ephpm/cluster/v1/nodes"
 )
 
 // DefaultMoveTimeout bounds a whole move (fence, catch-up, directory).
@@ -79,6 +80,7 @@ func (p *Placement) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathSites, p.serveCreate)
 	mux.HandleFunc("DELETE "+PathSites+"/{name}", p.serveRemove)
 	mux.HandleFunc("POST "+PathSites+"/{name}/move", p.serveMove)
+	mux.HandleFunc("DELETE "+PathNodes+"/{name}", p.serveRemoveNode)
 	want := []byte("Bearer " + p.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
@@ -102,7 +104,7 @@ func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, cluster.ErrNoSite):
 		code = http.StatusNotFound
-	case errors.Is(err, cluster.ErrSiteExists), errors.Is(err, cluster.ErrEpochChanged):
+	case errors.Is(err, cluster.ErrSiteExists), errors.Is(err, cluster.ErrEpochChanged), errors.Is(err, cluster.ErrNodeInUse):
 		code = http.StatusConflict
 	case errors.Is(err, cluster.ErrUnknownNode), errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest
@@ -261,6 +263,17 @@ func (p *Placement) serveRemove(w http.ResponseWriter, r *http.Request) {
 	if err := p.sync(r.Context()); err != nil {
 		p.log.Warn("reconcile after remove", "site", name, "err", err)
 	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": name})
+}
+
+// serveRemoveNode takes a node that is gone for good out of the cluster.
+func (p *Placement) serveRemoveNode(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := p.cfg.Dir.RemoveNode(r.Context(), name); err != nil {
+		fail(w, err)
+		return
+	}
+	p.log.Info("node removed from the cluster", "node", name)
 	writeJSON(w, http.StatusOK, map[string]string{"removed": name})
 }
 

@@ -49,6 +49,7 @@ type Directory interface {
 	CreateSite(ctx context.Context, name, primary string, conf []byte) (cluster.SiteInfo, error)
 	RemoveSite(ctx context.Context, name string) error
 	SetPrimary(ctx context.Context, name, to string, epoch uint64) (cluster.SiteInfo, error)
+	RemoveNode(ctx context.Context, name string) error
 }
 
 // Local is this node's sites_dir (*sites.Registry).

@@ -85,6 +85,12 @@ func (d *fakeDir) RemoveSite(_ context.Context, name string) error {
 	d.sites[name] = s
 	return nil
 }
+func (d *fakeDir) RemoveNode(_ context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.nodes, name)
+	return nil
+}
 func (d *fakeDir) SetPrimary(_ context.Context, name, to string, epoch uint64) (cluster.SiteInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

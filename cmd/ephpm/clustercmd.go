@@ -235,3 +235,28 @@ func cmdSitesMove(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "site %s moved from %s to %s (epoch %d): writes paused %.0f ms, %.0f ms in all\n", name, res.From, res.To, res.Epoch, res.PauseMs, res.TotalMs)
 	return 0
 }
+
+// cmdClusterRemoveNode takes a node that is gone for good out of the
+// cluster (raft's voters, the nodes table), once confirmed.
+func cmdClusterRemoveNode(args []string, stdout, stderr io.Writer) int {
+	_, yes, args := takeFlag(args, "--yes", false)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: ephpm cluster remove-node NAME --yes [--config FILE]")
+		return 2
+	}
+	name := args[0]
+	cfg, code := clusterConfig("cluster remove-node", args[1:], stderr)
+	if code != 0 {
+		return code
+	}
+	if !yes {
+		fmt.Fprintf(stderr, "ephpm: this takes node %s out of the cluster for good (it must be stopped and the primary of no site); run again with --yes\n", name)
+		return 1
+	}
+	if err := callNode(cfg, "DELETE", placement.PathNodes+"/"+name, nil, nil, 30*time.Second); err != nil {
+		fmt.Fprintf(stderr, "ephpm: cluster remove-node %s: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "node %s removed from the cluster\n", name)
+	return 0
+}

@@ -41,6 +41,9 @@ Usage:
   ephpm cluster status [--json] [--config FILE]
                                  members, the raft directory, every site's
                                  primary, epoch and each node's position
+  ephpm cluster remove-node NAME --yes [--config FILE]
+                                 take a node gone for good out of the
+                                 cluster (its raft vote, its directory entry)
   ephpm db shell [--site NAME] [--config FILE]
                                  SQL prompt (mariadb client) on a site's
                                  database, through the running node
@@ -91,11 +94,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdSites(args[1:], stdout, stderr)
 	case "cluster":
-		if len(args) < 2 || args[1] != "status" {
-			fmt.Fprintf(stderr, "usage: ephpm cluster status [--json] [--config FILE]\n")
-			return 2
+		switch {
+		case len(args) >= 2 && args[1] == "status":
+			return cmdClusterStatus(args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "remove-node":
+			return cmdClusterRemoveNode(args[2:], stdout, stderr)
 		}
-		return cmdClusterStatus(args[2:], stdout, stderr)
+		fmt.Fprintf(stderr, "usage: ephpm cluster status [--json] | remove-node NAME --yes [--config FILE]\n")
+		return 2
 	case "db":
 		if len(args) >= 2 && args[1] == "status" {
 			return cmdDBStatus(args[2:], stdout, stderr)
