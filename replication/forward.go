@@ -236,6 +236,13 @@ func (m *Manager) serveExec(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	// A forwarder that knows a newer epoch: this node was replaced, and
+	// nothing runs here (nor while that fence stands).
+	if err := m.checkEpoch(r.Context(), s, parseEpoch(r.Header.Get(hdrEpoch))); err != nil {
+		m.refuseStale(w, s, err)
+		return
+	}
+	w.Header().Set(hdrEpoch, strconv.FormatUint(s.epoch.Load(), 10))
 	if fs == nil && req.Session != "" {
 		writeExpired(w, req.Session)
 		return
@@ -417,11 +424,19 @@ func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execR
 	req.Header.Set("Authorization", "Bearer "+c.m.cfg.Token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(hdrNode, c.m.cfg.Node)
+	sent := s.epoch.Load()
+	req.Header.Set(hdrEpoch, strconv.FormatUint(sent, 10))
 	resp, err := c.m.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if got := parseEpoch(resp.Header.Get(hdrEpoch)); resp.StatusCode == http.StatusOK && newerEpoch(sent, got) {
+		// A primary older than the epoch this request carried would have
+		// refused it before running it (checkEpoch): this one did not
+		// check. The statement may have run: it is not sent again.
+		return nil, fmt.Errorf("the primary answered at epoch %d, older than this node's %d; the statement may have run there: %w", got, sent, ErrStaleEpoch)
+	}
 	if resp.StatusCode == http.StatusNoContent {
 		return &execResponse{}, nil
 	}

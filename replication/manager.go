@@ -186,6 +186,13 @@ type site struct {
 	fenceMu   sync.Mutex
 	fenced    bool
 	fenceStop context.CancelFunc
+	// newer (primary, fenceMu): the highest epoch of the site a peer
+	// sent; above epoch, this node was replaced and its writes wait
+	// (fencing by epoch, epoch.go).
+	newer uint64
+	// gateMu serializes deciding and setting the database's gate when a
+	// fence is lifted against an epoch fence coming (regate).
+	gateMu sync.Mutex
 
 	// primary: the log of the open database
 	logMu     sync.Mutex
@@ -298,6 +305,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		old := m.sites[c.Name]
 		if old != nil && sameSite(old.cfg, c) {
 			old.epoch.Store(c.Epoch)
+			if c.Role == ephpm.RolePrimary {
+				old.liftEpochFence()
+			}
 			continue
 		}
 		changed = append(changed, c)
@@ -311,7 +321,11 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		}
 	}
 	m.mu.Unlock()
-	carryFence := map[string]bool{}
+	type fence struct {
+		fenced bool
+		newer  uint64
+	}
+	carryFence := map[string]fence{}
 	for _, s := range stop {
 		m.stopSite(s)
 		close(s.retired)
@@ -323,7 +337,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 					m.log.Error("demoting the site: its replica will bootstrap", "site", s.cfg.Name, "err", err)
 				}
 			case ephpm.RolePrimary:
-				carryFence[c.Name] = s.isFenced()
+				s.fenceMu.Lock()
+				carryFence[c.Name] = fence{s.fenced, s.newer}
+				s.fenceMu.Unlock()
 			}
 		}
 		if s.endFence() && !ok {
@@ -365,8 +381,11 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		case old == nil:
 			m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(false) })
 		}
-		if carryFence[c.Name] {
-			s.fenced = true
+		if f := carryFence[c.Name]; f.fenced || f.newer > c.Epoch {
+			s.fenced = f.fenced
+			if f.newer > c.Epoch {
+				s.newer = f.newer
+			}
 			s.watchFence()
 		}
 		if prev := m.byPath[c.DBPath]; prev != nil && c.Role == ephpm.RolePrimary {
@@ -599,9 +618,11 @@ type Status struct {
 	// (it keeps rising); otherwise the last batch's send → applied.
 	LagMillis float64 `json:"lag_ms"`
 	Epoch     uint64  `json:"epoch"`
-	Fenced    bool    `json:"fenced,omitempty"` // a primary's new writes wait (a move)
-	State     string  `json:"state"`            // a replica's ReplicaState ("error: <why>"); a primary's log: open, closed
-	Txs       uint64  `json:"transactions_applied,omitempty"`
+	Fenced    bool    `json:"fenced,omitempty"` // a primary's new writes wait (a move, or a newer epoch seen)
+	// State: a replica's ReplicaState ("error: <why>"); a primary's log:
+	// open, closed, or "fenced: newer epoch N seen" (replaced).
+	State string `json:"state"`
+	Txs   uint64 `json:"transactions_applied,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`
@@ -633,6 +654,9 @@ func (m *Manager) Status() []Status {
 				st.State = logOpen
 			}
 			s.logMu.Unlock()
+			if n := s.staleBy(); n != 0 {
+				st.State = fmt.Sprintf("fenced: newer epoch %d seen", n)
+			}
 		} else {
 			st.LogID, _ = s.logID.Load().(string)
 			st.Position, st.PrimaryNext = s.applied.Load(), s.known.Load()

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/framelog"
-	"github.com/ephpm/ephpm/sqlite"
 )
 
 // A planned change of primary (DESIGN.md, "Change of primary"): the
@@ -95,22 +94,39 @@ func (m *Manager) Unfence(name string) error {
 	if s == nil || s.cfg.Role != ephpm.RolePrimary {
 		return ephpm.ErrNotPrimary
 	}
-	if !s.endFence() {
+	s.fenceMu.Lock()
+	if n := s.staleByLocked(); n != 0 {
+		s.fenceMu.Unlock()
+		// Replaced: only a demotion or this node's own epoch reaching
+		// n lifts it.
+		return fmt.Errorf("unfence %s: epoch %d seen: %w", name, n, ErrStaleEpoch)
+	}
+	was := s.fenced
+	s.fenced = false
+	if s.fenceStop != nil {
+		s.fenceStop()
+		s.fenceStop = nil
+	}
+	s.fenceMu.Unlock()
+	if !was {
 		return nil
 	}
-	m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { db.SetFenced(false) })
+	s.regate()
 	m.log.Info("site unfenced", "site", name)
 	return nil
 }
 
+// isFenced: new writes wait, for a move (Fence) or because a newer
+// epoch was seen (checkEpoch).
 func (s *site) isFenced() bool {
 	s.fenceMu.Lock()
 	defer s.fenceMu.Unlock()
-	return s.fenced
+	return s.fenced || s.staleByLocked() != 0
 }
 
-// endFence ends the fence's state and its watch; it reports whether the
-// site was fenced. The database's gate is the caller's.
+// endFence ends the fence's state (a move's and an epoch's) and its
+// watch; it reports whether the site was fenced. The database's gate is
+// the caller's.
 func (s *site) endFence() bool {
 	s.fenceMu.Lock()
 	defer s.fenceMu.Unlock()
@@ -118,8 +134,8 @@ func (s *site) endFence() bool {
 		s.fenceStop()
 		s.fenceStop = nil
 	}
-	was := s.fenced
-	s.fenced = false
+	was := s.fenced || s.staleByLocked() != 0
+	s.fenced, s.newer = false, 0
 	return was
 }
 

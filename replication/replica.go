@@ -170,7 +170,8 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		cancel()
 		watchdog.Wait()
 	}()
-	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID}}
+	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID},
+		"epoch": {strconv.FormatUint(s.epoch.Load(), 10)}}
 	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
 	if err != nil {
 		s.disconnected()
@@ -208,6 +209,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 	var batch txBatch
 	want := pos.Next
 	var sent int64
+	var primaryEpoch uint64 // as the hello and pings said
 	for {
 		typ, msg, err := readMsg(r, buf)
 		buf = msg
@@ -227,6 +229,10 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 			if err := json.Unmarshal(msg, &h); err != nil {
 				return progressed, fmt.Errorf("hello: %w", err)
 			}
+			primaryEpoch = h.Epoch
+			if err := s.checkPrimaryEpoch(primaryEpoch); err != nil {
+				return progressed, err
+			}
 			if pos.LogID == "" {
 				pos.LogID = h.LogID
 				s.logID.Store(h.LogID)
@@ -243,11 +249,22 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 				}
 				s.markCaughtUp()
 			}
+			if len(msg) >= 24 {
+				primaryEpoch = binary.BigEndian.Uint64(msg[16:])
+			}
+			if err := s.checkPrimaryEpoch(primaryEpoch); err != nil {
+				return progressed, err
+			}
 		case msgError:
 			return progressed, s.recover(ctx, pf, pos, refusalErr(string(msg)))
 		case msgFrames:
 			if len(msg) < 8 {
 				return progressed, errBadFrames
+			}
+			// This replica's epoch may have risen since the hello: no
+			// frame from a primary older than it is applied.
+			if err := s.checkPrimaryEpoch(primaryEpoch); err != nil {
+				return progressed, err
 			}
 			sent = int64(binary.BigEndian.Uint64(msg))
 			// The message buffer is reused: the batch keeps copies.

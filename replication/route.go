@@ -223,6 +223,9 @@ func (m *Manager) proxyOnce(s *site, w http.ResponseWriter, r *http.Request) {
 				pr.Out.Host = pr.In.Host
 				pr.Out.Header.Set(hdrAuth, "Bearer "+m.cfg.Token)
 				pr.Out.Header.Set(hdrForwarded, m.cfg.Node)
+				if cur := m.site(name); cur != nil {
+					pr.Out.Header.Set(hdrEpoch, strconv.FormatUint(cur.epoch.Load(), 10))
+				}
 				c := clientOf(pr.In)
 				pr.Out.Header.Set(hdrClientAddr, net.JoinHostPort(c.IP, c.Port))
 				proto := "http"
@@ -237,6 +240,14 @@ func (m *Manager) proxyOnce(s *site, w http.ResponseWriter, r *http.Request) {
 			ModifyResponse: func(resp *http.Response) error {
 				if err := retryable421(resp); err != nil {
 					return err
+				}
+				got := parseEpoch(resp.Header.Get(hdrEpoch))
+				resp.Header.Del(hdrEpoch)
+				if sent := parseEpoch(resp.Request.Header.Get(hdrEpoch)); resp.StatusCode != http.StatusMisdirectedRequest && newerEpoch(sent, got) {
+					// Cannot happen with a primary that checks epochs (it
+					// refuses before running): the request may have run
+					// there, so it is answered as it is, and logged.
+					m.log.Error("a forwarded request was answered by a primary at an older epoch", "site", name, "sent", sent, "answered", got)
 				}
 				f := resp.Header.Get(hdrFrame)
 				if f == "" {

@@ -99,6 +99,11 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	id, start, next := l.ID(), l.Start(), l.Next()
 	release()
+	// A replica that knows a newer epoch: this node was replaced.
+	if err := m.checkEpoch(r.Context(), m.site(name), parseEpoch(q.Get("epoch"))); err != nil {
+		http.Error(w, refusalWord(err), http.StatusConflict)
+		return
+	}
 	switch want := q.Get("log_id"); {
 	case want != "" && want != id:
 		http.Error(w, refusalWord(errLogReset), http.StatusConflict)
@@ -118,7 +123,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ephpm-frames")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	hello, _ := json.Marshal(helloMsg{LogID: id, Start: start, Next: next})
+	hello, _ := json.Marshal(helloMsg{LogID: id, Start: start, Next: next, Epoch: s.epoch.Load()})
 	if writeMsg(w, msgHello, hello) != nil || rc.Flush() != nil {
 		return
 	}
@@ -137,9 +142,10 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 				t.Stop()
 				continue
 			case <-t.C:
-				var p [16]byte
+				var p [24]byte
 				binary.BigEndian.PutUint64(p[:], uint64(time.Now().UnixNano()))
 				binary.BigEndian.PutUint64(p[8:], s.known.Load())
+				binary.BigEndian.PutUint64(p[16:], s.epoch.Load())
 				if writeMsg(w, msgPing, p[:]) != nil || rc.Flush() != nil {
 					return
 				}
@@ -238,6 +244,7 @@ func (m *Manager) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 // the front gets them in the request's context and believes them.
 func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *http.Request) {
 	c := forwardedClient(r)
+	theirs := parseEpoch(r.Header.Get(hdrEpoch))
 	r.RemoteAddr = net.JoinHostPort(c.IP, c.Port)
 	if c.HTTPS && r.TLS == nil {
 		r.TLS = &tls.ConnectionState{}
@@ -253,6 +260,15 @@ func (m *Manager) serveForwarded(front http.Handler, w http.ResponseWriter, r *h
 	if m.siteRole(host) != ephpm.RolePrimary {
 		http.Error(w, "this node is not the primary for "+host, http.StatusMisdirectedRequest)
 		return
+	}
+	// A replica that knows a newer epoch: this node was replaced; the
+	// request does not run here (421: the replica sends it again to the
+	// primary of the moment).
+	if s := m.site(m.siteName(host)); s != nil {
+		if err := m.checkEpoch(r.Context(), s, theirs); err != nil {
+			m.refuseStale(w, s, err)
+			return
+		}
 	}
 	fw := &frameWriter{ResponseWriter: w, m: m, host: host}
 	front.ServeHTTP(fw, r.WithContext(ephpm.WithClient(r.Context(), c)))
@@ -298,6 +314,9 @@ func (f *frameWriter) stamp() {
 	f.wrote = true
 	if next, ok := f.m.logNext(f.host); ok {
 		f.Header().Set(hdrFrame, strconv.FormatUint(next, 10))
+	}
+	if s := f.m.site(f.m.siteName(f.host)); s != nil {
+		f.Header().Set(hdrEpoch, strconv.FormatUint(s.epoch.Load(), 10))
 	}
 }
 

@@ -64,6 +64,11 @@ var (
 	// errAhead: the replica is past the end of the primary's log (the
 	// primary lost frames); it starts over.
 	errAhead = errors.New("the replica is ahead of the primary's log")
+	// ErrStaleEpoch: the other side knows a newer epoch of the site's
+	// directory than this one (a primary that was replaced, or a stream
+	// from it). A primary that sees it fences its own writes (see
+	// epoch.go); a replica ends the stream and retries later.
+	ErrStaleEpoch = errors.New("a newer epoch of the site exists: this primary was replaced")
 )
 
 // refusals pairs each refusal's wire word with its sentinel.
@@ -76,6 +81,7 @@ var refusals = []struct {
 	{"need-snapshot", ephpm.ErrNeedSnapshot},
 	{"log-reset", errLogReset},
 	{"ahead", errAhead},
+	{"stale-epoch", ErrStaleEpoch},
 }
 
 // refusalWord is the wire word for a refusal sentinel (err wraps one);

@@ -18,7 +18,7 @@ import (
 const (
 	msgHello  = 'H' // JSON helloMsg
 	msgFrames = 'F' // u64 primary send time (unix ns), then whole transactions of framelog records
-	msgPing   = 'P' // u64 primary send time, u64 the primary's Next
+	msgPing   = 'P' // u64 primary send time, u64 the primary's Next, u64 its epoch (missing: 0)
 	msgError  = 'E' // text: why the stream ends (a word of refusals: "need-snapshot")
 
 	// maxMessage bounds a message a replica accepts (a batch of frames is
@@ -30,6 +30,8 @@ type helloMsg struct {
 	LogID string `json:"log_id"`
 	Start uint64 `json:"start"`
 	Next  uint64 `json:"next"`
+	// Epoch is the primary's epoch of the site (0, or missing: unknown).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 func writeMsg(w io.Writer, typ byte, payload ...[]byte) error {
