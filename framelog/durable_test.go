@@ -120,3 +120,81 @@ func TestDirSyncFailureAfterCompactionFailsCommits(t *testing.T) {
 	bootstrap(t, l, fresh)
 	sameDB(t, db.Path(), fresh.Path())
 }
+
+// failingSyncOf makes the log's syncs of directory dir fail while fail
+// is set; other directories sync.
+func failingSyncOf(t *testing.T, dir string) *atomic.Bool {
+	var fail atomic.Bool
+	var real func(string) error
+	real, restore := framelog.SetSyncDir(func(d string) error {
+		if fail.Load() && filepath.Clean(d) == filepath.Clean(dir) {
+			return errInjected
+		}
+		return real(d)
+	})
+	t.Cleanup(restore)
+	return &fail
+}
+
+// execErr runs q on the writer and returns its error.
+func execErr(db *sqlite.DB, q string) error {
+	ctx := context.Background()
+	w, err := db.AcquireWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Release(ctx)
+	_, err = w.ExecContext(ctx, q)
+	return err
+}
+
+// The log's directory is created by Open: its entry in the parent must
+// be durable too before a commit is acknowledged (a power cut could
+// otherwise take the log away, with the commits the WAL had not synced).
+// A failed sync of the parent fails Open; a log found by a later Open
+// whose names may still not be durable fails commits until they are.
+func TestParentDirSyncFailureFailsOpenAndCommits(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fail := failingSyncOf(t, dir)
+	db := openDB(t, filepath.Join(dir, "p.db"), false)
+	fail.Store(true)
+	if l, err := framelog.Open(ctx, db, framelog.Options{}); !errors.Is(err, errInjected) {
+		if l != nil {
+			l.Close()
+		}
+		t.Fatalf("Open with a failing sync of the parent: %v, want %v", err, errInjected)
+	}
+	// The log file is there now (renamed before the sync failed): this
+	// Open finds it, and acknowledges nothing until its names are synced.
+	l, err := framelog.Open(ctx, db, framelog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	next := l.Next()
+	// SQLite commits the table (the hook runs after), so the second
+	// commit has a row to insert.
+	for i, q := range []string{
+		"CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)",
+		"INSERT INTO t (b) VALUES ('x')",
+	} {
+		err := execErr(db, q)
+		if !errors.Is(err, errInjected) || !errors.Is(err, sqlite.ErrHook) {
+			t.Fatalf("commit %d while the log's directory is not synced in its parent: %v, want %v", i, err, errInjected)
+		}
+		if l.Next() != next {
+			t.Fatalf("log moved while its name may not be durable: %d → %d", next, l.Next())
+		}
+	}
+	fail.Store(false)
+	if err := insert(db, 0); err != nil {
+		t.Fatalf("commit once the parent syncs: %v", err)
+	}
+	if l.Next() <= next {
+		t.Fatalf("log did not move: %d → %d", next, l.Next())
+	}
+	fresh := openDB(t, filepath.Join(dir, "f.db"), true)
+	bootstrap(t, l, fresh)
+	sameDB(t, db.Path(), fresh.Path())
+}

@@ -122,8 +122,10 @@ type Log struct {
 	sum  uint64 // checksum of the last record
 	wal  *os.File
 	wake chan struct{} // closed and replaced on every append
-	// dirPending: a rename in dir (compaction's new log) is not known to
-	// be durable; commit syncs dir before it may acknowledge anything.
+	// dirPending: a rename in dir (compaction's new log) or the log's
+	// own name (a log found by Open) is not known to be durable; commit
+	// syncs dir and its parent (syncNames) before it may acknowledge
+	// anything.
 	dirPending bool
 
 	stats Stats
@@ -298,7 +300,7 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB, id string) error {
 		if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
 			return fmt.Errorf("framelog: %w", err)
 		}
-		if err := syncDir(l.dir); err != nil {
+		if err := l.syncNames(); err != nil {
 			return fmt.Errorf("framelog: new log: %w", err)
 		}
 		l.log.Info("replication log created from a snapshot", "id", id, "pages", st.Size()/PageSize)
@@ -328,7 +330,7 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB, id string) error {
 	if err := os.Rename(tmp, filepath.Join(l.dir, "log")); err != nil {
 		return fmt.Errorf("framelog: %w", err)
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := l.syncNames(); err != nil {
 		return fmt.Errorf("framelog: new log: %w", err)
 	}
 	l.log.Info("replication log created", "id", id, "frames", len(pages))
@@ -363,6 +365,9 @@ func (l *Log) recover() error {
 	if err := l.checkSnapshot(); err != nil {
 		return err
 	}
+	// An Open that failed, or a crash, may have left the log's name (or
+	// its directory's) not yet durable: the first commit syncs them.
+	l.dirPending = true
 	l.sum = l.hdr.StartSum
 	if l.hdr.Count > 0 {
 		rec := make([]byte, 24)
@@ -391,8 +396,8 @@ func appendRecord(dst []byte, no, sum uint64, pgno, sizeAfter uint32, page []byt
 func (l *Log) commit(recs []byte, salt, walSum [2]uint32, walOff int64, sum uint64) error {
 	if l.dirPending {
 		// The log file itself may not be durable under its name yet.
-		if err := syncDir(l.dir); err != nil {
-			return fmt.Errorf("framelog: sync the log's directory: %w", err)
+		if err := l.syncNames(); err != nil {
+			return fmt.Errorf("framelog: %w", err)
 		}
 		l.dirPending = false
 	}
@@ -537,6 +542,22 @@ func newUUID() (string, error) {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+// syncNames makes the log durable under its names: the entries in its
+// directory (the log, the snapshot) and the directory's own entry in its
+// parent, which MkdirAll created without syncing. Until both are synced
+// a power cut could take the log away, and with it commits the WAL had
+// not synced yet.
+func (l *Log) syncNames() error {
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("sync the log's directory %s: %w", l.dir, err)
+	}
+	parent := filepath.Dir(l.dir)
+	if err := syncDir(parent); err != nil {
+		return fmt.Errorf("sync the log directory's parent %s: %w", parent, err)
+	}
+	return nil
 }
 
 // syncDir makes the renames in dir durable. A variable so that tests can
