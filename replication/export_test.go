@@ -64,3 +64,25 @@ func AddTail(dbPath, id string, next, first uint64, recs []byte, max int) error 
 	}
 	return t.close()
 }
+
+// SetSyncDir replaces how position files sync their directory (a test
+// makes it fail); it returns the real one and what restores it.
+func SetSyncDir(f func(dir string) error) (real func(string) error, restore func()) {
+	old := syncDir
+	syncDir = f
+	return old, func() { syncDir = old }
+}
+
+// WritePosDurable records (id, next) as a demoted primary does.
+func WritePosDurable(dbPath, id string, next uint64) error {
+	return writePosDurable(dbPath, position{LogID: id, Next: next})
+}
+
+// RemovePos removes the position file as a promoted replica does.
+func RemovePos(dbPath string) error { return removePos(dbPath) }
+
+// ReadPos reads the position file without creating it.
+func ReadPos(dbPath string) (id string, next uint64, exists bool, err error) {
+	pos, exists, err := readPos(dbPath)
+	return pos.LogID, pos.Next, exists, err
+}

@@ -89,7 +89,10 @@ func writePosDurable(dbPath string, pos position) error {
 	if err := pf.close(); err != nil {
 		return fmt.Errorf("replica position: %w", err)
 	}
-	return syncDir(filepath.Dir(dbPath))
+	if err := syncDir(filepath.Dir(dbPath)); err != nil {
+		return fmt.Errorf("replica position: %w", err)
+	}
+	return nil
 }
 
 // removePos removes the position file for good (a promoted replica's
@@ -98,11 +101,19 @@ func removePos(dbPath string) error {
 	if err := os.Remove(posPath(dbPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("replica position: %w", err)
 	}
-	return syncDir(filepath.Dir(dbPath))
+	if err := syncDir(filepath.Dir(dbPath)); err != nil {
+		// Removed but perhaps not for good. The retry finds no file to
+		// remove; the new log's first commit syncs this same directory
+		// (framelog syncs the log directory's parent), so no write is
+		// acknowledged before the removal is durable.
+		return fmt.Errorf("replica position: remove: %w", err)
+	}
+	return nil
 }
 
-// syncDir makes a creation or removal in dir durable.
-func syncDir(dir string) error {
+// syncDir makes a creation or removal in dir durable. A variable so
+// that tests can make it fail.
+var syncDir = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
@@ -111,7 +122,10 @@ func syncDir(dir string) error {
 		d.Close() // the sync's error is the one to report
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
-	return d.Close()
+	if err := d.Close(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 func (p *posFile) write(pos position) error {
