@@ -73,7 +73,18 @@ func TestDirSyncFailureFailsOpen(t *testing.T) {
 func TestDirSyncFailureAfterCompactionFailsCommits(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	fail := failingDirSync(t)
+	// The compaction syncs the directory after renaming the snapshot,
+	// then after renaming the log: only the second fails.
+	var fail atomic.Bool
+	var calls atomic.Int64
+	var real func(string) error
+	real, restore := framelog.SetSyncDir(func(d string) error {
+		if fail.Load() && calls.Add(1) > 1 {
+			return errInjected
+		}
+		return real(d)
+	})
+	t.Cleanup(restore)
 	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "p.db"), CheckpointPages: 20})
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +204,49 @@ func TestParentDirSyncFailureFailsOpenAndCommits(t *testing.T) {
 	}
 	if l.Next() <= next {
 		t.Fatalf("log did not move: %d → %d", next, l.Next())
+	}
+	fresh := openDB(t, filepath.Join(dir, "f.db"), true)
+	bootstrap(t, l, fresh)
+	sameDB(t, db.Path(), fresh.Path())
+}
+
+// A compaction syncs the new snapshot's name before it renames the new
+// log (which starts after it) into place: when that sync fails the
+// compaction fails before the swap, the old log stays, and commits go on.
+func TestSnapshotDirSyncFailureFailsCompaction(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fail := failingDirSync(t)
+	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "p.db"), CheckpointPages: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := framelog.Open(ctx, db, framelog.Options{CompactFrames: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	testutil.Exec(t, db, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+
+	fail.Store(true)
+	start := l.Start()
+	for n := range 300 {
+		if err := insert(db, n); err != nil {
+			t.Fatalf("insert %d: %v", n, err)
+		}
+	}
+	if c := l.Stats().Compactions; c != 0 || l.Start() != start {
+		t.Fatalf("compacted %d times (log from %d, was %d) while the snapshot could not be synced", c, l.Start(), start)
+	}
+	fail.Store(false)
+	for n := 300; l.Stats().Compactions == 0; n++ {
+		if n == 1300 {
+			t.Fatal("no compaction once the directory syncs")
+		}
+		if err := insert(db, n); err != nil {
+			t.Fatalf("insert %d: %v", n, err)
+		}
 	}
 	fresh := openDB(t, filepath.Join(dir, "f.db"), true)
 	bootstrap(t, l, fresh)

@@ -199,10 +199,14 @@ func (l *Log) writeSnapshot(dir string, end uint64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	// The caller syncs the directory after renaming the log, which
-	// makes this rename durable too.
 	if err := os.Rename(tmp, filepath.Join(dir, "snapshot")); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
+	}
+	// Durable before the caller renames a log that starts after it into
+	// place: were the log's rename to reach the disk and not this one, the
+	// log would start after the snapshot it has, and Open refuses it.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("snapshot: sync %s: %w", dir, err)
 	}
 	return nil
 }
