@@ -225,6 +225,17 @@ func TestReconcileFollowsDirectory(t *testing.T) {
 	if err := p.Ready(); err != nil {
 		t.Errorf("Ready = %v", err)
 	}
+	// Its primary unreachable: the replica still serves reads, so the
+	// node stays ready.
+	r.mu.Lock()
+	r.state["blog.test"] = string(replication.ReplicaFailed) + `: Get "http://a:5001/_ephpm/repl/v1/ping": http2: client connection lost`
+	r.mu.Unlock()
+	if err := p.Ready(); err != nil {
+		t.Errorf("Ready with the primary unreachable = %v", err)
+	}
+	r.mu.Lock()
+	r.state["blog.test"] = string(replication.ReplicaStreaming)
+	r.mu.Unlock()
 
 	// A move in the directory: roles follow.
 	if _, err := d.SetPrimary(ctx, "blog.test", "b", 1); err != nil {

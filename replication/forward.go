@@ -66,6 +66,11 @@ type execResponse struct {
 // statement ran nowhere.
 var errMisdirected = errors.New("not the site's primary")
 
+// errUnreachable: the primary did not answer a forwarded statement at
+// all (no connection, or one that went silent: see NewClient). A
+// statement sent on a connection that then died may have run there.
+var errUnreachable = errors.New("primary unreachable")
+
 // DefaultMoveRetry bounds how long a forwarded statement outside a
 // transaction keeps trying while the site's primary is moving (its new
 // primary not yet promoted, or this node not yet told).
@@ -319,7 +324,9 @@ func writeExec(w http.ResponseWriter, resp execResponse) {
 // MySQL front (see mysqlwire.Forwarder for who calls it and how). Its
 // sessions' Exec blocks for one round trip to the primary (the MySQL
 // statement's context does not end when the client leaves; a primary
-// that stops answering is noticed by the HTTP/2 connection's pings);
+// that stops answering is noticed by the HTTP/2 connection's pings
+// within DefaultPeerPingIdle + DefaultPeerPingTimeout, and the client
+// gets a 1105 "primary unreachable" naming the site);
 // Close sends the primary one last request (at most 5 s).
 func (m *Manager) Forwarder(name string) mysqlwire.Forwarder {
 	return forwarder{m: m, name: name}
@@ -396,6 +403,10 @@ func (c *fwdClient) Exec(ctx context.Context, query string, args []any) (*ephpm.
 	if err != nil {
 		s.fwdErrors.Add(1)
 		c.inTx = false
+		if errors.Is(err, errUnreachable) {
+			return nil, &ephpm.SQLError{Code: erUnknownError, State: ssUnknown,
+				Message: fmt.Sprintf("site %s: primary unreachable, the write cannot be forwarded (%v)", c.name, err)}
+		}
 		return nil, &ephpm.SQLError{Code: erUnknownError, State: ssUnknown,
 			Message: fmt.Sprintf("forwarding the write to the primary failed: %v", err)}
 	}
@@ -428,6 +439,11 @@ func (c *fwdClient) post(ctx context.Context, s *site, body execRequest) (*execR
 	req.Header.Set(hdrEpoch, strconv.FormatUint(sent, 10))
 	resp, err := c.m.client.Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			// No answer at all: the connection failed or went silent
+			// (NewClient's dial timeout and pings bound the wait).
+			err = fmt.Errorf("%w: %w", errUnreachable, err)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -32,7 +32,7 @@ func (m *Manager) LibsqlForward(name string, r *http.Request) func(w http.Respon
 		// primary yet: its 421 (LibsqlReforward) ran nothing, so the
 		// request goes again, as a proxied HTTP request does.
 		r.ContentLength = int64(len(body))
-		m.retryMoving(s, w, r, func() io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }, true,
+		m.retryMoving(s, w, r, func() io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }, true, false,
 			func(s *site, w http.ResponseWriter, r *http.Request) {
 				m.viaPrimary(s, "libsql", w, r, func(target *url.URL) *httputil.ReverseProxy {
 					return &httputil.ReverseProxy{

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -51,6 +52,19 @@ const (
 	// lifted or followed by a demotion before the node asks
 	// Config.Reconfirm whether it is still the site's primary.
 	DefaultFenceTimeout = 10 * time.Second
+	// DefaultDialTimeout bounds opening a connection to another node
+	// (TCP connect, and the TLS handshake after it).
+	DefaultDialTimeout = 3 * time.Second
+	// DefaultPeerPingIdle is how long a connection to another node may
+	// go without receiving a frame before the client pings it; a ping
+	// unanswered for DefaultPeerPingTimeout closes the connection and
+	// fails every request on it. Together they bound how long a request
+	// waits on a peer that does not answer at all (~5 s), while a peer
+	// that answers pings may take as long as its PHP needs. See DESIGN.md,
+	// "An unreachable primary".
+	DefaultPeerPingIdle = 2 * time.Second
+	// DefaultPeerPingTimeout: see DefaultPeerPingIdle.
+	DefaultPeerPingTimeout = 3 * time.Second
 )
 
 // SiteConfig is one replicated site as this node sees it.
@@ -262,11 +276,20 @@ func New(cfg Config) (*Manager, error) {
 
 // NewClient returns an HTTP client for node-to-node traffic: HTTP/2 with
 // prior knowledge on plain connections (h2 by ALPN over TLS), so every
-// site's stream to the same primary shares one connection.
+// site's stream to the same primary shares one connection. A peer that
+// cannot be connected to fails a request within DefaultDialTimeout; one
+// whose connection goes silent (a partition, a frozen process) within
+// DefaultPeerPingIdle + DefaultPeerPingTimeout, whatever the request.
 func NewClient(tlsRoot *http.Transport) *http.Client {
 	tr := tlsRoot
 	if tr == nil {
 		tr = &http.Transport{}
+	}
+	if tr.DialContext == nil {
+		tr.DialContext = (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 15 * time.Second}).DialContext
+	}
+	if tr.TLSHandshakeTimeout == 0 {
+		tr.TLSHandshakeTimeout = DefaultDialTimeout
 	}
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
@@ -274,8 +297,8 @@ func NewClient(tlsRoot *http.Transport) *http.Client {
 	tr.Protocols = &p
 	tr.HTTP2 = &http.HTTP2Config{
 		MaxConcurrentStreams: 10000,
-		SendPingTimeout:      15 * time.Second,
-		PingTimeout:          10 * time.Second,
+		SendPingTimeout:      DefaultPeerPingIdle,
+		PingTimeout:          DefaultPeerPingTimeout,
 	}
 	tr.ForceAttemptHTTP2 = true
 	tr.MaxIdleConnsPerHost = 4

@@ -52,7 +52,13 @@ func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request
 			// expired one, is ignored: it must not hold reads back.
 			if next, ok := m.parseFrameCookie(s.cfg.Name, c.Value, time.Now()); ok && s.applied.Load() < next {
 				if !m.WaitApplied(r.Context(), name, next) {
-					m.proxy(s, w, r)
+					// Not here yet: the primary has it. If the primary
+					// cannot be reached, the local copy is better than
+					// no answer; the response says it may be stale.
+					if s.streamUnreachable() || m.readViaPrimary(s, w, r) {
+						w.Header().Set(HdrStale, "1")
+						return false
+					}
 					return true
 				}
 			}
@@ -61,11 +67,43 @@ func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request
 	}
 }
 
+// HdrStale marks a response a replica served from its own copy although
+// the client's last write (its ephpm_frame cookie) had not arrived yet,
+// because the site's primary could not be reached: the page may not
+// show that write.
+const HdrStale = "X-Ephpm-Stale"
+
+// DefaultRetryAfter is the Retry-After (in seconds) of the 503 a replica
+// answers a write with when the site's primary cannot be reached.
+const DefaultRetryAfter = 5
+
+// streamUnreachable tells, without a round trip, that the replica's
+// stream has lost its primary: it failed on the network (no answer, not
+// a refusal), or no primary is known.
+func (s *site) streamUnreachable() bool {
+	st := s.status.Load()
+	if st == nil || st.state != ReplicaFailed || st.err == nil {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(st.err, ErrPrimaryUnknown) || errors.As(st.err, &ne)
+}
+
+// readViaPrimary passes a read to the primary as proxy does, except that
+// when the primary does not answer at all it writes nothing and returns
+// true: the caller serves the read from the local copy.
+func (m *Manager) readViaPrimary(s *site, w http.ResponseWriter, r *http.Request) (unreachable bool) {
+	body, ok := rewindable(r)
+	return m.retryMoving(s, w, r, body, ok, true, m.proxyOnce)
+}
+
 var proxies sync.Map // node, kind, site, primary URL → *httputil.ReverseProxy
 
 // viaPrimary serves r from the site's primary through a reverse proxy
 // built once per site and kind; build sets how the request is rewritten.
-// Failures count in the site's forward errors and answer 502.
+// Failures count in the site's forward errors and answer 503 with
+// Retry-After (or, for a proxyTry marked local, nothing: see
+// readViaPrimary).
 func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *http.Request, build func(target *url.URL) *httputil.ReverseProxy) {
 	start := time.Now()
 	s.fwdRequests.Add(1)
@@ -91,7 +129,14 @@ func (m *Manager) viaPrimary(s *site, kind string, w http.ResponseWriter, r *htt
 				cur.fwdErrors.Add(1)
 			}
 			m.log.Error("passing a request to the primary failed", "site", name, "kind", kind, "primary", primary, "err", err)
-			http.Error(w, "the site's primary node is unreachable", http.StatusBadGateway)
+			if try, _ := r.Context().Value(proxyTryKey{}).(*proxyTry); try != nil && try.local {
+				try.unreachable = true // the caller serves it here; nothing was written to w
+				return
+			}
+			// No answer from the primary (NewClient bounds the wait): a
+			// write cannot be served anywhere else for now.
+			w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
+			http.Error(w, "site "+name+": primary unreachable, try again shortly", http.StatusServiceUnavailable)
 		}
 		p, _ = proxies.LoadOrStore(key, rp)
 	}
@@ -109,6 +154,8 @@ const DefaultRetryBody = 1 << 20
 type proxyTry struct {
 	retry       bool // a 421 may be retried: do not answer it
 	misdirected bool // the node asked was not the primary; nothing written
+	local       bool // a primary that does not answer: do not answer it either
+	unreachable bool // it did not (local); nothing written
 }
 
 type proxyTryKey struct{}
@@ -177,30 +224,35 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // client gets the 421: the front's request no longer has its body.)
 func (m *Manager) proxy(s *site, w http.ResponseWriter, r *http.Request) {
 	body, ok := rewindable(r)
-	m.retryMoving(s, w, r, body, ok, m.proxyOnce)
+	m.retryMoving(s, w, r, body, ok, false, m.proxyOnce)
 }
 
 // retryMoving runs once (a reverse proxy to s's primary that leaves a
 // retryable 421 to it, see proxyTry) until it was not refused with a
 // 421, for up to DefaultMoveRetry, each time with the body from the
 // start and the site's primary of the moment. ok false: once only.
-func (m *Manager) retryMoving(s *site, w http.ResponseWriter, r *http.Request, body func() io.ReadCloser, ok bool, once func(s *site, w http.ResponseWriter, r *http.Request)) {
+// local: a primary that does not answer is left to the caller, and
+// unreachable says so (nothing was written to w).
+func (m *Manager) retryMoving(s *site, w http.ResponseWriter, r *http.Request, body func() io.ReadCloser, ok, local bool, once func(s *site, w http.ResponseWriter, r *http.Request)) (unreachable bool) {
 	start := time.Now()
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		try := &proxyTry{retry: ok && time.Since(start) < DefaultMoveRetry}
+		try := &proxyTry{retry: ok && time.Since(start) < DefaultMoveRetry, local: local}
 		rr := r.WithContext(context.WithValue(r.Context(), proxyTryKey{}, try))
 		if ok {
 			rr.Body = body()
 		}
 		once(s, w, rr)
+		if try.unreachable {
+			return true
+		}
 		if !try.misdirected {
-			return
+			return false
 		}
 		select {
 		case <-time.After(wait):
 		case <-r.Context().Done():
 			http.Error(w, "the site's primary is moving", http.StatusMisdirectedRequest)
-			return
+			return false
 		}
 		if cur := m.site(s.cfg.Name); cur != nil && cur.cfg.Role == ephpm.RoleReplica && cur.cfg.PrimaryURL != "" {
 			s = cur

@@ -487,7 +487,7 @@ func TestReplicationCrashes(t *testing.T) {
 	// With the primary down, replicas keep serving reads from their copy;
 	// writes fail cleanly instead of landing on a replica.
 	tokyo := c.client("tokyo", site)
-	if code, body := tokyo.get("/wp-login.php?action=lostpassword&probe=1"); code != 502 {
+	if code, body := tokyo.get("/wp-login.php?action=lostpassword&probe=1"); code != 503 {
 		t.Fatalf("a write path with the primary down: %d %.200s", code, body)
 	}
 	if code, body := tokyo.get("/ephpm-r.php"); code != 200 || !strings.HasPrefix(body, "rows ") {
