@@ -189,25 +189,41 @@ func cmdSitesCreate(args []string, stdout, stderr io.Writer) int {
 
 // cmdSitesRemove removes a site from every node, once confirmed.
 func cmdSitesRemove(args []string, stdout, stderr io.Writer) int {
+	return confirmedDelete("sites remove", placement.PathSites, args, stdout, stderr,
+		"takes %s off EVERY node of the cluster (its directory and database move to .ephpm-removed/ on each)",
+		"site %s removed from the cluster")
+}
+
+// cmdClusterRemoveNode takes a node that is gone for good out of the
+// cluster (raft's voters, the nodes table), once confirmed.
+func cmdClusterRemoveNode(args []string, stdout, stderr io.Writer) int {
+	return confirmedDelete("cluster remove-node", placement.PathNodes, args, stdout, stderr,
+		"takes node %s out of the cluster for good (it must be stopped and the primary of no site)",
+		"node %s removed from the cluster")
+}
+
+// confirmedDelete runs `ephpm <cmd> NAME --yes`: without --yes it says
+// what would happen (warning, with the name) and does nothing.
+func confirmedDelete(cmd, path string, args []string, stdout, stderr io.Writer, warning, done string) int {
 	_, yes, args := takeFlag(args, "--yes", false)
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: ephpm sites remove NAME --yes [--config FILE]")
+		fmt.Fprintf(stderr, "usage: ephpm %s NAME --yes [--config FILE]\n", cmd)
 		return 2
 	}
 	name := args[0]
-	cfg, code := clusterConfig("sites remove", args[1:], stderr)
+	cfg, code := clusterConfig(cmd, args[1:], stderr)
 	if code != 0 {
 		return code
 	}
 	if !yes {
-		fmt.Fprintf(stderr, "ephpm: this takes %s off EVERY node of the cluster (its directory and database move to .ephpm-removed/ on each); run again with --yes\n", name)
+		fmt.Fprintf(stderr, "ephpm: this "+warning+"; run again with --yes\n", name)
 		return 1
 	}
-	if err := callNode(cfg, "DELETE", placement.PathSites+"/"+name, nil, nil, 30*time.Second); err != nil {
-		fmt.Fprintf(stderr, "ephpm: sites remove %s: %v\n", name, err)
+	if err := callNode(cfg, "DELETE", path+"/"+name, nil, nil, 30*time.Second); err != nil {
+		fmt.Fprintf(stderr, "ephpm: %s %s: %v\n", cmd, name, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "site %s removed from the cluster\n", name)
+	fmt.Fprintf(stdout, done+"\n", name)
 	return 0
 }
 
@@ -233,30 +249,5 @@ func cmdSitesMove(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "site %s moved from %s to %s (epoch %d): writes paused %.0f ms, %.0f ms in all\n", name, res.From, res.To, res.Epoch, res.PauseMs, res.TotalMs)
-	return 0
-}
-
-// cmdClusterRemoveNode takes a node that is gone for good out of the
-// cluster (raft's voters, the nodes table), once confirmed.
-func cmdClusterRemoveNode(args []string, stdout, stderr io.Writer) int {
-	_, yes, args := takeFlag(args, "--yes", false)
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: ephpm cluster remove-node NAME --yes [--config FILE]")
-		return 2
-	}
-	name := args[0]
-	cfg, code := clusterConfig("cluster remove-node", args[1:], stderr)
-	if code != 0 {
-		return code
-	}
-	if !yes {
-		fmt.Fprintf(stderr, "ephpm: this takes node %s out of the cluster for good (it must be stopped and the primary of no site); run again with --yes\n", name)
-		return 1
-	}
-	if err := callNode(cfg, "DELETE", placement.PathNodes+"/"+name, nil, nil, 30*time.Second); err != nil {
-		fmt.Fprintf(stderr, "ephpm: cluster remove-node %s: %v\n", name, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "node %s removed from the cluster\n", name)
 	return 0
 }
