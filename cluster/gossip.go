@@ -20,6 +20,7 @@ type memberRec struct {
 	info    NodeInfo         // parsed meta; Name "" if it did not parse
 	leaving bool             // its last meta announced a graceful leave
 	state   MemberState
+	since   time.Time // when this record was made
 }
 
 // gossipMeta is the gossiped meta: the node's info and, set by Close
@@ -66,7 +67,7 @@ func (d delegate) NotifyLeave(n *memberlist.Node)  { d.c.memberEvent(n, true) }
 
 func (c *Cluster) memberEvent(n *memberlist.Node, gone bool) {
 	cp := *n // memberlist reuses its Node: keep a copy
-	rec := &memberRec{node: &cp, state: MemberAlive}
+	rec := &memberRec{node: &cp, state: MemberAlive, since: time.Now()}
 	var meta gossipMeta
 	if err := json.Unmarshal(n.Meta, &meta); err == nil && meta.Name == n.Name {
 		rec.info, rec.leaving = meta.NodeInfo, meta.Leaving
@@ -149,11 +150,16 @@ const DefaultResolveTimeout = 5 * time.Second
 const maxJoinBackoff = 30 * time.Second
 
 // joinLoop joins the seeds until another node answers, and again
-// whenever the member list drops to this node alone. One attempt is
-// bounded by memberlist's TCP timeout per address.
+// whenever the member list drops to this node alone. While others are
+// alive it reconnects to failed members now and then, as Serf does:
+// memberlist alone never heals a partition whose sides each still have
+// a live member (it stops gossiping to the dead after
+// GossipToTheDeadTime). One attempt is bounded by memberlist's TCP
+// timeout per address.
 func (c *Cluster) joinLoop(ctx context.Context) error {
 	base := c.timing.ProbeInterval
 	wait := time.Duration(0)
+	lastReconnect := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -162,6 +168,10 @@ func (c *Cluster) joinLoop(ctx context.Context) error {
 		}
 		if c.othersAlive() > 0 {
 			wait = 5 * base // check now and then that we are not alone
+			if time.Since(lastReconnect) >= reconnectEvery*base {
+				lastReconnect = time.Now()
+				c.reconnectFailed()
+			}
 			continue
 		}
 		addrs, _ := resolve(ctx, c.cfg.Join)
@@ -179,6 +189,32 @@ func (c *Cluster) joinLoop(ctx context.Context) error {
 		c.log.Debug("join failed; retrying", "seeds", strings.Join(addrs, ","), "err", err)
 		wait = min(max(2*wait, base), maxJoinBackoff)
 	}
+}
+
+// reconnectEvery is the period, in probe intervals, of the attempts to
+// reach failed members (20 s with the WAN timing).
+const reconnectEvery = 10
+
+// reconnectFor is how long a failed member is tried again (Serf's
+// reconnect_timeout default); one gone for good is removed with
+// RemoveNode long before.
+const reconnectFor = 24 * time.Hour
+
+// reconnectFailed tries to join the members that failed (not those that
+// left): a node on the other side of a healed partition answers and the
+// push/pull that follows merges both sides' views.
+func (c *Cluster) reconnectFailed() {
+	var addrs []string
+	for _, m := range c.memberRecs() {
+		if m.state == MemberDead && m.info.Name != c.cfg.Node && time.Since(m.since) < reconnectFor {
+			addrs = append(addrs, m.addr())
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	n, err := c.ml.Join(addrs)
+	c.log.Debug("reconnect to failed members", "tried", len(addrs), "contacted", n, "err", err)
 }
 
 // slogWriter feeds the lines of a library's logger (memberlist's
