@@ -77,12 +77,33 @@ func TestSitePrimaryByNode(t *testing.T) {
 	if err != nil || s.Replication.Primary != "tokyo" || s.Replication.Role != "" {
 		t.Fatalf("cluster form: %+v, %v", s, err)
 	}
+	s, err = node.ParseSite("blog.test", filepath.Join(dir, "site.toml"), dir, []byte(`[db.sqlite.replication]
+primary = "tokyo"
+candidates = ["tokyo", "frankfurt"]
+failover = "manual"
+failback = false
+sync = "replica"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Replication; r.AutoFailover() || r.FailsBack() || !r.Candidate("frankfurt") || r.Candidate("saopaulo") || r.Sync != config.SyncReplica {
+		t.Errorf("failover settings: %+v", r)
+	}
+	s, _ = node.ParseSite("blog.test", filepath.Join(dir, "site.toml"), dir, []byte("[db.sqlite.replication]\nprimary = \"tokyo\"\n"))
+	if r := s.Replication; !r.AutoFailover() || !r.FailsBack() || !r.Candidate("saopaulo") || r.Sync != "" {
+		t.Errorf("failover defaults: %+v", r)
+	}
 	for _, tc := range []struct {
 		name string
 		g    *config.Config
 		body string
 		want string
 	}{
+		{"bad failover", node, "[db.sqlite.replication]\nprimary = \"tokyo\"\nfailover = \"yes\"\n", "db.sqlite.replication.failover"},
+		{"bad sync", node, "[db.sqlite.replication]\nprimary = \"tokyo\"\nsync = \"all\"\n", "db.sqlite.replication.sync"},
+		{"bad candidate", node, "[db.sqlite.replication]\nprimary = \"tokyo\"\ncandidates = [\"a b\"]\n", "invalid node name"},
+		{"candidates without cluster form", node, "[db.sqlite.replication]\ncandidates = [\"tokyo\"]\n", "is for a site whose primary is a cluster node"},
 		{"without a cluster", plain, "[db.sqlite.replication]\nprimary = \"tokyo\"\n", "needs [cluster]"},
 		{"mixed forms", node, "[db.sqlite.replication]\nprimary = \"tokyo\"\nrole = \"replica\"\n", "do not mix"},
 		{"bad node", node, "[db.sqlite.replication]\nprimary = \"../x\"\n", "invalid node name"},

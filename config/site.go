@@ -67,6 +67,41 @@ type Replication struct {
 	// the primary the site is created with; `ephpm sites move` changes it
 	// in the cluster's directory, which wins from then on.
 	Primary string `toml:"primary"`
+	// Candidates are the nodes that may become the site's primary by
+	// failover (empty: every node). Cluster form only.
+	Candidates []string `toml:"candidates"`
+	// Failover is "auto" (default: the directory promotes a replica when
+	// the primary's lease lapsed) or "manual" (only `ephpm sites move`).
+	Failover string `toml:"failover"`
+	// Failback moves the site back to Primary by a planned hand-over
+	// once that node is back and caught up (default true).
+	Failback *bool `toml:"failback"`
+	// Sync is "local" (default: acknowledged once on the primary) or
+	// "replica" (acknowledged once another node has it durably).
+	Sync string `toml:"sync"`
+}
+
+// Failover modes.
+const (
+	FailoverAuto   = "auto"
+	FailoverManual = "manual"
+)
+
+// Sync modes.
+const (
+	SyncLocal   = "local"
+	SyncReplica = "replica"
+)
+
+// AutoFailover reports whether the directory may promote a replica.
+func (r Replication) AutoFailover() bool { return r.Failover != FailoverManual }
+
+// FailsBack reports whether the site returns to Primary when it can.
+func (r Replication) FailsBack() bool { return r.Failback == nil || *r.Failback }
+
+// Candidate reports whether node may become the primary by failover.
+func (r Replication) Candidate(node string) bool {
+	return len(r.Candidates) == 0 || slices.Contains(r.Candidates, node)
 }
 
 // Site is one site's effective settings: globals with site.toml on top.
@@ -186,6 +221,35 @@ func (c *Config) ParseSite(name, path, dir string, data []byte) (*Site, error) {
 		case strings.ContainsAny(r.Primary, " \t\n/\\\x00") || len(r.Primary) > 64:
 			bad("db.sqlite.replication.primary", "invalid node name %q", r.Primary)
 		}
+	}
+	clusterOnly := func(key string) {
+		if r.Primary == "" {
+			bad("db.sqlite.replication."+key, "is for a site whose primary is a cluster node (primary = NODE)")
+		}
+	}
+	if len(r.Candidates) > 0 {
+		clusterOnly("candidates")
+		for _, n := range r.Candidates {
+			if n == "" || strings.ContainsAny(n, " \t\n/\\\x00") || len(n) > 64 {
+				bad("db.sqlite.replication.candidates", "invalid node name %q", n)
+			}
+		}
+	}
+	switch r.Failover {
+	case "", FailoverAuto, FailoverManual:
+		if r.Failover != "" {
+			clusterOnly("failover")
+		}
+	default:
+		bad("db.sqlite.replication.failover", "must be %q or %q, got %q", FailoverAuto, FailoverManual, r.Failover)
+	}
+	if r.Failback != nil {
+		clusterOnly("failback")
+	}
+	switch r.Sync {
+	case "", SyncLocal, SyncReplica:
+	default:
+		bad("db.sqlite.replication.sync", "must be %q or %q, got %q", SyncLocal, SyncReplica, r.Sync)
 	}
 	switch r.Role {
 	case "", ephpm.RolePrimary:
