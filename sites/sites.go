@@ -105,6 +105,9 @@ type Replicated struct {
 	Role       ephpm.Role // as in site.toml: primary or replica
 	PrimaryURL string     // a replica's primary_grpc_url
 	Primary    string     // the cluster form: the primary's node name
+	// Settings is the whole [db.sqlite.replication] section (failover,
+	// candidates, failback, sync).
+	Settings config.Replication
 }
 
 // Site is one site as the node knows it.
@@ -227,6 +230,7 @@ func (r *Registry) reportReplicated() {
 		out = append(out, Replicated{
 			Name: s.Name, DBPath: s.DBPath, Role: s.Conf.Replication.Role,
 			PrimaryURL: s.Conf.Replication.PrimaryGRPCURL, Primary: s.Conf.Replication.Primary,
+			Settings: s.Conf.Replication,
 		})
 	}
 	r.cfg.OnReplicated(out)

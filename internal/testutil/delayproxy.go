@@ -23,7 +23,11 @@ type DelayProxy struct {
 	conns  map[net.Conn]bool
 	closed bool
 	// resume is open while the proxy is paused, nil otherwise.
-	resume   chan struct{}
+	resume chan struct{}
+	// held: the directions held for a source IP (Hold); changed is
+	// closed and replaced when held changes.
+	held     map[string]Direction
+	changed  chan struct{}
 	accepted atomic.Int64
 	bytes    atomic.Int64
 }
@@ -45,7 +49,8 @@ func ListenDelayProxy(tb testing.TB, addr, target string, oneWay time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	p := &DelayProxy{Addr: ln.Addr().String(), target: target, delay: oneWay, ln: ln, conns: map[net.Conn]bool{}}
+	p := &DelayProxy{Addr: ln.Addr().String(), target: target, delay: oneWay, ln: ln, conns: map[net.Conn]bool{},
+		held: map[string]Direction{}, changed: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.Close)
@@ -68,9 +73,10 @@ func (p *DelayProxy) accept() {
 			return
 		}
 		p.accepted.Add(1)
+		src := hostOf(c.RemoteAddr())
 		p.wg.Add(2)
-		go p.pipe(u, c)
-		go p.pipe(c, u)
+		go p.pipe(u, c, src, ToTarget)
+		go p.pipe(c, u, src, FromTarget)
 	}
 }
 
@@ -94,18 +100,64 @@ type chunk struct {
 	data []byte
 }
 
-// gate blocks while the proxy is paused.
-func (p *DelayProxy) gate() {
-	p.mu.Lock()
-	ch := p.resume
-	p.mu.Unlock()
-	if ch != nil {
-		<-ch
+// gate blocks while the proxy is paused, or the direction dir of the
+// client srcIP's connections is held.
+func (p *DelayProxy) gate(srcIP string, dir Direction) {
+	for {
+		p.mu.Lock()
+		ch := p.resume
+		changed := p.changed
+		held := !p.closed && p.held[srcIP]&dir != 0
+		p.mu.Unlock()
+		switch {
+		case ch != nil:
+			<-ch
+		case held:
+			<-changed
+		default:
+			return
+		}
 	}
 }
 
+// Direction is one way, or both, of a proxied link.
+type Direction uint8
+
+const (
+	// ToTarget is what a client sends to the proxy's target.
+	ToTarget Direction = 1 << iota
+	// FromTarget is what the target sends back to a client.
+	FromTarget
+	Both = ToTarget | FromTarget
+)
+
+// Hold holds (true) or releases (false) the bytes of the connections
+// whose client has IP srcIP, in the directions dir: a partition between
+// that client's host and the target, one way or both, that heals with
+// nothing lost (TCP would retransmit). Other clients are not affected.
+func (p *DelayProxy) Hold(srcIP string, dir Direction, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.held[srcIP] |= dir
+	} else {
+		p.held[srcIP] &^= dir
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// hostOf is the IP of a network address.
+func hostOf(a net.Addr) string {
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
 // pipe copies src to dst, each chunk leaving delay after it arrived.
-func (p *DelayProxy) pipe(dst, src net.Conn) {
+func (p *DelayProxy) pipe(dst, src net.Conn, client string, dir Direction) {
 	defer p.wg.Done()
 	q := make(chan chunk, 4096)
 	done := make(chan struct{})
@@ -115,7 +167,7 @@ func (p *DelayProxy) pipe(dst, src net.Conn) {
 			if d := time.Until(c.at); d > 0 {
 				time.Sleep(d)
 			}
-			p.gate()
+			p.gate(client, dir)
 			if _, err := dst.Write(c.data); err != nil {
 				src.Close()
 				for range q {
@@ -187,6 +239,8 @@ func (p *DelayProxy) Bytes() int64 { return p.bytes.Load() }
 func (p *DelayProxy) Close() {
 	p.mu.Lock()
 	p.closed = true
+	close(p.changed)
+	p.changed = make(chan struct{})
 	p.mu.Unlock()
 	p.Resume()
 	p.ln.Close()

@@ -422,3 +422,164 @@ func (l *lockedBuf) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestDelayProxyHold: one client's link is held one way, then both ways;
+// another client (another source IP) is never affected, and nothing is
+// lost when the hold ends.
+func TestDelayProxyHold(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 3)
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						c.Close()
+						return
+					}
+					got <- string(buf)
+					c.Write(buf)
+				}
+			}()
+		}
+	}()
+	p := NewDelayProxy(t, ln.Addr().String(), testDelay)
+	dialFrom := func(ip string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := dialFrom("127.0.0.2"), dialFrom("127.0.0.3")
+	echo := func(c net.Conn, msg string, want bool) {
+		t.Helper()
+		buf := make([]byte, 3)
+		c.SetReadDeadline(time.Now().Add(8 * testDelay))
+		_, err := io.ReadFull(c, buf)
+		if want && (err != nil || string(buf) != msg) {
+			t.Fatalf("echo of %q: %q %v", msg, buf, err)
+		}
+		if !want && err == nil {
+			t.Fatalf("echo of %q came through a held link", msg)
+		}
+	}
+	// Only the answers to a are held: the target still gets a's bytes.
+	p.Hold("127.0.0.2", FromTarget, true)
+	a.Write([]byte("a01"))
+	if m := <-got; m != "a01" {
+		t.Fatalf("target got %q", m)
+	}
+	echo(a, "a01", false)
+	b.Write([]byte("b01"))
+	<-got
+	echo(b, "b01", true)
+	// Both ways: the target gets nothing from a.
+	p.Hold("127.0.0.2", ToTarget, true)
+	a.Write([]byte("a02"))
+	select {
+	case m := <-got:
+		t.Fatalf("target got %q through a held link", m)
+	case <-time.After(8 * testDelay):
+	}
+	p.Hold("127.0.0.2", Both, false)
+	a.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "a01a02" {
+		t.Fatalf("after the hold: %q %v", buf, err)
+	}
+}
+
+// TestDelayUDPProxyHold: datagrams of one source are dropped one way.
+func TestDelayUDPProxyHold(t *testing.T) {
+	target, got := udpEcho(t)
+	p := NewDelayUDPProxy(t, target, testDelay)
+	pa, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pa.Close()
+	to, _ := net.ResolveUDPAddr("udp", p.Addr)
+	p.Hold("127.0.0.2", FromTarget, true)
+	pa.WriteTo([]byte("x"), to)
+	if m := <-got; m != "x" {
+		t.Fatalf("target got %q", m)
+	}
+	buf := make([]byte, 100)
+	pa.SetReadDeadline(time.Now().Add(8 * testDelay))
+	if _, _, err := pa.ReadFrom(buf); err == nil {
+		t.Fatal("an answer came through a held way")
+	}
+	p.Hold("127.0.0.2", FromTarget, false)
+	p.Hold("127.0.0.2", ToTarget, true)
+	pa.WriteTo([]byte("y"), to)
+	select {
+	case m := <-got:
+		t.Fatalf("target got %q through a held way", m)
+	case <-time.After(8 * testDelay):
+	}
+	p.Hold("127.0.0.2", ToTarget, false)
+	pa.WriteTo([]byte("z"), to)
+	if msg, _ := readUDP(t, pa, 5*time.Second); !strings.HasSuffix(msg, " z") {
+		t.Fatalf("after the hold: %q", msg)
+	}
+}
+
+// TestNetLabHold: two processes in namespaces of their own reach a proxy
+// here from their own IPs, and holding one's link leaves the other's.
+func TestNetLabHold(t *testing.T) {
+	if why := NetLabUsable(); why != "" {
+		t.Skip(why)
+	}
+	NeedProgram(t, "python3")
+	lab := NewNetLab(t, 2)
+	ln, err := net.Listen("tcp", lab.Node(0).Gateway+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Write([]byte("hi\n")); c.Close() }()
+		}
+	}()
+	// The proxy listens on node 1's gateway: node 0 reaches it through
+	// its own default route.
+	px, err := ListenDelayProxy(t, lab.Node(1).Gateway+":0", ln.Addr().String(), time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(i int) (string, error) {
+		script := fmt.Sprintf("import socket\ns=socket.create_connection(('%s',%d),timeout=1)\ns.settimeout(1)\nprint(s.recv(10).decode().strip(), s.getsockname()[0])", lab.Node(1).Gateway, PortOf(px.Addr))
+		out, err := lab.Command(i, "python3", "-c", script).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	for i := 0; i < 2; i++ {
+		out, err := get(i)
+		if err != nil || out != "hi "+lab.Node(i).IP {
+			t.Fatalf("node %d: %q %v", i, out, err)
+		}
+	}
+	px.Hold(lab.Node(0).IP, FromTarget, true)
+	if out, err := get(0); err == nil {
+		t.Fatalf("node 0 read %q through a held link", out)
+	}
+	if out, err := get(1); err != nil || out != "hi "+lab.Node(1).IP {
+		t.Fatalf("node 1 with node 0 held: %q %v", out, err)
+	}
+}

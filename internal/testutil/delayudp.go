@@ -31,6 +31,7 @@ type DelayUDPProxy struct {
 	sessions map[string]*udpSession
 	paused   bool
 	closed   bool
+	held     map[string]Direction // by source IP (Hold)
 
 	forwarded atomic.Int64 // datagrams delivered, both directions
 	dropped   atomic.Int64
@@ -47,6 +48,7 @@ type datagram struct {
 	data []byte
 	up   *net.UDPConn // to target through this socket, or
 	to   *net.UDPAddr // back to this source through the proxy's socket
+	src  string       // the source's IP, either way
 }
 
 // udpIdle is how long a source's upstream socket outlives its last
@@ -79,7 +81,7 @@ func ListenDelayUDPProxy(tb testing.TB, addr, target string, oneWay time.Duratio
 		return nil, err
 	}
 	p := &DelayUDPProxy{Addr: pc.LocalAddr().String(), target: ta, delay: oneWay, pc: pc,
-		q: make(chan datagram, 16384), sessions: map[string]*udpSession{}}
+		q: make(chan datagram, 16384), sessions: map[string]*udpSession{}, held: map[string]Direction{}}
 	p.wg.Add(1)
 	go p.read()
 	p.dwg.Add(1)
@@ -114,7 +116,7 @@ func (p *DelayUDPProxy) read() {
 			return
 		}
 		s.last.Store(now.UnixNano())
-		p.enqueue(datagram{at: now.Add(p.delay), data: append([]byte(nil), buf[:n]...), up: s.up})
+		p.enqueue(datagram{at: now.Add(p.delay), data: append([]byte(nil), buf[:n]...), up: s.up, src: src.IP.String()})
 	}
 }
 
@@ -155,7 +157,7 @@ func (p *DelayUDPProxy) replies(s *udpSession) {
 			return
 		}
 		s.last.Store(time.Now().UnixNano())
-		p.enqueue(datagram{at: time.Now().Add(p.delay), data: append([]byte(nil), buf[:n]...), to: s.src})
+		p.enqueue(datagram{at: time.Now().Add(p.delay), data: append([]byte(nil), buf[:n]...), to: s.src, src: s.src.IP.String()})
 	}
 }
 
@@ -170,11 +172,31 @@ func (p *DelayUDPProxy) sweep(now time.Time) {
 	}
 }
 
-func (p *DelayUDPProxy) enqueue(d datagram) {
+// blocked reports whether d is dropped now: paused, or its way held.
+func (p *DelayUDPProxy) blocked(d datagram) bool {
 	p.mu.Lock()
-	paused := p.paused
-	p.mu.Unlock()
-	if paused {
+	defer p.mu.Unlock()
+	dir := ToTarget
+	if d.up == nil {
+		dir = FromTarget
+	}
+	return p.paused || p.held[d.src]&dir != 0
+}
+
+// Hold drops (true) or forwards again (false) the datagrams between the
+// source srcIP and the target in the directions dir.
+func (p *DelayUDPProxy) Hold(srcIP string, dir Direction, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.held[srcIP] |= dir
+	} else {
+		p.held[srcIP] &^= dir
+	}
+}
+
+func (p *DelayUDPProxy) enqueue(d datagram) {
+	if p.blocked(d) {
 		p.dropped.Add(1)
 		return
 	}
@@ -193,10 +215,7 @@ func (p *DelayUDPProxy) deliver() {
 		if w := time.Until(d.at); w > 0 {
 			time.Sleep(w)
 		}
-		p.mu.Lock()
-		paused := p.paused
-		p.mu.Unlock()
-		if paused {
+		if p.blocked(d) {
 			p.dropped.Add(1)
 			continue
 		}

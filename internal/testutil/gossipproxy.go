@@ -42,6 +42,13 @@ func NewDelayGossipProxy(tb testing.TB, target string, oneWay time.Duration) *Go
 // Pause holds TCP bytes and drops datagrams until Resume.
 func (g *GossipProxy) Pause() { g.TCP.Pause(); g.UDP.Pause() }
 
+// Hold holds (TCP) and drops (UDP) what passes between the source srcIP
+// and the node in the directions dir, or (on false) stops doing so.
+func (g *GossipProxy) Hold(srcIP string, dir Direction, on bool) {
+	g.TCP.Hold(srcIP, dir, on)
+	g.UDP.Hold(srcIP, dir, on)
+}
+
 // Resume forwards both again.
 func (g *GossipProxy) Resume() { g.TCP.Resume(); g.UDP.Resume() }
 
