@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,8 @@ type edgeNode struct {
 	secret             string
 	gossipPx           *testutil.GossipProxy // its public gossip address (TCP+UDP)
 	raftPx, replPx     *testutil.DelayProxy
+	ip                 string // its own IP (NetLab), "" on loopback
+	idx                int    // its NetLab namespace
 	p                  *proc
 	oldLogs            string // the previous runs' output
 }
@@ -61,6 +64,9 @@ type edgeCluster struct {
 	nodes map[string]*edgeNode
 	names []string // in start order
 	join  []string // the first three nodes' public gossip addresses
+	lab   *testutil.NetLab
+	env   []string // extra environment of every node
+	extra string   // appended to every ephpm.toml
 }
 
 type edgeOpts struct {
@@ -69,6 +75,14 @@ type edgeOpts struct {
 	// before runs after the node directories exist, before any starts
 	// (site files on disk).
 	before func(c *edgeCluster)
+	// netns puts every node in a network namespace of its own
+	// (testutil.NetLab): the proxies then know which node sends what,
+	// and cut/heal can hold one link, one way or both.
+	netns bool
+	// env is added to every node's environment.
+	env []string
+	// extra is appended to every node's ephpm.toml.
+	extra string
 }
 
 // newEdgeCluster starts one ephpm per name, the first three being the
@@ -77,7 +91,13 @@ func newEdgeCluster(t testing.TB, names []string, delay time.Duration, opts edge
 	t.Helper()
 	testutil.NeedProgram(t, "php")
 	testutil.NeedProgram(t, "php-fpm8.2", "php-fpm")
-	c := &edgeCluster{t: t, delay: delay, nodes: map[string]*edgeNode{}}
+	c := &edgeCluster{t: t, delay: delay, nodes: map[string]*edgeNode{}, env: opts.env, extra: opts.extra}
+	if opts.netns {
+		if why := testutil.NetLabUsable(); why != "" {
+			t.Fatalf("fault tests need network namespaces: %s", why)
+		}
+		c.lab = testutil.NewNetLab(t, len(names))
+	}
 	base := testutil.WorldReadableDir(t)
 	for _, name := range names {
 		c.addNode(base, name, clusterSecret)
@@ -111,7 +131,17 @@ func (c *edgeCluster) addNode(base, name, secret string) *edgeNode {
 	}
 	n := &edgeNode{name: name, region: region, base: filepath.Join(base, name), secret: secret,
 		http: lowPort(c.t), gossip: testutil.FreeLowPort(c.t, true), raft: lowPort(c.t), repl: lowPort(c.t),
-		mysql: lowPort(c.t), kv: lowPort(c.t)}
+		mysql: lowPort(c.t), kv: lowPort(c.t), idx: len(c.names)}
+	pxHost := "127.0.0.1"
+	if c.lab != nil {
+		// Its services on its own IP, inside its namespace; its public
+		// addresses (the proxies) on its gateway, in the test's.
+		ln := c.lab.Node(n.idx)
+		n.ip, pxHost = ln.IP, ln.Gateway
+		for _, a := range []*string{&n.http, &n.gossip, &n.raft, &n.repl} {
+			*a = net.JoinHostPort(n.ip, strconv.Itoa(testutil.PortOf(*a)))
+		}
+	}
 	n.sitesDir = filepath.Join(n.base, "sites")
 	n.cfg = filepath.Join(n.base, "ephpm.toml")
 	for _, d := range []string{n.sitesDir, filepath.Join(n.base, "data")} {
@@ -119,9 +149,14 @@ func (c *edgeCluster) addNode(base, name, secret string) *edgeNode {
 			c.t.Fatal(err)
 		}
 	}
-	n.gossipPx = testutil.NewDelayGossipProxy(c.t, n.gossip, c.delay)
-	n.raftPx = testutil.NewDelayProxy(c.t, n.raft, c.delay)
-	n.replPx = testutil.NewDelayProxy(c.t, n.repl, c.delay)
+	n.gossipPx = testutil.NewDelayGossipProxyOn(c.t, pxHost, n.gossip, c.delay)
+	var err error
+	if n.raftPx, err = testutil.ListenDelayProxy(c.t, pxHost+":0", n.raft, c.delay); err != nil {
+		c.t.Fatal(err)
+	}
+	if n.replPx, err = testutil.ListenDelayProxy(c.t, pxHost+":0", n.repl, c.delay); err != nil {
+		c.t.Fatal(err)
+	}
 	c.nodes[name] = n
 	c.names = append(c.names, name)
 	return n
@@ -171,6 +206,7 @@ advertise = "http://%s"
 `, n.http, n.sitesDir, filepath.Join(n.base, "data"), n.mysql, n.kv,
 		n.gossip, n.gossipPx.Addr, n.raft, n.raftPx.Addr, strings.Join(join, ", "), n.secret, n.name, n.region,
 		n.repl, n.replPx.Addr)
+	cfg += c.extra
 	if err := os.WriteFile(n.cfg, []byte(cfg), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
@@ -181,8 +217,12 @@ func (c *edgeCluster) start(name string) {
 	n := c.nodes[name]
 	p := &proc{addr: n.http, runDir: filepath.Join(testutil.WorldReadableDir(c.t), "run"), out: &syncBuilder{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "serve", "--config", n.cfg)
+	if c.lab != nil {
+		p.cmd = c.lab.Command(n.idx, binary, "serve", "--config", n.cfg)
+	}
 	p.cmd.Dir = n.base
 	p.cmd.Env = append(os.Environ(), "EPHPM_SERVER__RUNTIME_DIR="+p.runDir, "EPHPM_WP_DISABLE_CRON=1")
+	p.cmd.Env = append(p.cmd.Env, c.env...)
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	go func() {
@@ -275,6 +315,35 @@ func exited(p *proc, timeout time.Duration) bool {
 		return true
 	case <-time.After(timeout):
 		return false
+	}
+}
+
+// hold holds (on) or releases everything node a sends to node b, one
+// way: a's connections and datagrams toward b, and a's answers on b's
+// connections to a. Needs edgeOpts.netns.
+func (c *edgeCluster) hold(a, b string, on bool) {
+	c.t.Helper()
+	na, nb := c.nodes[a], c.nodes[b]
+	if na.ip == "" || nb.ip == "" {
+		c.t.Fatal("hold needs edgeOpts.netns")
+	}
+	nb.gossipPx.Hold(na.ip, testutil.ToTarget, on)
+	nb.raftPx.Hold(na.ip, testutil.ToTarget, on)
+	nb.replPx.Hold(na.ip, testutil.ToTarget, on)
+	na.gossipPx.Hold(nb.ip, testutil.FromTarget, on)
+	na.raftPx.Hold(nb.ip, testutil.FromTarget, on)
+	na.replPx.Hold(nb.ip, testutil.FromTarget, on)
+}
+
+// isolate cuts (on) or heals node a's links with every other node, both
+// ways.
+func (c *edgeCluster) isolate(a string, on bool) {
+	c.t.Helper()
+	for _, b := range c.names {
+		if b != a {
+			c.hold(a, b, on)
+			c.hold(b, a, on)
+		}
 	}
 }
 

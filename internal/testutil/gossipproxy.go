@@ -23,8 +23,15 @@ type GossipProxy struct {
 // the same target address, each delayed oneWay.
 func NewDelayGossipProxy(tb testing.TB, target string, oneWay time.Duration) *GossipProxy {
 	tb.Helper()
+	return NewDelayGossipProxyOn(tb, "127.0.0.1", target, oneWay)
+}
+
+// NewDelayGossipProxyOn is NewDelayGossipProxy listening on host (a
+// NetLab gateway, say).
+func NewDelayGossipProxyOn(tb testing.TB, host, target string, oneWay time.Duration) *GossipProxy {
+	tb.Helper()
 	for try := 0; try < 100; try++ {
-		t, err := ListenDelayProxy(tb, "127.0.0.1:0", target, oneWay)
+		t, err := ListenDelayProxy(tb, net.JoinHostPort(host, "0"), target, oneWay)
 		if err != nil {
 			tb.Fatal(err)
 		}
