@@ -81,6 +81,12 @@ type Config struct {
 	Token  string
 	Client *http.Client
 	Logger *slog.Logger
+	// Leader, if set, runs failover and failback while this node is the
+	// raft leader (the same *cluster.Cluster as Dir).
+	Leader Leader
+	// FailoverCheck and FailbackDelay: DefaultFailoverCheck and
+	// DefaultFailbackDelay when 0.
+	FailoverCheck, FailbackDelay time.Duration
 }
 
 // Placement keeps this node's sites in line with the directory.
@@ -92,6 +98,13 @@ type Placement struct {
 	local  map[string]sites.Replicated // the registry's last report
 	warned map[string]string           // site → the last problem logged
 	wanted []replication.SiteConfig    // what SetSites was last given
+	// readyOnce: a pass ran with the directory caught up.
+	readyOnce bool
+
+	foWarned   map[string]string    // site → the last failover problem logged
+	failedBack map[string]time.Time // site → the last failback attempt
+
+	check, failbackDelay time.Duration
 
 	kick  chan struct{}   // a reconcile is wanted
 	waits chan chan error // callers waiting for the next pass
@@ -106,14 +119,26 @@ func New(cfg Config) *Placement {
 	if cfg.Client == nil {
 		cfg.Client = replication.NewClient(nil)
 	}
-	return &Placement{cfg: cfg, log: cfg.Logger, local: map[string]sites.Replicated{}, warned: map[string]string{},
+	p := &Placement{cfg: cfg, log: cfg.Logger, local: map[string]sites.Replicated{}, warned: map[string]string{},
+		foWarned: map[string]string{}, failedBack: map[string]time.Time{},
+		check: cfg.FailoverCheck, failbackDelay: cfg.FailbackDelay,
 		kick: make(chan struct{}, 1), waits: make(chan chan error, 16)}
+	if p.check <= 0 {
+		p.check = DefaultFailoverCheck
+	}
+	if p.failbackDelay <= 0 {
+		p.failbackDelay = DefaultFailbackDelay
+	}
+	return p
 }
 
 // Start runs the reconcile loop until Close.
 func (p *Placement) Start(ctx context.Context) {
 	p.tasks = task.NewGroup(ctx)
 	p.tasks.Go(p.loop)
+	if p.cfg.Leader != nil {
+		p.tasks.Go(p.failoverLoop)
+	}
 }
 
 // Close stops the loop and waits for it.
@@ -209,8 +234,16 @@ func (p *Placement) reconcile(ctx context.Context) error {
 	if err := p.cfg.Dir.Ready(); err != nil {
 		// A directory not caught up (a node starting, or cut off from
 		// the leader) may be stale: no site is created, registered or
-		// removed on its word, and no site of the cluster form is
-		// writable here — each waits read-only for its primary.
+		// removed on its word. A node that was caught up before keeps
+		// the roles it had (a replica keeps streaming; a primary keeps
+		// its role, but its lease, which it cannot renew, stops its
+		// writes); one starting serves its sites read-only until then.
+		p.mu.Lock()
+		had := p.readyOnce
+		p.mu.Unlock()
+		if had {
+			return nil
+		}
 		for name, l := range local {
 			c := replication.SiteConfig{Name: name, DBPath: l.DBPath, Role: l.Role, PrimaryURL: l.PrimaryURL}
 			if l.Primary != "" {
@@ -262,6 +295,9 @@ func (p *Placement) reconcile(ctx context.Context) error {
 		want = append(want, p.role(name, p.cfg.DBPath(name), d))
 	}
 	p.setSites(want)
+	p.mu.Lock()
+	p.readyOnce = true
+	p.mu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -24,6 +24,7 @@ type fakeDir struct {
 	nodes    map[string]cluster.NodeInfo
 	creates  []string
 	notReady error
+	members  []cluster.Member
 }
 
 func newFakeDir() *fakeDir {
@@ -54,7 +55,9 @@ func (d *fakeDir) Node(n string) (cluster.NodeInfo, bool) {
 	s, ok := d.nodes[n]
 	return s, ok
 }
-func (d *fakeDir) Status() cluster.Status { return cluster.Status{Node: "a", Sites: d.Sites()} }
+func (d *fakeDir) Status() cluster.Status {
+	return cluster.Status{Node: "a", Sites: d.Sites(), Members: d.members}
+}
 func (d *fakeDir) Ready() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -400,5 +403,22 @@ func TestReconcileDirectoryNotReady(t *testing.T) {
 	}
 	if _, ok := d.Site("mine.test"); !ok {
 		t.Error("not registered once the directory was ready")
+	}
+	// Cut off again after a ready pass: the roles stay (the lease, not
+	// placement, stops a primary's writes).
+	if err := p.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.roles()["mine.test"]; c.Role != ephpm.RolePrimary {
+		t.Fatalf("mine.test once ready = %+v", c)
+	}
+	d.mu.Lock()
+	d.notReady = errors.New("leader lost")
+	d.mu.Unlock()
+	if err := p.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.roles()["mine.test"]; c.Role != ephpm.RolePrimary {
+		t.Errorf("mine.test after losing the leader = %+v (want its role kept)", c)
 	}
 }

@@ -1,0 +1,468 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephpm/ephpm/internal/testutil"
+	"github.com/ephpm/ephpm/sqlite"
+)
+
+// Fault tests of issue 15 (failover without split brain): real ephpm
+// processes, a primary killed, partitioned, paused; the quorum lost.
+// Every one ends with the split-brain check: each node logs every commit
+// it acknowledged with the site's epoch (EPHPM_COMMIT_AUDIT), and no two
+// nodes may have acknowledged commits of one epoch, nor commits of two
+// epochs at overlapping times.
+
+// auditEnv makes every node log its acknowledged commits (relative to
+// its base directory, its working directory).
+var auditEnv = []string{"EPHPM_COMMIT_AUDIT=commits.jsonl"}
+
+type auditLine struct {
+	Node  string `json:"node"`
+	Site  string `json:"site"`
+	Epoch uint64 `json:"epoch"`
+	Frame uint64 `json:"frame"`
+	T     int64  `json:"t"`
+}
+
+// audits reads every node's acknowledged commits.
+func (c *edgeCluster) audits() ([]auditLine, error) {
+	var all []auditLine
+	for _, name := range c.names {
+		f, err := os.Open(filepath.Join(c.nodes[name].base, "commits.jsonl"))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			var l auditLine
+			if err := json.Unmarshal(s.Bytes(), &l); err != nil {
+				continue // a line cut by kill -9
+			}
+			if l.Node == "" {
+				l.Node = name
+			}
+			all = append(all, l)
+		}
+		f.Close()
+	}
+	return all, nil
+}
+
+// checkSplitBrain fails the test if two nodes ever acknowledged writes
+// of one site at once: one node per epoch, and each epoch's commits all
+// before the next epoch's first.
+func (c *edgeCluster) checkSplitBrain(site string) {
+	c.t.Helper()
+	lines, err := c.audits()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	type span struct {
+		node        string
+		first, last int64
+		n           int
+	}
+	epochs := map[uint64]*span{}
+	for _, l := range lines {
+		if l.Site != site {
+			continue
+		}
+		s := epochs[l.Epoch]
+		if s == nil {
+			epochs[l.Epoch] = &span{node: l.Node, first: l.T, last: l.T, n: 1}
+			continue
+		}
+		if s.node != l.Node {
+			c.t.Fatalf("split brain: %s and %s both acknowledged commits of %s at epoch %d", s.node, l.Node, site, l.Epoch)
+		}
+		s.first, s.last, s.n = min(s.first, l.T), max(s.last, l.T), s.n+1
+	}
+	var keys []uint64
+	for e := range epochs {
+		keys = append(keys, e)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	var summary []string
+	for i, e := range keys {
+		s := epochs[e]
+		summary = append(summary, fmt.Sprintf("epoch %d: %s, %d commits", e, s.node, s.n))
+		if i > 0 {
+			prev := epochs[keys[i-1]]
+			if prev.node != s.node && prev.last >= s.first {
+				c.t.Fatalf("split brain: %s acknowledged a commit of %s at epoch %d %v after %s's first at epoch %d",
+					prev.node, site, keys[i-1], time.Duration(prev.last-s.first), s.node, e)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		c.t.Fatalf("no commit of %s audited: is EPHPM_COMMIT_AUDIT working?", site)
+	}
+	c.t.Logf("split-brain check of %s: %s", site, strings.Join(summary, "; "))
+}
+
+// pageHashes is a node's copy of a site, page by page.
+func (c *edgeCluster) pageHashes(node, site string) ([][32]byte, error) {
+	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: c.dbPath(node, site), ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.Reader().Query("SELECT data FROM sqlite_dbpage ORDER BY pgno")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][32]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, sha256.Sum256(b))
+	}
+	return out, rows.Err()
+}
+
+// waitPagesEqual waits until every node's copy of site is the same,
+// page by page.
+func (c *edgeCluster) waitPagesEqual(names []string, site string, timeout time.Duration) {
+	c.t.Helper()
+	testutil.RetryUntil(c.t, timeout, func() error {
+		ref, err := c.pageHashes(names[0], site)
+		if err != nil {
+			return err
+		}
+		for _, n := range names[1:] {
+			h, err := c.pageHashes(n, site)
+			if err != nil {
+				return err
+			}
+			if len(h) != len(ref) {
+				return fmt.Errorf("%s has %d pages, %s %d", n, len(h), names[0], len(ref))
+			}
+			for i := range h {
+				if h[i] != ref[i] {
+					return fmt.Errorf("page %d of %s differs on %s and %s", i+1, site, n, names[0])
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// failoverSite writes the test site (writer, reader, and a site.toml
+// naming its primary, with extra settings) on every node.
+func failoverSite(site, primary, extra string) func(c *edgeCluster) {
+	return func(c *edgeCluster) {
+		c.siteFiles(site, map[string]string{"w.php": writerPHP, "r.php": readerPHP,
+			"site.toml": fmt.Sprintf(clusterSiteToml, primary) + extra})
+	}
+}
+
+// primaryOf is the site's primary as node's directory says.
+func (c *edgeCluster) primaryOf(node, site string) (string, uint64) {
+	s, err := c.statusErr(node)
+	if err != nil || s.site(site) == nil {
+		return "", 0
+	}
+	return s.site(site).Primary, s.site(site).Epoch
+}
+
+// writeOK makes one write of one row through node and reports whether
+// it was acknowledged.
+func (c *edgeCluster) writeOK(node, site, v string) (bool, string) {
+	code, body := c.rawGet(node, site, "/w.php?n=1&v="+v)
+	return code == 200 && len(parseAcks(body)) == 1, fmt.Sprintf("%d %s", code, strings.TrimSpace(tail(body, 3)))
+}
+
+// rawGet is one GET through node, 15 s at most; status 0 when no answer
+// came (never fails the test).
+func (c *edgeCluster) rawGet(node, site, path string) (int, string) {
+	addr := c.nodes[node].http
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	resp, err := hc.Get("http://" + site + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitWrites waits until a write through each of nodes is acknowledged
+// and returns when the last one first was.
+func (c *edgeCluster) waitWrites(nodes []string, site string, timeout time.Duration) time.Time {
+	c.t.Helper()
+	var last time.Time
+	for _, n := range nodes {
+		testutil.RetryUntil(c.t, timeout, func() error {
+			ok, why := c.writeOK(n, site, "probe-"+n)
+			if !ok {
+				return fmt.Errorf("write through %s: %s", n, why)
+			}
+			return nil
+		})
+		last = time.Now()
+	}
+	return last
+}
+
+// TestFailoverKillPrimary: kill -9 the primary under a write load through
+// a replica region (125 ms one way), with sync = "replica": writes work
+// again through every region well within 10 s of the lease lapsing, no
+// acknowledged write is lost, and when the old primary comes back it
+// catches up and the site fails back to it.
+func TestFailoverKillPrimary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "shop.test"
+	c := newEdgeCluster(t, clusterNames, 125*time.Millisecond, edgeOpts{env: auditEnv,
+		before: failoverSite(site, "frankfurt", "sync = \"replica\"\n")})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+
+	// 10 writes a second through tokyo; frankfurt dies after 3 s.
+	var issued atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan *loadResult)
+	go func() {
+		done <- c.writeLoad("tokyo", site, 10, 400, 1, func(i int) { issued.Store(int64(i)) }, stop)
+	}()
+	time.Sleep(3 * time.Second)
+	killed := time.Now()
+	c.kill9("frankfurt")
+	back := c.waitWrites([]string{"tokyo", "saopaulo"}, site, 60*time.Second)
+	t.Logf("writes work again through tokyo and saopaulo %v after the kill", back.Sub(killed).Round(time.Millisecond))
+	if d := back.Sub(killed); d > 20*time.Second {
+		t.Errorf("failover took %v", d)
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	res := <-done
+	newPrimary, epoch := c.primaryOf("tokyo", site)
+	if newPrimary == "frankfurt" || newPrimary == "" {
+		t.Fatalf("primary after the kill: %q", newPrimary)
+	}
+	t.Logf("new primary %s at epoch %d; %d rows acknowledged, %d requests failed %v", newPrimary, epoch, len(res.acked), res.failed, res.firstErr)
+	if len(res.dups) > 0 {
+		t.Fatalf("an id acknowledged twice: %v", res.dups)
+	}
+	// sync = "replica": every acknowledged row is on the new primary.
+	testutil.RetryUntil(t, 30*time.Second, func() error { return c.ackRows(newPrimary, site, res.acked) })
+
+	// frankfurt comes back: it catches up and the site fails back.
+	c.restart("frankfurt")
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	if ok, why := c.writeOK("saopaulo", site, "after-failback"); !ok {
+		t.Fatalf("write after the failback: %s", why)
+	}
+	if err := c.ackRows("frankfurt", site, res.acked); err != nil {
+		t.Fatal(err)
+	}
+	c.waitPagesEqual(clusterNames, site, 60*time.Second)
+	c.checkSplitBrain(site)
+}
+
+// TestFailoverPartitionedPrimary: the primary is cut off from every
+// other node (both ways) while its own region keeps writing to it. It
+// stops acknowledging writes within its lease (503 naming the site),
+// the majority promotes a replica, and once the partition heals the old
+// primary rejoins as a replica: what it acknowledged alone is kept in a
+// quarantine file, and its copy ends page for page equal to the others.
+func TestFailoverPartitionedPrimary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "news.test"
+	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{netns: true, env: auditEnv,
+		before: failoverSite(site, "frankfurt", "failback = false\n")})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+
+	c.isolate("frankfurt", true)
+	cut := time.Now()
+	// Frankfurt's own region keeps writing until it refuses.
+	var alone []string
+	var refusal string
+	testutil.RetryUntil(t, 30*time.Second, func() error {
+		ok, why := c.writeOK("frankfurt", site, fmt.Sprintf("alone%d", len(alone)))
+		if ok {
+			alone = append(alone, why)
+			return fmt.Errorf("frankfurt still acknowledges writes %v after the cut", time.Since(cut))
+		}
+		refusal = why
+		return nil
+	})
+	stopped := time.Since(cut)
+	t.Logf("frankfurt acknowledged %d writes alone, then refused after %v: %s", len(alone), stopped.Round(time.Millisecond), refusal)
+	if !strings.HasPrefix(refusal, "503") || !strings.Contains(refusal, site) {
+		t.Errorf("refusal %q: want a 503 naming the site", refusal)
+	}
+	// Reads still work there.
+	if code, body := c.rawGet("frankfurt", site, "/r.php"); code != 200 || !strings.Contains(body, "rows ") {
+		t.Errorf("read on the cut-off primary: %d %s", code, body)
+	}
+	// The majority promotes.
+	c.waitWrites([]string{"tokyo", "saopaulo"}, site, 60*time.Second)
+	newPrimary, _ := c.primaryOf("tokyo", site)
+	t.Logf("majority promoted %s %v after the cut", newPrimary, time.Since(cut).Round(time.Millisecond))
+
+	c.isolate("frankfurt", false)
+	c.waitSiteStreaming(clusterNames, site, newPrimary, 120*time.Second)
+	c.waitPagesEqual(clusterNames, site, 90*time.Second)
+	if len(alone) > 0 {
+		q, _ := filepath.Glob(filepath.Join(c.nodes["frankfurt"].base, "data", "sites", site+"-diverged-*"))
+		if len(q) == 0 {
+			t.Errorf("frankfurt acknowledged %d writes alone but kept no quarantine file", len(alone))
+		} else {
+			t.Logf("quarantined: %v", q)
+		}
+	}
+	c.checkSplitBrain(site)
+}
+
+// TestFailoverOneWayPartition: the primary still hears the others but
+// nothing it sends reaches them. Whatever happens, never two writers;
+// writes work again through the others.
+func TestFailoverOneWayPartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "oneway.test"
+	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{netns: true, env: auditEnv,
+		before: failoverSite(site, "frankfurt", "failback = false\n")})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	for _, b := range without(clusterNames, "frankfurt") {
+		c.hold("frankfurt", b, true)
+	}
+	// Writes from frankfurt's region until it refuses; through the others
+	// until they work.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 200; i++ {
+			if ok, _ := c.writeOK("frankfurt", site, fmt.Sprint("fra", i)); !ok {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	c.waitWrites([]string{"tokyo", "saopaulo"}, site, 60*time.Second)
+	wg.Wait()
+	for _, b := range without(clusterNames, "frankfurt") {
+		c.hold("frankfurt", b, false)
+	}
+	newPrimary, _ := c.primaryOf("tokyo", site)
+	c.waitSiteStreaming(clusterNames, site, newPrimary, 120*time.Second)
+	c.waitPagesEqual(clusterNames, site, 90*time.Second)
+	c.checkSplitBrain(site)
+}
+
+// TestFailoverPausedPrimary: SIGSTOP the primary past its lease, then
+// SIGCONT: whatever it was doing, it gets no write acknowledged, and
+// writes sent to it are refused.
+func TestFailoverPausedPrimary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "paused.test"
+	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{env: auditEnv,
+		before: failoverSite(site, "frankfurt", "failback = false\n")})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+	// A write in flight on frankfurt when it freezes.
+	inflight := make(chan string, 1)
+	go func() {
+		_, why := c.writeOK("frankfurt", site, "frozen")
+		inflight <- why
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.pause("frankfurt")
+	c.waitWrites([]string{"tokyo", "saopaulo"}, site, 60*time.Second)
+	newPrimary, _ := c.primaryOf("tokyo", site)
+	c.resume("frankfurt")
+	// At once: a write on frankfurt is refused.
+	if ok, why := c.writeOK("frankfurt", site, "late"); ok {
+		t.Errorf("the thawed old primary acknowledged a write: %s", why)
+	}
+	t.Logf("write in flight at the freeze: %s", <-inflight)
+	c.waitSiteStreaming(clusterNames, site, newPrimary, 120*time.Second)
+	c.waitPagesEqual(clusterNames, site, 90*time.Second)
+	c.checkSplitBrain(site)
+}
+
+// TestFailoverQuorumLost: with two of three nodes gone, nothing can be
+// promoted; the primary stops taking writes (a clear 503 naming the
+// site) and keeps serving reads; when a node comes back writes resume.
+func TestFailoverQuorumLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "quorum.test"
+	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{env: auditEnv,
+		before: failoverSite(site, "frankfurt", "")})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+	c.kill9("tokyo")
+	c.kill9("saopaulo")
+	var why string
+	testutil.RetryUntil(t, 30*time.Second, func() error {
+		var ok bool
+		ok, why = c.writeOK("frankfurt", site, "alone")
+		if ok {
+			return fmt.Errorf("frankfurt still takes writes without a quorum")
+		}
+		return nil
+	})
+	if !strings.HasPrefix(why, "503") || !strings.Contains(why, site) {
+		t.Errorf("refusal without quorum: %q", why)
+	}
+	if code, body := c.rawGet("frankfurt", site, "/r.php"); code != 200 || !strings.Contains(body, "rows ") {
+		t.Errorf("read without quorum: %d %s", code, body)
+	}
+	if p, _ := c.primaryOf("frankfurt", site); p != "frankfurt" {
+		t.Errorf("primary without quorum: %q", p)
+	}
+	c.restart("tokyo")
+	c.waitWrites([]string{"frankfurt"}, site, 90*time.Second)
+	c.checkSplitBrain(site)
+}

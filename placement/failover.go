@@ -1,0 +1,291 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/cluster"
+	"github.com/ephpm/ephpm/config"
+	"github.com/ephpm/ephpm/replication"
+)
+
+// Failover and failback run on the raft leader only (DESIGN.md,
+// "Failover"): the leader alone judges leases lapsed, and its proposals
+// are compare-and-sets the directory checks in log order, so a leader
+// that lost its office meanwhile proposes nothing that can commit.
+
+// Defaults.
+const (
+	// DefaultFailoverCheck is the period of the leader's look at lapsed
+	// leases: it adds at most this much to a failover.
+	DefaultFailoverCheck = 250 * time.Millisecond
+	// DefaultPositionTimeout bounds the question "how far is your copy?"
+	// put to every candidate at a failover.
+	DefaultPositionTimeout = 2 * time.Second
+	// DefaultFailbackDelay is how long a site stays on the node a
+	// failover gave it before it may move back (the old primary must
+	// have been back and caught up that long), and the wait between two
+	// failback attempts of one site.
+	DefaultFailbackDelay = 10 * time.Second
+)
+
+// Leader is what failover needs of the directory on the raft leader
+// (*cluster.Cluster).
+type Leader interface {
+	IsLeader() bool
+	LapsedNodes() ([]cluster.Lapse, error)
+	LeaseValid(node string) bool
+	Failover(ctx context.Context, site, from, to string, epoch, leaseIndex uint64) (cluster.SiteInfo, error)
+}
+
+// candidatePos is a candidate's copy of a site, as it told the leader.
+type candidatePos struct {
+	node     string
+	logID    string
+	position uint64
+	state    string
+	rank     int // its place in candidates (ties)
+}
+
+// failoverLoop runs failover and failback passes while this node leads.
+func (p *Placement) failoverLoop(ctx context.Context) error {
+	t := time.NewTicker(p.check)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if p.cfg.Leader == nil || !p.cfg.Leader.IsLeader() {
+			continue
+		}
+		p.failoverPass(ctx)
+		p.failbackPass(ctx)
+	}
+}
+
+// settings is a site's [db.sqlite.replication] as this node's site.toml
+// says (every node has the same file); the defaults when it has none.
+func (p *Placement) settings(site string) config.Replication {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.local[site].Settings
+}
+
+// failoverPass promotes a replica of every site whose primary's lease
+// lapsed.
+func (p *Placement) failoverPass(ctx context.Context) {
+	lapsed, err := p.cfg.Leader.LapsedNodes()
+	if err != nil {
+		return // not the leader any more
+	}
+	if len(lapsed) == 0 {
+		return
+	}
+	byNode := map[string]cluster.Lapse{}
+	for _, l := range lapsed {
+		byNode[l.Node] = l
+	}
+	for _, d := range p.cfg.Dir.Sites() {
+		l, ok := byNode[d.Primary]
+		if d.State != cluster.SiteActive || !ok {
+			continue
+		}
+		if err := p.failover(ctx, d, l); err != nil {
+			p.warnFailover(d.Name, err.Error())
+		}
+	}
+}
+
+// errNoCandidate: no node may take the site over now.
+var errNoCandidate = errors.New("no candidate")
+
+// failover promotes the best candidate of one site.
+func (p *Placement) failover(ctx context.Context, d cluster.SiteInfo, l cluster.Lapse) error {
+	set := p.settings(d.Name)
+	if !set.AutoFailover() {
+		return fmt.Errorf("primary %s's lease lapsed; failover = \"manual\": waiting for `ephpm sites move`", d.Primary)
+	}
+	cands := p.candidates(ctx, d, set)
+	if len(cands) == 0 {
+		return fmt.Errorf("primary %s's lease lapsed; %w with a live lease and a copy of the site", d.Primary, errNoCandidate)
+	}
+	best := cands[0]
+	ctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
+	defer cancel()
+	nd, err := p.cfg.Leader.Failover(ctx, d.Name, d.Primary, best.node, d.Epoch, l.LeaseIndex)
+	if err != nil {
+		if errors.Is(err, cluster.ErrConflict) {
+			return nil // the site moved or its primary renewed: next pass
+		}
+		return fmt.Errorf("failover to %s: %w", best.node, err)
+	}
+	p.okFailover(d.Name)
+	p.log.Warn("failover: the site's primary lease lapsed; a replica was promoted",
+		"site", d.Name, "from", d.Primary, "to", best.node, "epoch", nd.Epoch,
+		"position", best.position, "lease_index", l.LeaseIndex, "lapsed_for", l.For)
+	return nil
+}
+
+// candidates are the nodes that may take the site over, best first:
+// named by candidates (default every node), holding a lease, alive, with
+// a copy of the site (the highest position first; ties in candidates
+// order, then by name).
+func (p *Placement) candidates(ctx context.Context, d cluster.SiteInfo, set config.Replication) []candidatePos {
+	ctx, cancel := context.WithTimeout(ctx, DefaultPositionTimeout)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		out []candidatePos
+		wg  sync.WaitGroup
+	)
+	for _, m := range p.cfg.Dir.Status().Members {
+		name := m.Name
+		if name == d.Primary || !set.Candidate(name) || m.State != cluster.MemberAlive || !p.cfg.Leader.LeaseValid(name) {
+			continue
+		}
+		rank := len(set.Candidates)
+		if i := slices.Index(set.Candidates, name); i >= 0 {
+			rank = i
+		}
+		wg.Add(1)
+		go func(name, repl string) {
+			defer wg.Done()
+			var list []replication.Status
+			if name == p.cfg.Node {
+				list = p.cfg.Repl.Status()
+			} else {
+				var err error
+				if list, err = p.remoteStatus(ctx, repl); err != nil {
+					p.log.Debug("failover: a candidate did not say its position", "site", d.Name, "node", name, "err", err)
+					return
+				}
+			}
+			for _, s := range list {
+				// Only a copy that has been a replica of the site with a
+				// log position: an empty or failed copy cannot serve.
+				if s.Site == d.Name && s.Role == ephpm.RoleReplica && s.LogID != "" && s.Position > 0 {
+					mu.Lock()
+					out = append(out, candidatePos{node: name, logID: s.LogID, position: s.Position, state: s.State, rank: rank})
+					mu.Unlock()
+				}
+			}
+		}(name, m.Repl)
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.position != b.position {
+			return a.position > b.position
+		}
+		if a.rank != b.rank {
+			return a.rank < b.rank
+		}
+		return a.node < b.node
+	})
+	return out
+}
+
+// failbackPass moves a site back to its preferred primary (site.toml's
+// `primary`) when a failover took it away, that node holds a lease
+// again and its copy has caught up, unless failback = false. Only a
+// failover is undone: a site moved by `ephpm sites move` stays.
+func (p *Placement) failbackPass(ctx context.Context) {
+	for _, d := range p.cfg.Dir.Sites() {
+		if d.State != cluster.SiteActive || d.Failovers == 0 || d.LastFailover.Epoch != d.Epoch {
+			continue
+		}
+		set := p.settings(d.Name)
+		home := set.Primary
+		if home == "" {
+			home = d.LastFailover.From
+		}
+		if !set.FailsBack() || home == d.Primary || !p.cfg.Leader.LeaseValid(home) {
+			continue
+		}
+		if time.Since(d.LastFailover.Time) < p.failbackDelay || !p.failbackDue(d.Name) {
+			continue
+		}
+		if !p.caughtUp(ctx, d, home) {
+			continue
+		}
+		p.markFailback(d.Name)
+		// A move takes a while: the pass goes on meanwhile.
+		p.tasks.Go(func(ctx context.Context) error { p.failback(ctx, d, home); return nil })
+	}
+}
+
+// caughtUp reports whether node's copy of the site streams from the
+// primary with no frames to apply.
+func (p *Placement) caughtUp(ctx context.Context, d cluster.SiteInfo, node string) bool {
+	n, ok := p.cfg.Dir.Node(node)
+	if !ok || n.Repl == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, DefaultPositionTimeout)
+	defer cancel()
+	var list []replication.Status
+	if node == p.cfg.Node {
+		list = p.cfg.Repl.Status()
+	} else {
+		var err error
+		if list, err = p.remoteStatus(ctx, n.Repl); err != nil {
+			return false
+		}
+	}
+	for _, s := range list {
+		if s.Site == d.Name {
+			return s.Role == ephpm.RoleReplica && s.State == string(replication.ReplicaStreaming) && s.LagFrames == 0 && s.Epoch == d.Epoch
+		}
+	}
+	return false
+}
+
+func (p *Placement) failback(ctx context.Context, d cluster.SiteInfo, home string) {
+	ctx, cancel := context.WithTimeout(ctx, DefaultMoveTimeout)
+	defer cancel()
+	res, err := p.Move(ctx, d.Name, home)
+	if err != nil {
+		p.log.Warn("failback: moving the site back to its primary failed; retried later", "site", d.Name, "to", home, "err", err)
+		return
+	}
+	p.log.Info("failback: the site is back on its primary", "site", d.Name, "to", home, "epoch", res.Epoch, "pause_ms", res.PauseMs)
+}
+
+// failbackDue reports whether the site's last failback attempt is old
+// enough for another.
+func (p *Placement) failbackDue(site string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.failedBack[site]) >= p.failbackDelay
+}
+
+func (p *Placement) markFailback(site string) {
+	p.mu.Lock()
+	p.failedBack[site] = time.Now()
+	p.mu.Unlock()
+}
+
+// warnFailover logs a site's failover problem once per change of it.
+func (p *Placement) warnFailover(site, why string) {
+	p.mu.Lock()
+	old := p.foWarned[site]
+	p.foWarned[site] = why
+	p.mu.Unlock()
+	if old != why {
+		p.log.Warn("failover: the site has no primary that takes writes", "site", site, "reason", why)
+	}
+}
+
+func (p *Placement) okFailover(site string) {
+	p.mu.Lock()
+	delete(p.foWarned, site)
+	p.mu.Unlock()
+}
