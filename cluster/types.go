@@ -184,7 +184,7 @@ type Lapse struct {
 // NodeLease is a node's lease as the directory records it.
 type NodeLease struct {
 	Node    string    `json:"node"`
-	Index   uint64    `json:"index"`             // raft index of its last renewal (0: none)
+	Index   uint64    `json:"index"`            // raft index of its last renewal (0: none)
 	Renewed time.Time `json:"renewed,omitzero"` // the holder's clock when it sent it, informational
 	// Lapsed is the leader's judgement; nil on other nodes.
 	Lapsed *bool `json:"lapsed,omitempty"`
