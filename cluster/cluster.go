@@ -72,8 +72,15 @@ type Cluster struct {
 	// asked (OpReadIndex); reset at every leader change.
 	synced atomic.Bool
 
-	wake    chan struct{} // manager: membership changed
-	changed chan struct{} // notifier: call OnChange
+	wake      chan struct{} // manager: membership changed
+	changed   chan struct{} // notifier: call OnChange
+	leaseKick chan struct{} // lease renewer: renew now if due or not held
+	leaseNote chan struct{} // lease notifier: the lease may have changed
+
+	leaseMu     sync.Mutex
+	lease       leaseState
+	renewals    atomic.Int64 // successful lease renewals
+	renewErrors atomic.Int64
 
 	cancel    context.CancelFunc
 	group     *task.Group
@@ -92,12 +99,14 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c := &Cluster{
-		cfg:     cfg,
-		timing:  cfg.Timing.withDefaults(),
-		log:     cfg.Logger,
-		members: map[string]*memberRec{},
-		wake:    make(chan struct{}, 1),
-		changed: make(chan struct{}, 1),
+		cfg:       cfg,
+		timing:    cfg.Timing.withDefaults(),
+		log:       cfg.Logger,
+		members:   map[string]*memberRec{},
+		wake:      make(chan struct{}, 1),
+		changed:   make(chan struct{}, 1),
+		leaseKick: make(chan struct{}, 1),
+		leaseNote: make(chan struct{}, 1),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -217,6 +226,7 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("raft timing: %w", err)
 	}
 	c.fsm = newFSM(c.notify)
+	c.fsm.onRenew = c.renewApplied
 	c.raft, err = raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
@@ -236,6 +246,8 @@ func New(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	c.group.Go(c.manage)
 	c.group.Go(c.notifier)
 	c.group.Go(c.joinLoop)
+	c.group.Go(c.leaseRenewer)
+	c.group.Go(c.leaseNotifier)
 	c.log.Info("cluster node started", "gossip", local.Gossip, "raft", local.Raft, "existing_state", c.hasState)
 	return c, nil
 }
@@ -249,6 +261,11 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.DataDir == "" {
 		return fmt.Errorf("%w: no cluster data dir", ErrInvalid)
+	}
+	t := cfg.Timing.withDefaults()
+	if t.LeaseTTL <= 2*leaseMargin(t.LeaseTTL) || t.LeaseRenew > t.LeaseTTL/2 {
+		return fmt.Errorf("%w: lease TTL %s must exceed %s and be at least twice the renewal period %s",
+			ErrInvalid, t.LeaseTTL, 2*leaseMargin(t.LeaseTTL), t.LeaseRenew)
 	}
 	for _, a := range []string{cfg.Bind, cfg.RaftBind} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -268,6 +285,7 @@ func (t Timing) withDefaults() Timing {
 		{&t.GossipInterval, &w.GossipInterval}, {&t.RaftHeartbeat, &w.RaftHeartbeat},
 		{&t.RaftElection, &w.RaftElection}, {&t.RaftLeaderLease, &w.RaftLeaderLease},
 		{&t.RaftCommit, &w.RaftCommit}, {&t.Reconcile, &w.Reconcile},
+		{&t.LeaseTTL, &w.LeaseTTL}, {&t.LeaseRenew, &w.LeaseRenew},
 	} {
 		if *p.v <= 0 {
 			*p.v = *p.d
@@ -456,12 +474,13 @@ func (c *Cluster) Close() error {
 	return c.closeErr
 }
 
-// notify asks the notifier for an OnChange call (coalesced; never blocks).
+// notify asks the notifier for an OnChange call (coalesced; never
+// blocks), the lease notifier to look at the lease's Sites, and the
+// renewer whether a renewal is due.
 func (c *Cluster) notify() {
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
+	signal(c.changed)
+	signal(c.leaseNote)
+	signal(c.leaseKick)
 }
 
 func (c *Cluster) wakeManager() {
@@ -539,6 +558,10 @@ func roleOf(s raft.ServerSuffrage) string {
 // Status returns this node's view of the cluster.
 func (c *Cluster) Status() Status {
 	_, id := c.raft.LeaderWithID()
+	var until time.Time
+	if l := c.Lease(); l.Index != 0 {
+		until = l.Until.Round(0)
+	}
 	return Status{
 		Node:         c.cfg.Node,
 		Leader:       string(id),
@@ -549,6 +572,8 @@ func (c *Cluster) Status() Status {
 		Members:      c.Members(),
 		Nodes:        c.fsm.nodes(),
 		Sites:        c.fsm.sites(),
+		Leases:       c.nodeLeases(),
+		LeaseUntil:   until,
 	}
 }
 
@@ -630,11 +655,17 @@ func (c *Cluster) SetPrimary(ctx context.Context, name, to string, epoch uint64)
 // write applies cmd through the leader and returns once this node's FSM
 // has applied it.
 func (c *Cluster) write(ctx context.Context, cmd command) (applyResult, error) {
+	res, _, err := c.writeIndex(ctx, cmd)
+	return res, err
+}
+
+// writeIndex is write, with the raft index of the entry.
+func (c *Cluster) writeIndex(ctx context.Context, cmd command) (applyResult, uint64, error) {
 	if c.closed.Load() {
-		return applyResult{}, ErrClosed
+		return applyResult{}, 0, ErrClosed
 	}
 	if err := cmd.validate(); err != nil {
-		return applyResult{}, err
+		return applyResult{}, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
 	defer cancel()
@@ -643,12 +674,12 @@ func (c *Cluster) write(ctx context.Context, cmd command) (applyResult, error) {
 		res, idx, err = c.forward(ctx, cmd)
 	}
 	if err != nil {
-		return applyResult{}, err
+		return applyResult{}, 0, err
 	}
 	if err := c.waitApplied(ctx, idx); err != nil {
-		return applyResult{}, err
+		return applyResult{}, 0, err
 	}
-	return res, res.Err
+	return res, idx, res.Err
 }
 
 // applyLocal applies cmd on this node if it leads (errNotLeader if not).
@@ -687,6 +718,12 @@ func (c *Cluster) applyLocal(ctx context.Context, cmd command) (applyResult, uin
 		c.membersMu.Lock()
 		delete(c.members, name)
 		c.membersMu.Unlock()
+	}
+	if cmd.Op == OpFailover {
+		// Only a lease this leader itself judges lapsed is failed over.
+		if err := c.checkLapsed(cmd.From, cmd.LeaseIndex); err != nil {
+			return applyResult{}, 0, err
+		}
 	}
 	if cmd.Op == OpReadIndex {
 		// Everything committed before the call has reached the FSM after

@@ -24,6 +24,13 @@ var (
 	ErrNodeInUse = errors.New("cluster: node in use")
 	// ErrInvalid: a malformed name or command (never retried).
 	ErrInvalid = errors.New("cluster: invalid request")
+	// ErrConflict: a Failover whose premise no longer holds: the site's
+	// primary or epoch moved, or the old primary renewed its lease since
+	// (or, on the leader, its lease has not lapsed).
+	ErrConflict = errors.New("cluster: conflict")
+	// ErrNotLeader: a call only the raft leader answers (LapsedNodes,
+	// Failover) made on another node.
+	ErrNotLeader = errors.New("cluster: this node is not the raft leader")
 
 	// errNotLeader: the node asked to apply is no longer the leader
 	// (internal: the forwarder retries with the new one).
@@ -44,6 +51,8 @@ var errorCodes = []struct {
 	{"closed", ErrClosed},
 	{"invalid", ErrInvalid},
 	{"node_in_use", ErrNodeInUse},
+	{"conflict", ErrConflict},
+	{"not_raft_leader", ErrNotLeader},
 	{"not_leader", errNotLeader},
 }
 

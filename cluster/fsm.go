@@ -24,6 +24,11 @@ const (
 	OpRemoveSite   Op = "remove_site.v1"
 	OpSetPrimary   Op = "set_primary.v1"
 	OpRemoveNode   Op = "remove_node.v1"
+	// OpRenewLease renews the proposing node's lease (DESIGN.md, Leases).
+	OpRenewLease Op = "renew_lease.v1"
+	// OpFailover moves a site's primary away from a node whose lease
+	// lapsed: a compare-and-set on the primary, the epoch and the lease.
+	OpFailover Op = "failover.v1"
 	// OpReadIndex is not a log entry: a follower asks the leader how far
 	// the directory is (a barrier, then the leader's applied index) and
 	// is caught up once it has applied that far.
@@ -45,6 +50,9 @@ type command struct {
 	Primary string    `json:"primary,omitempty"`
 	Epoch   uint64    `json:"epoch,omitempty"`
 	Config  []byte    `json:"config,omitempty"`
+	// From and LeaseIndex: failover.v1's premise (Primary is its To).
+	From       string `json:"from,omitempty"`
+	LeaseIndex uint64 `json:"lease_index,omitempty"`
 	// Time is set by the proposer: Apply must be deterministic, so it
 	// never reads the clock.
 	Time time.Time `json:"time,omitzero"`
@@ -60,15 +68,27 @@ type applyResult struct {
 type fsmState struct {
 	Sites map[string]SiteInfo `json:"sites"`
 	Nodes map[string]NodeInfo `json:"nodes"`
+	// Leases by node name (absent from snapshots taken before leases).
+	Leases map[string]leaseRecord `json:"leases,omitempty"`
 	// Index is the raft index of the last command applied: the waits of
 	// writes count on it after a restore.
 	Index uint64 `json:"index"`
 }
 
+// leaseRecord is a node's last lease renewal.
+type leaseRecord struct {
+	Index   uint64    `json:"index"`   // raft index of the renewal
+	Renewed time.Time `json:"renewed"` // the proposer's clock, informational
+}
+
 // fsm is the replicated directory. raft calls Apply, Snapshot and
 // Restore from its one FSM goroutine; reads take the read lock.
 type fsm struct {
-	onChange func() // called after every change, must not block
+	onChange func() // called after every change but renewals, must not block
+	// onRenew, if set, is called after a renewal of node's lease at
+	// index is applied, and for every lease a Restore brings (raft's FSM
+	// goroutine; must not block). Set before raft starts.
+	onRenew func(node string, index uint64)
 
 	mu      sync.RWMutex
 	st      fsmState
@@ -83,7 +103,7 @@ func newFSM(onChange func()) *fsm {
 	}
 	return &fsm{
 		onChange: onChange,
-		st:       fsmState{Sites: map[string]SiteInfo{}, Nodes: map[string]NodeInfo{}},
+		st:       fsmState{Sites: map[string]SiteInfo{}, Nodes: map[string]NodeInfo{}, Leases: map[string]leaseRecord{}},
 		applied:  make(chan struct{}),
 	}
 }
@@ -97,13 +117,21 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return applyResult{Err: fmt.Errorf("%w: decode command: %v", ErrInvalid, err)}
 	}
 	f.mu.Lock()
-	res := f.st.apply(cmd)
+	res := f.st.apply(cmd, l.Index)
 	f.st.Index = l.Index
 	ch := f.applied
 	f.applied = make(chan struct{})
 	f.mu.Unlock()
 	close(ch)
-	if res.Err == nil {
+	switch {
+	case res.Err != nil:
+	case cmd.Op == OpRenewLease:
+		// Every node renews every LeaseRenew: not a directory change
+		// for OnChange.
+		if f.onRenew != nil {
+			f.onRenew(cmd.Node.Name, l.Index)
+		}
+	default:
 		f.onChange()
 	}
 	return res
@@ -118,8 +146,9 @@ func (f *fsm) advance(index uint64) {
 	close(ch)
 }
 
-// apply changes the state; the caller holds the lock.
-func (s *fsmState) apply(cmd command) applyResult {
+// apply changes the state for the entry at index; the caller holds the
+// lock.
+func (s *fsmState) apply(cmd command, index uint64) applyResult {
 	switch cmd.Op {
 	case OpRegisterNode:
 		if cmd.Node == nil {
@@ -143,7 +172,8 @@ func (s *fsmState) apply(cmd command) applyResult {
 		}
 		// A revived site's epoch keeps growing: epochs never repeat.
 		si := SiteInfo{Name: cmd.Site, Primary: cmd.Primary, Epoch: old.Epoch + 1, State: SiteActive,
-			Config: slices.Clone(cmd.Config), Created: cmd.Time.UTC()}
+			Config: slices.Clone(cmd.Config), Created: cmd.Time.UTC(),
+			Failovers: old.Failovers, LastFailover: old.LastFailover}
 		s.Sites[cmd.Site] = si
 		return applyResult{Site: si.clone()}
 	case OpRemoveSite:
@@ -167,6 +197,7 @@ func (s *fsmState) apply(cmd command) applyResult {
 			return applyResult{Err: fmt.Errorf("%w: %s is the primary of %s", ErrNodeInUse, cmd.Node.Name, strings.Join(sites, ", "))}
 		}
 		delete(s.Nodes, cmd.Node.Name)
+		delete(s.Leases, cmd.Node.Name)
 		return applyResult{}
 	case OpSetPrimary:
 		si, ok := s.Sites[cmd.Site]
@@ -183,9 +214,72 @@ func (s *fsmState) apply(cmd command) applyResult {
 		si.Epoch++
 		s.Sites[cmd.Site] = si
 		return applyResult{Site: si.clone()}
+	case OpRenewLease:
+		if cmd.Node == nil {
+			return applyResult{Err: fmt.Errorf("%w: renew_lease without node", ErrInvalid)}
+		}
+		// A removed node's renewal still in flight must not bring its
+		// lease back.
+		if _, ok := s.Nodes[cmd.Node.Name]; !ok {
+			return applyResult{Err: fmt.Errorf("%w: %q renews a lease", ErrUnknownNode, cmd.Node.Name)}
+		}
+		if s.Leases == nil {
+			s.Leases = map[string]leaseRecord{}
+		}
+		s.Leases[cmd.Node.Name] = leaseRecord{Index: index, Renewed: cmd.Time.UTC()}
+		return applyResult{}
+	case OpFailover:
+		si, ok := s.Sites[cmd.Site]
+		if !ok || si.State == SiteRemoved {
+			return applyResult{Err: fmt.Errorf("%w: %q", ErrNoSite, cmd.Site)}
+		}
+		// Checked here, in log order: a renewal or a move committed after
+		// the leader judged the lease lapsed wins over the failover.
+		if si.Primary != cmd.From || si.Epoch != cmd.Epoch {
+			return applyResult{Site: si.clone(), Err: fmt.Errorf("%w: site %q is on %s at epoch %d, not %s at %d",
+				ErrConflict, cmd.Site, si.Primary, si.Epoch, cmd.From, cmd.Epoch)}
+		}
+		if cur := s.Leases[cmd.From].Index; cur != cmd.LeaseIndex {
+			return applyResult{Site: si.clone(), Err: fmt.Errorf("%w: %s renewed its lease (index %d, not %d)",
+				ErrConflict, cmd.From, cur, cmd.LeaseIndex)}
+		}
+		if _, ok := s.Nodes[cmd.Primary]; !ok {
+			return applyResult{Site: si.clone(), Err: fmt.Errorf("%w: %q", ErrUnknownNode, cmd.Primary)}
+		}
+		si.Primary = cmd.Primary
+		si.Epoch++
+		si.Failovers++
+		si.LastFailover = FailoverInfo{From: cmd.From, To: cmd.Primary, Epoch: si.Epoch, LeaseIndex: cmd.LeaseIndex, Time: cmd.Time.UTC()}
+		s.Sites[cmd.Site] = si
+		return applyResult{Site: si.clone()}
 	default:
 		return applyResult{Err: fmt.Errorf("%w: unknown op %q", ErrInvalid, cmd.Op)}
 	}
+}
+
+// primarySites maps the active sites whose primary is node to their
+// epochs, with the index applied: what the holder's lease covers.
+func (f *fsm) primarySites(node string) (uint64, map[string]uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := map[string]uint64{}
+	for name, si := range f.st.Sites {
+		if si.State == SiteActive && si.Primary == node {
+			out[name] = si.Epoch
+		}
+	}
+	return f.st.Index, out
+}
+
+// leases copies the lease records of the registered nodes.
+func (f *fsm) leases() map[string]leaseRecord {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make(map[string]leaseRecord, len(f.st.Nodes))
+	for name := range f.st.Nodes {
+		out[name] = f.st.Leases[name] // zero: never renewed
+	}
+	return out
 }
 
 // primaryOf lists the active sites whose primary is node, sorted.
@@ -204,7 +298,8 @@ func (s *fsmState) primaryOf(node string) []string {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := fsmState{Sites: make(map[string]SiteInfo, len(f.st.Sites)), Nodes: maps.Clone(f.st.Nodes), Index: f.st.Index}
+	st := fsmState{Sites: make(map[string]SiteInfo, len(f.st.Sites)), Nodes: maps.Clone(f.st.Nodes),
+		Leases: maps.Clone(f.st.Leases), Index: f.st.Index}
 	for k, v := range f.st.Sites {
 		st.Sites[k] = v.clone()
 	}
@@ -224,12 +319,22 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if st.Nodes == nil {
 		st.Nodes = map[string]NodeInfo{}
 	}
+	if st.Leases == nil {
+		st.Leases = map[string]leaseRecord{}
+	}
 	f.mu.Lock()
 	f.st = st
 	ch := f.applied
 	f.applied = make(chan struct{})
 	f.mu.Unlock()
 	close(ch)
+	if f.onRenew != nil {
+		// Applied now as far as this node knows: the leader's judgement
+		// counts from here (or from its own start, if later).
+		for name, l := range st.Leases {
+			f.onRenew(name, l.Index)
+		}
+	}
 	f.onChange()
 	return nil
 }

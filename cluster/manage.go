@@ -32,6 +32,7 @@ func (c *Cluster) manage(ctx context.Context) error {
 			}
 		case <-t.C:
 		}
+		c.leadership() // notes when this node started leading, as early as it can
 		c.refreshVoters(ctx)
 		c.maybeBootstrap()
 		if !c.synced.Load() {

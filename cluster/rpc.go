@@ -130,6 +130,19 @@ func (cmd command) validate() error {
 			return err
 		}
 		return ValidNodeName(cmd.Primary)
+	case OpRenewLease:
+		if cmd.Node == nil {
+			return fmt.Errorf("%w: renew_lease without node", ErrInvalid)
+		}
+		return ValidNodeName(cmd.Node.Name)
+	case OpFailover:
+		if err := ValidSiteName(cmd.Site); err != nil {
+			return err
+		}
+		if err := ValidNodeName(cmd.From); err != nil {
+			return err
+		}
+		return ValidNodeName(cmd.Primary)
 	default:
 		return fmt.Errorf("%w: unknown op %q", ErrInvalid, cmd.Op)
 	}

@@ -42,6 +42,16 @@ type Config struct {
 	// does) and may call the Cluster's read methods and writes, but not
 	// Close (which waits for it).
 	OnChange func()
+	// OnLease, if set, is called with this node's LeaseState after each
+	// successful renewal, after each local directory change that changes
+	// its Sites while the lease is held, and once with the zero
+	// LeaseState when the lease ends here (not renewed in time, or the
+	// Cluster's view fell behind). It is called from one goroutine owned
+	// by the Cluster, never concurrently with itself, and coalesced (the
+	// latest state, not every one). It must not block: a late call
+	// delays the next one, and a lapse then reaches the caller late. The
+	// caller must still compare Until with time.Now() before each write.
+	OnLease func(LeaseState)
 }
 
 // Timing holds the failure-detection and election timings.
@@ -53,6 +63,19 @@ type Timing struct {
 	// bootstrap and self-registration checks (0: 2 s). Member and leader
 	// events run them at once as well.
 	Reconcile time.Duration
+	// LeaseTTL is how long a renewal of a node's lease counts (the
+	// holder stops writing leaseMargin(LeaseTTL) sooner; the leader
+	// judges it lapsed LeaseTTL after it applied it). LeaseRenew is the
+	// period of the renewals; at most LeaseTTL/2.
+	LeaseTTL, LeaseRenew time.Duration
+}
+
+// leaseMargin is how much sooner than LeaseTTL the holder stops: it
+// covers clock-rate drift between the holder and the leader (2×10⁻⁴
+// of 5 s is 1 ms; the margin is 500 ms) and a write that checked the
+// lease just before its deadline and lands a little after it.
+func leaseMargin(ttl time.Duration) time.Duration {
+	return max(ttl/10, 200*time.Millisecond)
 }
 
 // WANTiming returns the defaults, chosen for 50–250 ms round trips
@@ -68,6 +91,8 @@ func WANTiming() Timing {
 		RaftLeaderLease: 1 * time.Second,
 		RaftCommit:      50 * time.Millisecond,
 		Reconcile:       2 * time.Second,
+		LeaseTTL:        5 * time.Second, // a failed primary's sites: ~6.5 s without writes (DESIGN.md)
+		LeaseRenew:      1 * time.Second,
 	}
 }
 
@@ -84,6 +109,8 @@ func LANTiming() Timing {
 		RaftLeaderLease: 150 * time.Millisecond,
 		RaftCommit:      10 * time.Millisecond,
 		Reconcile:       200 * time.Millisecond,
+		LeaseTTL:        2 * time.Second, // loose: -race on two cores delays renewals
+		LeaseRenew:      200 * time.Millisecond,
 	}
 }
 
@@ -119,6 +146,48 @@ type SiteInfo struct {
 	State   SiteState `json:"state"`
 	Config  []byte    `json:"config,omitempty"` // the site.toml text it was created with
 	Created time.Time `json:"created"`
+	// Failovers counts the Failover entries applied to the site (kept
+	// when a removed site is created again); LastFailover is the latest.
+	Failovers    uint64       `json:"failovers,omitempty"`
+	LastFailover FailoverInfo `json:"last_failover,omitzero"`
+}
+
+// FailoverInfo records a Failover of a site's primary.
+type FailoverInfo struct {
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Epoch      uint64    `json:"epoch"`       // the new epoch
+	LeaseIndex uint64    `json:"lease_index"` // From's lease that had lapsed
+	Time       time.Time `json:"time"`        // the leader's clock, informational
+}
+
+// LeaseState is this node's lease as its holder knows it.
+type LeaseState struct {
+	Index uint64            // raft index of the renewal that granted it (0: none yet)
+	Until time.Time         // on this node's monotonic clock; writes must stop before it
+	Sites map[string]uint64 // sites whose primary this node is → their epoch
+}
+
+// Held reports whether the lease allows writes at now (time.Now(): the
+// monotonic reading matters).
+func (l LeaseState) Held(now time.Time) bool {
+	return l.Index != 0 && now.Before(l.Until)
+}
+
+// Lapse is a node whose lease the leader judged lapsed.
+type Lapse struct {
+	Node       string
+	LeaseIndex uint64        // the renewal that lapsed (0: none since the node registered); Failover's premise
+	For        time.Duration // how long ago it lapsed, on the leader's clock
+}
+
+// NodeLease is a node's lease as the directory records it.
+type NodeLease struct {
+	Node    string    `json:"node"`
+	Index   uint64    `json:"index"`            // raft index of its last renewal (0: none)
+	Renewed time.Time `json:"renewed,omitzero"` // the holder's clock when it sent it, informational
+	// Lapsed is the leader's judgement; nil on other nodes.
+	Lapsed *bool `json:"lapsed,omitempty"`
 }
 
 // MemberState is a gossip member's state. memberlist v0.5.4 keeps its
@@ -157,4 +226,9 @@ type Status struct {
 	Members      []Member   `json:"members"` // sorted by name
 	Nodes        []NodeInfo `json:"nodes"`   // sorted by name
 	Sites        []SiteInfo `json:"sites"`   // sorted by name
+	// Leases are the registered nodes' leases, sorted by node.
+	Leases []NodeLease `json:"leases,omitempty"`
+	// LeaseUntil is when this node's own lease ends (wall clock; zero:
+	// not held).
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
