@@ -103,7 +103,7 @@ func newFailoverTest(t *testing.T, settings string, posB, posC uint64) (*Placeme
 	nodes["c"].list = []replication.Status{{Site: "shop.test", Role: ephpm.RoleReplica, LogID: "L", Position: posC, State: "streaming"}}
 	d.sites["shop.test"] = cluster.SiteInfo{Name: "shop.test", Primary: "a", Epoch: 3, State: cluster.SiteActive}
 	leader := &fakeLeader{d: d, noLease: map[string]bool{}}
-	p := New(Config{Node: "x", Dir: d, Local: l, Repl: r, Leader: leader, Token: "tok-0123456789abcdef",
+	p := New(Config{Node: "x", Dir: d, Local: l, Repl: r, Leader: leader, Token: "tok-0123456789abcdef", Client: &http.Client{},
 		DBPath: func(s string) string { return "/db/" + s + ".db" }})
 	g := config.New()
 	g.Cluster.Enabled = true
@@ -186,7 +186,7 @@ func TestFailbackAfterFailoverOnly(t *testing.T) {
 	setup := func(t *testing.T, settings string) (*Placement, *fakeDir, map[string]*statusNode) {
 		p, d, l, nodes := newFailoverTest(t, settings, 10, 12)
 		p.failbackDelay = time.Millisecond
-		p.tasks = nil
+		p.check = time.Hour // only the passes the test runs
 		l.lapsed = []cluster.Lapse{{Node: "a", LeaseIndex: 5}}
 		p.failoverPass(ctx)
 		l.lapsed = nil
@@ -199,6 +199,7 @@ func TestFailbackAfterFailoverOnly(t *testing.T) {
 	run := func(p *Placement) {
 		p.Start(ctx)
 		p.failbackPass(ctx)
+		time.Sleep(300 * time.Millisecond) // the move runs on the group
 		p.Close()
 	}
 	p, _, nodes := setup(t, "")
