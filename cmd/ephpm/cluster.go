@@ -58,6 +58,7 @@ func (n *node) startCluster(ctx context.Context) error {
 		DBPath: n.sites.DefaultDBPath,
 		Token:  cfg.ReplicationToken(), Client: n.replClient,
 		Logger: n.log.WithGroup("placement"),
+		Leader: c,
 	})
 	p.Start(ctx)
 	n.defer_(func() { p.Close() })
