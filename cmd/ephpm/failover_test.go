@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +29,17 @@ import (
 // it acknowledged with the site's epoch (EPHPM_COMMIT_AUDIT), and no two
 // nodes may have acknowledged commits of one epoch, nor commits of two
 // epochs at overlapping times.
+
+// taggedPHP counts this node's rows written with one value.
+const taggedPHP = `<?php
+$m = new mysqli($_SERVER['EPHPM_DB_HOST'], $_SERVER['EPHPM_DB_USER'], $_SERVER['EPHPM_DB_PASSWORD'],
+	$_SERVER['EPHPM_DB_NAME'], (int) $_SERVER['EPHPM_DB_PORT']);
+$st = $m->prepare("SELECT count(*) FROM acks WHERE v = ?");
+$v = $_GET['v'] ?? '';
+$st->bind_param('s', $v);
+$st->execute();
+echo "tagged ", $st->get_result()->fetch_row()[0];
+`
 
 // auditEnv makes every node log its acknowledged commits (relative to
 // its base directory, its working directory).
@@ -464,5 +476,77 @@ func TestFailoverQuorumLost(t *testing.T) {
 	}
 	c.restart("tokyo")
 	c.waitWrites([]string{"frankfurt"}, site, 90*time.Second)
+	c.checkSplitBrain(site)
+}
+
+// TestFailoverOpenTransaction: a transaction a replica forwards to the
+// primary is open when the site is handed over, and another when the
+// primary dies: each client gets an error at COMMIT, and no copy holds
+// half of either transaction.
+func TestFailoverOpenTransaction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "tx.test"
+	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{env: auditEnv, before: func(c *edgeCluster) {
+		failoverSite(site, "frankfurt", "failback = false\n")(c)
+		c.siteFiles(site, map[string]string{"creds.php": sqlCredsPHP, "t.php": taggedPHP})
+	}})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+	db := siteDB(t, c.nodes["tokyo"].http, site)
+	ctx := context.Background()
+	openTx := func(tag string) *sql.Tx {
+		t.Helper()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO acks (v) VALUES (?)", tag); err != nil {
+				t.Fatalf("%s: insert %d: %v", tag, i, err)
+			}
+		}
+		return tx
+	}
+	// rows counts a tag's rows on every live node once they agree.
+	noHalf := func(tag string, nodes []string) {
+		t.Helper()
+		testutil.RetryUntil(t, 60*time.Second, func() error {
+			for _, n := range nodes {
+				code, body := c.rawGet(n, site, "/t.php?v="+tag)
+				if code != 200 {
+					return fmt.Errorf("%s: %d %s", n, code, body)
+				}
+				if !strings.Contains(body, "tagged 0") {
+					return fmt.Errorf("%s holds rows of the failed transaction %s: %s", n, tag, body)
+				}
+			}
+			return nil
+		})
+	}
+
+	tx := openTx("tx-move")
+	c.move("saopaulo", site, "saopaulo")
+	if err := tx.Commit(); err == nil {
+		t.Error("COMMIT of a transaction open across the hand-over succeeded")
+	} else {
+		t.Logf("COMMIT across the hand-over: %v", err)
+	}
+	noHalf("tx-move", clusterNames)
+
+	tx = openTx("tx-kill")
+	c.kill9("saopaulo")
+	if err := tx.Commit(); err == nil {
+		t.Error("COMMIT of a transaction open when its primary died succeeded")
+	} else {
+		t.Logf("COMMIT after the primary died: %v", err)
+	}
+	live := []string{"frankfurt", "tokyo"}
+	c.waitWrites(live, site, 60*time.Second)
+	noHalf("tx-kill", live)
 	c.checkSplitBrain(site)
 }
