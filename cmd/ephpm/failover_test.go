@@ -550,3 +550,36 @@ func TestFailoverOpenTransaction(t *testing.T) {
 	noHalf("tx-kill", live)
 	c.checkSplitBrain(site)
 }
+
+// TestFailoverLeaderDies: five nodes; the site's primary dies, and so
+// does the raft leader while the failover is due. A new leader judges
+// the lease itself (it never trusts the old leader's clock) and
+// promotes a replica; never two writers.
+func TestFailoverLeaderDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	names := []string{"frankfurt", "tokyo", "saopaulo", "virginia", "sydney"}
+	const site = "leader.test"
+	c := newEdgeCluster(t, names, 50*time.Millisecond, edgeOpts{env: auditEnv,
+		before: failoverSite(site, "virginia", "failback = false\n")})
+	c.waitMembers(names, 120*time.Second)
+	c.waitSiteStreaming(names, site, "virginia", 120*time.Second)
+	if ok, why := c.writeOK("virginia", site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+	leader := c.status("tokyo").Leader
+	if leader == "" || leader == "virginia" {
+		t.Fatalf("leader %q (the voters are the first three nodes)", leader)
+	}
+	c.kill9("virginia")
+	// The lease (5 s) is about to lapse: the leader dies too.
+	time.Sleep(4 * time.Second)
+	c.kill9(leader)
+	live := without(without(names, "virginia"), leader)
+	start := time.Now()
+	c.waitWrites(live, site, 90*time.Second)
+	p, epoch := c.primaryOf(live[0], site)
+	t.Logf("leader %s died 4 s after the primary; %s promoted (epoch %d); writes through %v work %v later", leader, p, epoch, live, time.Since(start).Round(time.Millisecond))
+	c.checkSplitBrain(site)
+}
