@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -136,4 +137,80 @@ func BenchmarkClusterJoin200(b *testing.B) {
 		ds = append(ds, float64(joinWithSites(b, 200, regionDelay).Milliseconds()))
 	}
 	b.ReportMetric(percentile(ds, 0.5), "join-ms")
+}
+
+// BenchmarkClusterFailover (issue 15): 3 nodes, 125 ms one way; b.N
+// times the site's primary is killed with SIGKILL; the time until a
+// write through each of the two other regions is acknowledged again
+// (the lease lapses, the leader promotes the most advanced replica, the
+// replicas follow). The killed node is restarted and rejoins as a
+// replica before the next kill (failback = false).
+func BenchmarkClusterFailover(b *testing.B) {
+	const site = "bench.test"
+	c := newEdgeCluster(b, clusterNames, 125*time.Millisecond, edgeOpts{
+		before: failoverSite(site, "frankfurt", "failback = false\n")})
+	c.waitMembers(clusterNames, 120*time.Second)
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	c.writeOK("frankfurt", site, "first")
+	var took []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		victim, _ := c.primaryOf("tokyo", site)
+		others := without(clusterNames, victim)
+		c.kill9(victim)
+		start := time.Now()
+		for _, o := range others {
+			for time.Since(start) < 120*time.Second {
+				if ok, _ := c.writeOK(o, site, fmt.Sprint("k", i)); ok {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		took = append(took, float64(time.Since(start).Milliseconds()))
+		b.StopTimer()
+		c.restart(victim)
+		p, _ := c.primaryOf(others[0], site)
+		c.waitSiteStreaming(clusterNames, site, p, 180*time.Second)
+		b.StartTimer()
+	}
+	b.ReportMetric(percentile(took, 0.5), "failover-ms-p50")
+	b.ReportMetric(percentile(took, 0.99), "failover-ms-p99")
+	b.ReportMetric(percentile(took, 0.99)/10000, "p99/10s-budget")
+}
+
+// BenchmarkClusterCommitSync (issue 15): one write request (one INSERT)
+// at a time on the primary, for a site with sync = "local" and one with
+// sync = "replica", 50 and 125 ms one way to the replicas; the request's
+// latency, p50 and p99, and their ratio.
+func BenchmarkClusterCommitSync(b *testing.B) {
+	for _, delay := range []time.Duration{50 * time.Millisecond, 125 * time.Millisecond} {
+		b.Run(fmt.Sprint(delay.Milliseconds(), "ms"), func(b *testing.B) {
+			c := newEdgeCluster(b, clusterNames, delay, edgeOpts{before: func(c *edgeCluster) {
+				failoverSite("local.test", "frankfurt", "")(c)
+				failoverSite("replica.test", "frankfurt", "sync = \"replica\"\n")(c)
+			}})
+			c.waitMembers(clusterNames, 120*time.Second)
+			for _, s := range []string{"local.test", "replica.test"} {
+				c.waitSiteStreaming(clusterNames, s, "frankfurt", 120*time.Second)
+				c.writeOK("frankfurt", s, "warm")
+			}
+			lat := map[string][]float64{}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, s := range []string{"local.test", "replica.test"} {
+					t0 := time.Now()
+					if ok, why := c.writeOK("frankfurt", s, fmt.Sprint("c", i)); !ok {
+						b.Fatalf("%s: %s", s, why)
+					}
+					lat[s] = append(lat[s], float64(time.Since(t0).Microseconds())/1000)
+				}
+			}
+			b.ReportMetric(percentile(lat["local.test"], 0.5), "local-ms-p50")
+			b.ReportMetric(percentile(lat["replica.test"], 0.5), "replica-ms-p50")
+			b.ReportMetric(percentile(lat["local.test"], 0.99), "local-ms-p99")
+			b.ReportMetric(percentile(lat["replica.test"], 0.99), "replica-ms-p99")
+			b.ReportMetric(percentile(lat["replica.test"], 0.5)/percentile(lat["local.test"], 0.5), "replica/local-p50")
+		})
+	}
 }
