@@ -55,6 +55,11 @@ func toSQLError(err error) *sqlError {
 	switch {
 	case errors.As(err, &se):
 		return se
+	case errors.Is(err, ephpm.ErrNoLease):
+		// Refused at once (or its COMMIT rolled back): no lease.
+		return &sqlError{code: "SQLITE_READONLY", ext: sqlite.CodeReadOnly, msg: err.Error()}
+	case errors.Is(err, ephpm.ErrCommitUnconfirmed):
+		return &sqlError{code: "SQLITE_ERROR", ext: sqlite.CodeError, msg: err.Error()}
 	case errors.Is(err, ephpm.ErrNotPrimary):
 		return &sqlError{code: "SQLITE_READONLY", ext: sqlite.CodeReadOnly, msg: "not the primary"}
 	case errors.Is(err, sqlite.ErrLockTimeout):
@@ -279,8 +284,13 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 	res, err := query(ctx, s.w, st, args, wantRows, s.maxResult)
 	// The commit hooks (frame log) run now; if they fail, so does the
 	// statement: the client must not believe in an unlogged commit.
-	if herr := s.w.AfterStatement(ctx); err == nil && herr != nil {
-		err = fmt.Errorf("after commit: %w", herr)
+	if herr := s.w.AfterStatement(ctx); herr != nil {
+		switch {
+		case sqlite.ErrorCode(err) == sqlite.CodeConstraintCommitHook:
+			err = herr // the commit check's refusal, in its own words
+		case err == nil:
+			err = fmt.Errorf("after commit: %w", herr)
+		}
 	}
 	if err != nil {
 		return nil, err
