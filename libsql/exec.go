@@ -105,6 +105,9 @@ type session struct {
 	// ephpm.ErrNotPrimary (the site's primary moved away while it
 	// waited at the fence).
 	acquired, refused bool
+	// released is the writer releaseIdle gave back last: its commits'
+	// acknowledgement (sync = "replica") is waited for after it, by exec.
+	released *sqlite.Writer
 
 	timeout   time.Duration // each statement's (Config.StatementTimeout)
 	maxResult int           // bytes of one result (Config.MaxResultSize)
@@ -151,7 +154,7 @@ func (s *session) movable() bool { return s.refused && !s.acquired }
 func (s *session) releaseIdle(ctx context.Context) {
 	if s.w != nil && !s.inTx {
 		s.w.Release(ctx)
-		s.w = nil
+		s.released, s.w = s.w, nil
 	}
 }
 
@@ -159,6 +162,7 @@ func (s *session) releaseIdle(ctx context.Context) {
 // transaction) keeps the request's site open until the session lets go.
 func (s *session) endRequest(ctx context.Context, rs *reqSite) {
 	s.releaseIdle(ctx)
+	s.released = nil // exec waited for its statements' commits
 	switch {
 	case s.w != nil && s.site == nil:
 		s.site = rs.site
@@ -196,6 +200,14 @@ func (s *session) exec(ctx context.Context, db *sqlite.DB, st sqlStmt, args []an
 	// context ends (the client left), checked from inside SQLite.
 	ctx = sqlite.WithWatch(ctx, &sqlite.Watch{Timeout: s.timeout})
 	res, err := s.run(ctx, db, st, args, wantRows)
+	if w := s.released; w != nil {
+		// The writer is given back: a commit of it may now wait for a
+		// replica (sync = "replica") without holding up other writers.
+		s.released = nil
+		if aerr := w.Acked(ctx); err == nil && aerr != nil {
+			err = aerr
+		}
+	}
 	if err != nil {
 		if s.inTx && s.w != nil && !s.w.InTx() {
 			// SQLite rolled the transaction back (a write in it was

@@ -67,7 +67,7 @@ func (m *Manager) SetLease(until time.Time, sites map[string]uint64) {
 		return
 	}
 	m.lease.Store(&lease{until: until, sites: maps.Clone(sites)})
-	m.regateLeases()
+	m.regateAll()
 	select {
 	case m.leaseSet <- struct{}{}:
 	default: // the timer is already told
@@ -98,6 +98,13 @@ func (m *Manager) leaseErr(s *site) error {
 	return nil
 }
 
+// gateDB sets a site's open database's hooks from the site: the lease's
+// gates and the commit ack (sync = "replica", the audit).
+func (m *Manager) gateDB(s *site, db *sqlite.DB) {
+	m.gateLease(s, db)
+	m.gateAck(s, db)
+}
+
 // gateLease sets a primary's open database from the lease: the commit
 // check (the hard gate: a commit without the lease rolls back) and the
 // refusing gate in front of AcquireWriter (fail fast, never wait). On a
@@ -112,15 +119,16 @@ func (m *Manager) gateLease(s *site, db *sqlite.DB) {
 		return
 	}
 	db.SetCommitCheck(func() error { return m.leaseErr(s) })
-	db.SetRefused(m.leaseErr(s))
+	err := m.leaseErr(s)
+	if old := db.Refused(); (old == nil) != (err == nil) || old != nil && old.Error() != err.Error() {
+		db.SetRefused(err) // only on a change: it wakes the writers at the gate
+	}
 }
 
-// regateLeases sets every open database's gate from the lease as it is
-// now: after SetLease, SetSites, and when the lease runs out.
-func (m *Manager) regateLeases() {
-	if !m.cfg.Leases {
-		return
-	}
+// regateAll sets every open database's gates and hooks from its site
+// and the lease as they are now: after SetLease, SetSites, and when the
+// lease runs out.
+func (m *Manager) regateAll() {
 	m.mu.Lock()
 	list := make([]*site, 0, len(m.sites))
 	for _, s := range m.sites {
@@ -128,7 +136,7 @@ func (m *Manager) regateLeases() {
 	}
 	m.mu.Unlock()
 	for _, s := range list {
-		m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { m.gateLease(s, db) })
+		m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { m.gateDB(s, db) })
 	}
 }
 
@@ -153,7 +161,7 @@ func (m *Manager) leaseTimer(ctx context.Context) error {
 		case <-m.leaseSet:
 		case <-expire:
 			fired = l
-			m.regateLeases()
+			m.regateAll()
 			m.log.Warn("primary lease ran out: writes of cluster sites refused until it is granted again")
 		}
 		t.Stop()

@@ -77,6 +77,9 @@ type SiteConfig struct {
 	// it). A change of Epoch alone changes nothing else: the site keeps
 	// its stream, log and fence.
 	Epoch uint64
+	// Sync: when the primary acknowledges a commit (syncack.go); on a
+	// replica, SyncReplica makes it sync and ack each batch.
+	Sync SyncMode
 }
 
 // sameSite reports whether a and b differ in nothing but their epoch (a
@@ -150,7 +153,10 @@ type Config struct {
 	// != 0) takes writes only while it holds the lease SetLease gives
 	// (lease.go). false: SetLease does nothing and nothing is gated.
 	Leases bool
-	Logger *slog.Logger
+	// SyncTimeout bounds a sync = "replica" commit's wait for a replica
+	// (DefaultSyncTimeout when 0).
+	SyncTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Manager is the node's replication: one per process.
@@ -184,6 +190,9 @@ type Manager struct {
 	// lease timer.
 	lease    atomic.Pointer[lease]
 	leaseSet chan struct{}
+
+	// audit: EPHPM_COMMIT_AUDIT's file (audit.go), nil when unset.
+	audit *auditLog
 }
 
 // primaryConn makes the streams to one primary share a connection: the
@@ -247,6 +256,9 @@ type site struct {
 	// with it (see logNext).
 	fwdFrame atomic.Uint64
 
+	// sync: sync = "replica" (syncack.go)
+	sync syncState
+
 	fwdStatements atomic.Uint64
 	fwdRequests   atomic.Uint64
 	fwdNanos      atomic.Int64
@@ -282,6 +294,9 @@ func New(cfg Config) (*Manager, error) {
 	m.loops = task.NewGroup(context.Background())
 	m.sessions = newSessions(m)
 	m.boots = make(chan struct{}, defaults.Positive(cfg.MaxBootstraps, DefaultMaxBootstraps))
+	if err := m.startAudit(); err != nil {
+		return nil, err
+	}
 	if cfg.Leases {
 		m.loops.Go(m.leaseTimer)
 	}
@@ -417,7 +432,7 @@ func (m *Manager) SetSites(list []SiteConfig) {
 			promote = append(promote, s) // below, without mu
 		case old == nil:
 			m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) {
-				m.gateLease(s, db) // before the first write
+				m.gateDB(s, db) // before the first write
 				db.SetReadOnly(false)
 			})
 		}
@@ -452,9 +467,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 	m.mu.Unlock()
 	for _, s := range promote {
 		// Gated before promote makes it writable.
-		m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { m.gateLease(s, db) })
+		m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { m.gateDB(s, db) })
 	}
-	defer m.regateLeases() // epochs changed in place, roles
+	defer m.regateAll() // epochs changed in place, roles
 	for _, s := range promote {
 		if err := m.promote(s); err != nil {
 			m.log.Error("promoting the site: it takes no writes until its database opens", "site", s.cfg.Name, "err", err)
@@ -509,13 +524,13 @@ func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 	switch s.cfg.Role {
 	case ephpm.RoleReplica:
 		db.SetReadOnly(true)
-		m.gateLease(s, db)
+		m.gateDB(s, db)
 	case ephpm.RolePrimary:
 		// Writable only once its log is open (and behind the fence, if
 		// the site stands fenced).
 		db.SetReadOnly(true)
 		db.SetFenced(s.isFenced())
-		m.gateLease(s, db)
+		m.gateDB(s, db)
 		if err := s.openLog(ctx, db); err != nil {
 			return err
 		}
@@ -785,6 +800,9 @@ func (m *Manager) Close() error {
 		m.stopSite(s) // already ended: releases its context
 	}
 	m.sessions.closeAll()
+	if m.audit != nil {
+		return m.audit.close() // its last lines
+	}
 	return nil
 }
 

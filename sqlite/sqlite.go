@@ -130,6 +130,10 @@ type DB struct {
 	check     atomic.Pointer[func() error]
 	clientOut atomic.Bool
 	refusal   atomic.Pointer[error]
+	// ack (SetCommitAck) and what it asked the client's commits under
+	// the Writer now out to wait for (guarded by the writer lease).
+	ack  atomic.Pointer[func() func(context.Context) error]
+	acks []func(context.Context) error
 
 	readOnly  atomic.Bool // replica: clients may not write
 	committed atomic.Bool // set by SQLite's commit hook on the writer
@@ -462,6 +466,21 @@ func (db *DB) SetCommitCheck(check func() error) {
 	db.check.Store(&check)
 }
 
+// SetCommitAck installs ack, called after each commit of a client's
+// Writer once the commit hooks succeeded, with the writer still held (so
+// it sees the state that commit left, e.g. the frame log's end). What it
+// returns, if not nil, is what the client must wait for before it is
+// told the commit succeeded: Writer.Acked runs it after Release, so
+// that the wait never holds the writer and concurrent commits group. ack
+// must not block or run SQL. nil removes it.
+func (db *DB) SetCommitAck(ack func() func(context.Context) error) {
+	if ack == nil {
+		db.ack.Store(nil)
+		return
+	}
+	db.ack.Store(&ack)
+}
+
 // refusedCommit is a commit the commit check turned into a rollback.
 type refusedCommit struct{ check, sqlite error }
 
@@ -687,6 +706,13 @@ func (db *DB) afterCommit(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrHook, err)
 		}
 	}
+	if db.clientOut.Load() {
+		if a := db.ack.Load(); a != nil {
+			if wait := (*a)(); wait != nil {
+				db.acks = append(db.acks, wait)
+			}
+		}
+	}
 	if db.cfg.CheckpointPages < 0 {
 		return nil
 	}
@@ -750,6 +776,8 @@ type Writer struct {
 	inTx     bool
 	released bool
 	client   bool // AcquireWriter's: its commits pass the commit check
+	// acks: what its commits wait for after Release (SetCommitAck).
+	acks []func(context.Context) error
 }
 
 // InTx reports whether a transaction Begin started is still open: not
@@ -852,9 +880,26 @@ func (w *Writer) Release(ctx context.Context) {
 	if w.client {
 		w.db.clientOut.Store(false)
 		w.db.refusal.Store(nil)
+		w.acks, w.db.acks = w.db.acks, nil
 	}
 	w.db.dropLease()
 	<-w.db.wsem
+}
+
+// Acked waits, after Release, for what the Writer's commits must wait
+// for before the client hears they succeeded (SetCommitAck: a replica
+// confirming them, with sync = "replica"). It returns the first error:
+// the client must then be told the commit is not acknowledged. Without
+// an ack hook it returns nil at once.
+func (w *Writer) Acked(ctx context.Context) error {
+	acks := w.acks
+	w.acks = nil
+	for _, wait := range acks {
+		if err := wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // connector opens connections on the private driver and installs the
