@@ -55,6 +55,11 @@ func toSQLError(err error) *sqlError {
 	switch {
 	case errors.As(err, &se):
 		return se
+	case errors.Is(err, ephpm.ErrNoLease):
+		// Refused at once (or its COMMIT rolled back): no lease.
+		return &sqlError{code: "SQLITE_READONLY", ext: sqlite.CodeReadOnly, msg: err.Error()}
+	case errors.Is(err, ephpm.ErrCommitUnconfirmed):
+		return &sqlError{code: "SQLITE_ERROR", ext: sqlite.CodeError, msg: err.Error()}
 	case errors.Is(err, ephpm.ErrNotPrimary):
 		return &sqlError{code: "SQLITE_READONLY", ext: sqlite.CodeReadOnly, msg: "not the primary"}
 	case errors.Is(err, sqlite.ErrLockTimeout):
@@ -100,6 +105,9 @@ type session struct {
 	// ephpm.ErrNotPrimary (the site's primary moved away while it
 	// waited at the fence).
 	acquired, refused bool
+	// released is the writer releaseIdle gave back last: its commits'
+	// acknowledgement (sync = "replica") is waited for after it, by exec.
+	released *sqlite.Writer
 
 	timeout   time.Duration // each statement's (Config.StatementTimeout)
 	maxResult int           // bytes of one result (Config.MaxResultSize)
@@ -146,7 +154,7 @@ func (s *session) movable() bool { return s.refused && !s.acquired }
 func (s *session) releaseIdle(ctx context.Context) {
 	if s.w != nil && !s.inTx {
 		s.w.Release(ctx)
-		s.w = nil
+		s.released, s.w = s.w, nil
 	}
 }
 
@@ -154,6 +162,7 @@ func (s *session) releaseIdle(ctx context.Context) {
 // transaction) keeps the request's site open until the session lets go.
 func (s *session) endRequest(ctx context.Context, rs *reqSite) {
 	s.releaseIdle(ctx)
+	s.released = nil // exec waited for its statements' commits
 	switch {
 	case s.w != nil && s.site == nil:
 		s.site = rs.site
@@ -191,6 +200,14 @@ func (s *session) exec(ctx context.Context, db *sqlite.DB, st sqlStmt, args []an
 	// context ends (the client left), checked from inside SQLite.
 	ctx = sqlite.WithWatch(ctx, &sqlite.Watch{Timeout: s.timeout})
 	res, err := s.run(ctx, db, st, args, wantRows)
+	if w := s.released; w != nil {
+		// The writer is given back: a commit of it may now wait for a
+		// replica (sync = "replica") without holding up other writers.
+		s.released = nil
+		if aerr := w.Acked(ctx); err == nil && aerr != nil {
+			err = aerr
+		}
+	}
 	if err != nil {
 		if s.inTx && s.w != nil && !s.w.InTx() {
 			// SQLite rolled the transaction back (a write in it was
@@ -279,8 +296,13 @@ func (s *session) run(ctx context.Context, db *sqlite.DB, st sqlStmt, args []any
 	res, err := query(ctx, s.w, st, args, wantRows, s.maxResult)
 	// The commit hooks (frame log) run now; if they fail, so does the
 	// statement: the client must not believe in an unlogged commit.
-	if herr := s.w.AfterStatement(ctx); err == nil && herr != nil {
-		err = fmt.Errorf("after commit: %w", herr)
+	if herr := s.w.AfterStatement(ctx); herr != nil {
+		switch {
+		case sqlite.ErrorCode(err) == sqlite.CodeConstraintCommitHook:
+			err = herr // the commit check's refusal, in its own words
+		case err == nil:
+			err = fmt.Errorf("after commit: %w", herr)
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -43,6 +43,19 @@ func toSQLError(err error, database string) error {
 		return sqlerror.NewSQLErrorf(sqlerror.ErrorCode(xe.Code), state, "%s", xe.Message)
 	}
 	switch {
+	case errors.Is(err, ephpm.ErrNoLease):
+		// 1290 as a read-only server answers: the write did not run (or
+		// its COMMIT rolled back); the session stays usable for reads.
+		// The message names the site and why (replication.LeaseError).
+		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "%s", err.Error())
+	case sqlite.ErrorCode(err) == sqlite.CodeConstraintCommitHook:
+		// The commit check refused a commit whose error came from its
+		// rows (INSERT … RETURNING): the same refusal, without its words.
+		return sqlerror.NewSQLErrorf(sqlerror.EROptionPreventsStatement, sqlerror.SSUnknownSQLState, "This node may not commit writes for the site now (no primary lease); the transaction was rolled back")
+	case errors.Is(err, ephpm.ErrCommitUnconfirmed):
+		// Not 1180 (error during COMMIT: rolled back): the commit is on
+		// the primary, only its confirmation is missing.
+		return sqlerror.NewSQLErrorf(sqlerror.ERUnknownError, sqlerror.SSUnknownSQLState, "%s", err.Error())
 	case errors.Is(err, ephpm.ErrNotPrimary):
 		// What a MySQL replica says: a write on a replica's copy that
 		// did not go through the account's Forwarder.

@@ -482,14 +482,19 @@ func (s *session) ensureWriter(ctx context.Context) error {
 // the writer back.
 func (s *session) endTx(ctx context.Context, commit bool) error {
 	var err error
-	if s.w != nil {
+	if w := s.w; w != nil {
 		if commit {
-			err = s.w.Commit(ctx)
+			err = w.Commit(ctx)
 		} else {
-			err = s.w.Rollback(ctx)
+			err = w.Rollback(ctx)
 		}
-		s.w.Release(ctx)
+		w.Release(ctx)
 		s.w = nil
+		if err == nil && commit {
+			// sync = "replica": OK only once a replica has it, waited
+			// for with the writer given back.
+			err = w.Acked(ctx)
+		}
 	}
 	if s.schemaTx && s.site != nil {
 		s.site.cat.Invalidate()
@@ -550,8 +555,15 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 		if err != nil {
 			return nil, err
 		}
-		defer w.Release(ctx)
-		q = w
+		res, err := s.queryOn(ctx, w, plan, named)
+		w.Release(ctx)
+		if err == nil {
+			err = w.Acked(ctx) // after Release: see endTx
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
 	case len(plan.Stmts) > 1:
 		c, err := s.db.Reader().Conn(ctx)
 		if err != nil {
@@ -562,6 +574,11 @@ func (s *session) query(ctx context.Context, plan *sqlxlate.Plan, args []any) (*
 	default:
 		q = cachedReader{s.db}
 	}
+	return s.queryOn(ctx, q, plan, named)
+}
+
+// queryOn runs a query plan on q and reads its result.
+func (s *session) queryOn(ctx context.Context, q querier, plan *sqlxlate.Plan, named []any) (*sqltypes.Result, error) {
 	rows, err := queryPlan(ctx, q, plan, named)
 	if err != nil {
 		return nil, err
@@ -644,7 +661,18 @@ func (s *session) execAutocommit(ctx context.Context, plan *sqlxlate.Plan, named
 	if err != nil {
 		return nil, err
 	}
-	defer w.Release(ctx) // rolls back if Begin succeeded and something failed
+	res, err := s.execAutocommitOn(ctx, w, plan, named)
+	w.Release(ctx) // rolls back if Begin succeeded and something failed
+	if err == nil {
+		err = w.Acked(ctx) // after Release: see endTx
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *session) execAutocommitOn(ctx context.Context, w *sqlite.Writer, plan *sqlxlate.Plan, named []any) (*sqltypes.Result, error) {
 	if len(plan.Stmts) == 1 {
 		return s.execStmts(ctx, w, plan, named)
 	}

@@ -77,9 +77,13 @@ type SiteConfig struct {
 	// it). A change of Epoch alone changes nothing else: the site keeps
 	// its stream, log and fence.
 	Epoch uint64
+	// Sync: when the primary acknowledges a commit (syncack.go); on a
+	// replica, SyncReplica makes it sync and ack each batch.
+	Sync SyncMode
 }
 
-// sameSite reports whether a and b differ in nothing but their epoch.
+// sameSite reports whether a and b differ in nothing but their epoch (a
+// change of Sync is a change: the site is replaced).
 func sameSite(a, b SiteConfig) bool {
 	a.Epoch, b.Epoch = 0, 0
 	return a == b
@@ -145,7 +149,14 @@ type Config struct {
 	// fence or Close), and may call Unfence and SetSites. nil: the fence
 	// stands until Unfence or a demotion.
 	Reconfirm func(ctx context.Context, site string) (stillPrimary bool, err error)
-	Logger    *slog.Logger
+	// Leases is true on cluster nodes: a cluster site's primary (Epoch
+	// != 0) takes writes only while it holds the lease SetLease gives
+	// (lease.go). false: SetLease does nothing and nothing is gated.
+	Leases bool
+	// SyncTimeout bounds a sync = "replica" commit's wait for a replica
+	// (DefaultSyncTimeout when 0).
+	SyncTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Manager is the node's replication: one per process.
@@ -174,6 +185,14 @@ type Manager struct {
 
 	connMu sync.Mutex
 	conns  map[string]*primaryConn // by primary URL
+
+	// lease: what SetLease gave last (nil: none yet); leaseSet wakes the
+	// lease timer.
+	lease    atomic.Pointer[lease]
+	leaseSet chan struct{}
+
+	// audit: EPHPM_COMMIT_AUDIT's file (audit.go), nil when unset.
+	audit *auditLog
 }
 
 // primaryConn makes the streams to one primary share a connection: the
@@ -237,6 +256,9 @@ type site struct {
 	// with it (see logNext).
 	fwdFrame atomic.Uint64
 
+	// sync: sync = "replica" (syncack.go)
+	sync syncState
+
 	fwdStatements atomic.Uint64
 	fwdRequests   atomic.Uint64
 	fwdNanos      atomic.Int64
@@ -264,6 +286,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg: cfg, log: cfg.Logger, client: cfg.Client,
 		sites: map[string]*site{}, byPath: map[string]*site{}, conns: map[string]*primaryConn{},
 		frameKey: frameKey(cfg.Token),
+		leaseSet: make(chan struct{}, 1),
 	}
 	if m.client == nil {
 		m.client = NewClient(nil)
@@ -271,6 +294,12 @@ func New(cfg Config) (*Manager, error) {
 	m.loops = task.NewGroup(context.Background())
 	m.sessions = newSessions(m)
 	m.boots = make(chan struct{}, defaults.Positive(cfg.MaxBootstraps, DefaultMaxBootstraps))
+	if err := m.startAudit(); err != nil {
+		return nil, err
+	}
+	if cfg.Leases {
+		m.loops.Go(m.leaseTimer)
+	}
 	return m, nil
 }
 
@@ -402,7 +431,10 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		case old != nil && old.cfg.Role == ephpm.RoleReplica:
 			promote = append(promote, s) // below, without mu
 		case old == nil:
-			m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) { db.SetReadOnly(false) })
+			m.cfg.Pool.IfOpen(c.DBPath, func(db *sqlite.DB) {
+				m.gateDB(s, db) // before the first write
+				db.SetReadOnly(false)
+			})
 		}
 		if f := carryFence[c.Name]; f.fenced || f.newer > c.Epoch {
 			s.fenced = f.fenced
@@ -433,6 +465,11 @@ func (m *Manager) SetSites(list []SiteConfig) {
 		m.log.Info("replicated site", "site", c.Name, "role", c.Role, "primary", c.PrimaryURL, "epoch", c.Epoch)
 	}
 	m.mu.Unlock()
+	for _, s := range promote {
+		// Gated before promote makes it writable.
+		m.cfg.Pool.IfOpen(s.cfg.DBPath, func(db *sqlite.DB) { m.gateDB(s, db) })
+	}
+	defer m.regateAll() // epochs changed in place, roles
 	for _, s := range promote {
 		if err := m.promote(s); err != nil {
 			m.log.Error("promoting the site: it takes no writes until its database opens", "site", s.cfg.Name, "err", err)
@@ -487,11 +524,13 @@ func (m *Manager) OnOpen(ctx context.Context, db *sqlite.DB) error {
 	switch s.cfg.Role {
 	case ephpm.RoleReplica:
 		db.SetReadOnly(true)
+		m.gateDB(s, db)
 	case ephpm.RolePrimary:
 		// Writable only once its log is open (and behind the fence, if
 		// the site stands fenced).
 		db.SetReadOnly(true)
 		db.SetFenced(s.isFenced())
+		m.gateDB(s, db)
 		if err := s.openLog(ctx, db); err != nil {
 			return err
 		}
@@ -761,6 +800,9 @@ func (m *Manager) Close() error {
 		m.stopSite(s) // already ended: releases its context
 	}
 	m.sessions.closeAll()
+	if m.audit != nil {
+		return m.audit.close() // its last lines
+	}
 	return nil
 }
 

@@ -327,6 +327,9 @@ func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch
 	if err := pf.write(*pos); err != nil {
 		return err
 	}
+	if err := s.ackApplied(pf, *pos); err != nil { // sync = "replica" (syncack.go; h-write)
+		return err
+	}
 	s.txs.Add(uint64(b.txs))
 	s.batches.Add(1)
 	s.applyDone(next)

@@ -39,11 +39,19 @@ const hdrAuth = "X-Ephpm-Auth"
 func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request) bool {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		s := m.site(name)
-		if s == nil || s.cfg.Role != ephpm.RoleReplica {
+		if s == nil {
 			return false
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions ||
-			isWritePath(m.cfg.WritePaths, r.URL.Path) {
+		if s.cfg.Role == ephpm.RolePrimary {
+			// A primary without its lease answers a write at once,
+			// before PHP runs (reads are served). Forwarded requests
+			// reach this hook too (serveForwarded runs the front).
+			return m.isWriteRequest(r) && m.refuseNoLease(s, w)
+		}
+		if s.cfg.Role != ephpm.RoleReplica {
+			return false
+		}
+		if m.isWriteRequest(r) {
 			m.proxy(s, w, r)
 			return true
 		}
@@ -65,6 +73,13 @@ func (m *Manager) Route(name string) func(w http.ResponseWriter, r *http.Request
 		}
 		return false
 	}
+}
+
+// isWriteRequest: what a replica sends to the primary (any method but
+// GET, HEAD and OPTIONS, and the write paths).
+func (m *Manager) isWriteRequest(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions ||
+		isWritePath(m.cfg.WritePaths, r.URL.Path)
 }
 
 // HdrStale marks a response a replica served from its own copy although

@@ -41,6 +41,7 @@ func (m *Manager) Handler(front, public http.Handler) http.Handler {
 	mux.HandleFunc("POST /_ephpm/repl/v1/exec", m.auth(m.serveExec))
 	mux.HandleFunc("POST /_ephpm/repl/v1/fence", m.auth(m.serveFence))
 	mux.HandleFunc("POST /_ephpm/repl/v1/unfence", m.auth(m.serveUnfence))
+	mux.HandleFunc("POST /_ephpm/repl/v1/ack", m.auth(m.serveAck)) // sync = "replica" (syncack.go; h-write)
 	mux.HandleFunc("GET /_ephpm/repl/v1/ping", m.auth(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	}))

@@ -22,6 +22,9 @@ const (
 	CodeConstraintNotNull    = CodeConstraint | 5<<8
 	CodeConstraintPrimaryKey = CodeConstraint | 6<<8
 	CodeConstraintUnique     = CodeConstraint | 8<<8
+	// CodeConstraintCommitHook: a commit hook (the commit check) turned
+	// the COMMIT into a rollback.
+	CodeConstraintCommitHook = CodeConstraint | 2<<8
 )
 
 // ErrorCode returns the (extended) SQLite result code carried by err, or 0

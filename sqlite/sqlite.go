@@ -119,8 +119,21 @@ type DB struct {
 	// changes, waking the waiters to look again.
 	gateMu  sync.Mutex
 	fenced  bool
+	refuse  error // SetRefused: client writers fail at once with it
 	gate    chan struct{}
 	waiting atomic.Int64 // writers waiting at the fence
+
+	// The commit check (SetCommitCheck) runs inside SQLite's commit hook
+	// while a client's Writer is out (clientOut); refusal keeps its error
+	// for the statement that committed, which SQLite only sees fail with
+	// SQLITE_CONSTRAINT_COMMITHOOK.
+	check     atomic.Pointer[func() error]
+	clientOut atomic.Bool
+	refusal   atomic.Pointer[error]
+	// ack (SetCommitAck) and what it asked the client's commits under
+	// the Writer now out to wait for (guarded by the writer lease).
+	ack  atomic.Pointer[func() func(context.Context) error]
+	acks []func(context.Context) error
 
 	readOnly  atomic.Bool // replica: clients may not write
 	committed atomic.Bool // set by SQLite's commit hook on the writer
@@ -419,6 +432,75 @@ func (db *DB) SetFenced(on bool) {
 	db.openGate()
 }
 
+// SetRefused makes client writers fail at once with err (nil lifts it):
+// a primary without its lease refuses rather than waits, where a fence
+// makes writers wait. Writers waiting at the fence wake and fail too. A
+// Writer already out is not affected (the commit check catches its
+// commit). Internal writers pass.
+func (db *DB) SetRefused(err error) {
+	db.gateMu.Lock()
+	db.refuse = err
+	db.gateMu.Unlock()
+	db.openGate()
+}
+
+// Refused is the error client writers fail with now, or nil.
+func (db *DB) Refused() error {
+	db.gateMu.Lock()
+	defer db.gateMu.Unlock()
+	return db.refuse
+}
+
+// SetCommitCheck installs check, asked by SQLite's commit hook at every
+// commit of a client's Writer (never an internal writer's: checkpoints,
+// ApplyPages, WithWriter). A non-nil error turns the COMMIT into a
+// rollback, and the statement that committed fails with an error that
+// wraps it (errors.Is). check runs inside SQLite with the writer held,
+// on the committing goroutine: it must be cheap and must not run SQL.
+// nil removes it.
+func (db *DB) SetCommitCheck(check func() error) {
+	if check == nil {
+		db.check.Store(nil)
+		return
+	}
+	db.check.Store(&check)
+}
+
+// SetCommitAck installs ack, called after each commit of a client's
+// Writer once the commit hooks succeeded, with the writer still held (so
+// it sees the state that commit left, e.g. the frame log's end). What it
+// returns, if not nil, is what the client must wait for before it is
+// told the commit succeeded: Writer.Acked runs it after Release, so
+// that the wait never holds the writer and concurrent commits group. ack
+// must not block or run SQL. nil removes it.
+func (db *DB) SetCommitAck(ack func() func(context.Context) error) {
+	if ack == nil {
+		db.ack.Store(nil)
+		return
+	}
+	db.ack.Store(&ack)
+}
+
+// refusedCommit is a commit the commit check turned into a rollback.
+type refusedCommit struct{ check, sqlite error }
+
+func (e *refusedCommit) Error() string {
+	return e.check.Error() + " (the transaction was rolled back)"
+}
+func (e *refusedCommit) Unwrap() []error { return []error{e.check, e.sqlite} }
+
+// commitErr turns SQLite's SQLITE_CONSTRAINT_COMMITHOOK into the commit
+// check's error.
+func (db *DB) commitErr(err error) error {
+	if err == nil || ErrorCode(err) != CodeConstraintCommitHook {
+		return err
+	}
+	if p := db.refusal.Swap(nil); p != nil {
+		return &refusedCommit{check: *p, sqlite: err}
+	}
+	return err
+}
+
 // Fenced reports whether new writers wait at the fence.
 func (db *DB) Fenced() bool {
 	db.gateMu.Lock()
@@ -436,14 +518,15 @@ func (db *DB) openGate() {
 	db.gateMu.Unlock()
 }
 
-// gateState is the fence and the channel that says it changed.
-func (db *DB) gateState() (bool, chan struct{}) {
+// gateState is the fence, the refusal and the channel that says they
+// changed.
+func (db *DB) gateState() (bool, error, chan struct{}) {
 	db.gateMu.Lock()
 	defer db.gateMu.Unlock()
 	if db.gate == nil {
 		db.gate = make(chan struct{})
 	}
-	return db.fenced, db.gate
+	return db.fenced, db.refuse, db.gate
 }
 
 // ReadOnly reports whether client writes are refused.
@@ -471,7 +554,10 @@ func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
 		if db.readOnly.Load() {
 			return nil, ephpm.ErrNotPrimary
 		}
-		fenced, gate := db.gateState()
+		fenced, refuse, gate := db.gateState()
+		if refuse != nil {
+			return nil, refuse
+		}
 		if fenced {
 			db.waiting.Add(1)
 			err := db.waitGate(ctx, gate, t.C)
@@ -487,10 +573,13 @@ func (db *DB) AcquireWriter(ctx context.Context) (*Writer, error) {
 		}
 		// A fence or a demotion may have come while we waited for the
 		// writer: whoever fenced must not see a write after it.
-		if f, _ := db.gateState(); f || db.readOnly.Load() {
+		if f, r, _ := db.gateState(); f || r != nil || db.readOnly.Load() {
 			w.Release(ctx)
 			continue
 		}
+		w.client = true
+		db.refusal.Store(nil)
+		db.clientOut.Store(true)
 		return w, nil
 	}
 }
@@ -617,6 +706,13 @@ func (db *DB) afterCommit(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrHook, err)
 		}
 	}
+	if db.clientOut.Load() {
+		if a := db.ack.Load(); a != nil {
+			if wait := (*a)(); wait != nil {
+				db.acks = append(db.acks, wait)
+			}
+		}
+	}
 	if db.cfg.CheckpointPages < 0 {
 		return nil
 	}
@@ -679,6 +775,9 @@ type Writer struct {
 	db       *DB
 	inTx     bool
 	released bool
+	client   bool // AcquireWriter's: its commits pass the commit check
+	// acks: what its commits wait for after Release (SetCommitAck).
+	acks []func(context.Context) error
 }
 
 // InTx reports whether a transaction Begin started is still open: not
@@ -705,6 +804,9 @@ func (w *Writer) Begin(ctx context.Context) error {
 func (w *Writer) Commit(ctx context.Context) error {
 	_, err := w.db.wconn.ExecContext(unwatched(ctx), "COMMIT")
 	if err != nil {
+		if rerr := w.db.commitErr(err); rerr != err {
+			return rerr
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	w.inTx = false
@@ -724,6 +826,7 @@ func (w *Writer) Rollback(ctx context.Context) error {
 // commits on its own, and the commit hooks run before it returns.
 func (w *Writer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := w.db.wconn.ExecContext(ctx, query, args...)
+	err = w.db.commitErr(err)
 	if !w.inTx {
 		if herr := w.db.afterCommit(ctx); err == nil && herr != nil {
 			return nil, herr
@@ -745,8 +848,15 @@ func (w *Writer) QueryRowContext(ctx context.Context, query string, args ...any)
 
 // AfterStatement runs the commit hooks if a statement run through
 // QueryContext outside a transaction committed (e.g. INSERT … RETURNING).
+//
+// A commit the commit check refused makes it return the check's error
+// (the statement's own error, from its rows, is SQLite's bare
+// SQLITE_CONSTRAINT_COMMITHOOK).
 func (w *Writer) AfterStatement(ctx context.Context) error {
 	if !w.inTx {
+		if p := w.db.refusal.Swap(nil); p != nil {
+			return &refusedCommit{check: *p, sqlite: errors.New("commit hook")}
+		}
 		return w.db.afterCommit(ctx)
 	}
 	return nil
@@ -767,8 +877,29 @@ func (w *Writer) Release(ctx context.Context) {
 	if err := w.db.afterCommit(ctx); err != nil {
 		w.db.log.Error("commit on release not replicated yet", "err", err)
 	}
+	if w.client {
+		w.db.clientOut.Store(false)
+		w.db.refusal.Store(nil)
+		w.acks, w.db.acks = w.db.acks, nil
+	}
 	w.db.dropLease()
 	<-w.db.wsem
+}
+
+// Acked waits, after Release, for what the Writer's commits must wait
+// for before the client hears they succeeded (SetCommitAck: a replica
+// confirming them, with sync = "replica"). It returns the first error:
+// the client must then be told the commit is not acknowledged. Without
+// an ack hook it returns nil at once.
+func (w *Writer) Acked(ctx context.Context) error {
+	acks := w.acks
+	w.acks = nil
+	for _, wait := range acks {
+		if err := wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // connector opens connections on the private driver and installs the
@@ -809,6 +940,16 @@ func (c *connector) open() (driver.Conn, *guard, error) {
 			return nil, nil, errors.New("sqlite driver has no commit hook")
 		}
 		h.RegisterCommitHook(func() int32 {
+			// Only a client's commit is checked: internal writers
+			// (bookkeeping, a demotion's checkpoint) must always pass.
+			if c.db.clientOut.Load() && !c.db.internal.Load() {
+				if chk := c.db.check.Load(); chk != nil {
+					if err := (*chk)(); err != nil {
+						c.db.refusal.Store(&err)
+						return 1 // SQLite rolls the transaction back
+					}
+				}
+			}
 			c.db.committed.Store(true)
 			c.db.commits.Add(1)
 			return 0
