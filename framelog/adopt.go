@@ -59,15 +59,16 @@ func (l *Log) adopt(ctx context.Context, db *sqlite.DB, a Adopt) error {
 		return fmt.Errorf("framelog: adopt: %w", err)
 	}
 	l.hdr = header{ID: a.ID}
-	if err := l.writeSnapshot(tmp, a.Next-1); err != nil {
+	if err := l.writeSnapshot(tmp, a.Next-1, a.Sum); err != nil {
 		return fmt.Errorf("framelog: adopt: %w", err)
 	}
 	// The followed log's last records, if they check out, stay in the
 	// log: the snapshot stands for frame a.Next-1, after them (Start <=
 	// snapshot end + 1, as Open requires), and CkptFrame says the
 	// database file holds them all. The rolling checksum before them is
-	// not known here: StartSum is 0 (replicas do not check the chain);
-	// new records chain on from the last one kept.
+	// not known here: StartSum is 0; new records chain on from the last
+	// one kept. Without a tail the chain starts from a.Sum, the sum of
+	// frame a.Next-1, so a replica there is seen to continue it.
 	tail := a.Tail
 	if err := checkTail(tail, a.Next); err != nil {
 		l.log.Warn("adopting the log without the records before its end", "next", a.Next, "err", err)
@@ -75,6 +76,9 @@ func (l *Log) adopt(ctx context.Context, db *sqlite.DB, a Adopt) error {
 	}
 	n := uint64(len(tail) / FrameSize)
 	h := header{ID: a.ID, Start: a.Next - n, Count: n, WALOff: walHeaderSize, Seq: 1, CkptFrame: a.Next}
+	if n == 0 {
+		h.StartSum, h.SumKnown = a.Sum, a.SumKnown
+	}
 	if err := writeLog(filepath.Join(tmp, "log"), h, tail); err != nil {
 		return fmt.Errorf("framelog: adopt: %w", err)
 	}
@@ -197,4 +201,23 @@ func (l *Log) checkSnapshot() error {
 		return fmt.Errorf("framelog: snapshot (log %s, frame %d) does not go with the log (%s from frame %d)", id, end, l.hdr.ID, l.hdr.Start)
 	}
 	return nil
+}
+
+// Final opens the log of db as Open does (so what the WAL holds that it
+// had not logged yet is logged), reads its end and closes it again,
+// taking its hooks off: what a primary that stopped without a clean
+// demotion knows of its history when it comes back as a replica. The
+// directory is left as it is; the caller records the end and removes it.
+func Final(ctx context.Context, db *sqlite.DB, opts Options) (id string, next, sum uint64, err error) {
+	opts.Adopt = nil
+	l, err := Open(ctx, db, opts)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	id = l.ID()
+	next, sum = l.End()
+	err = db.WithWriter(ctx, func() error { l.Detach(); return nil })
+	// Every record was synced when appended: a close error loses nothing
+	// the end depends on, but is returned with the rest.
+	return id, next, sum, errors.Join(err, l.Close())
 }

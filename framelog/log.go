@@ -69,6 +69,11 @@ type header struct {
 	// (SQLite started a new WAL generation after it, which it does only
 	// after a complete checkpoint).
 	CkptFrame uint64
+	// SumKnown: StartSum is the true checksum of frame Start-1 (not the
+	// case for a log adopted with a tail, whose seed is not known).
+	// Stored after the original fields under its own CRC: a log
+	// written before it reads as unknown.
+	SumKnown bool
 }
 
 func (h *header) marshal() []byte {
@@ -86,6 +91,10 @@ func (h *header) marshal() []byte {
 	binary.LittleEndian.PutUint64(b[92:], uint64(h.WALOff))
 	binary.LittleEndian.PutUint64(b[100:], h.CkptFrame)
 	binary.LittleEndian.PutUint32(b[108:], crc32.ChecksumIEEE(b[:108]))
+	if h.SumKnown {
+		b[112] = 1
+	}
+	binary.LittleEndian.PutUint32(b[116:], crc32.ChecksumIEEE(b[:116]))
 	return b
 }
 
@@ -93,7 +102,9 @@ func unmarshalHeader(b []byte) (header, bool) {
 	if len(b) < 112 || string(b[:8]) != magic || crc32.ChecksumIEEE(b[:108]) != binary.LittleEndian.Uint32(b[108:]) {
 		return header{}, false
 	}
+	known := len(b) >= 120 && crc32.ChecksumIEEE(b[:116]) == binary.LittleEndian.Uint32(b[116:]) && b[112]&1 != 0
 	return header{
+		SumKnown:  known,
 		Seq:       binary.LittleEndian.Uint64(b[8:]),
 		ID:        string(b[16:52]),
 		Start:     binary.LittleEndian.Uint64(b[52:]),
@@ -152,6 +163,12 @@ type Adopt struct {
 	// snapshot. Records that do not fit that are left out (a warning):
 	// the log then starts at Next.
 	Tail []byte
+	// Sum is the rolling checksum of frame Next-1 as the followed log
+	// has it (the replica's position), if SumKnown: without a tail the
+	// new log's chain starts from it, so replicas can check that they
+	// continue the same history.
+	Sum      uint64
+	SumKnown bool
 }
 
 // Stats are counters for metrics.
@@ -286,11 +303,11 @@ func (l *Log) create(ctx context.Context, db *sqlite.DB, id string) error {
 		return fmt.Errorf("framelog: %w", err)
 	}
 	l.f = f
-	l.hdr = header{ID: id, WALOff: 32}
+	l.hdr = header{ID: id, WALOff: 32, SumKnown: true}
 	if st, err := os.Stat(l.dbPath); err == nil && st.Size()/PageSize > int64(l.base) {
 		// A large database: the log starts at frame 1 after a snapshot
 		// that stands for frame 0.
-		if err := l.writeSnapshot(l.dir, 0); err != nil {
+		if err := l.writeSnapshot(l.dir, 0, 0); err != nil {
 			return err
 		}
 		l.hdr.Start, l.hdr.CkptFrame = 1, 1
@@ -450,6 +467,39 @@ func (l *Log) Next() uint64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.hdr.Start + l.hdr.Count
+}
+
+// End is Next and the rolling checksum of frame Next-1 (the log's
+// StartSum while it has no records): a replica at Next with that sum
+// follows this history.
+func (l *Log) End() (next, sum uint64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.hdr.Start + l.hdr.Count, l.sum
+}
+
+// SumBefore is the rolling checksum of frame next-1 — the seed of frame
+// next — if the log can tell: next-1 is one of its records, or next is
+// its start (the seed it started with). ok is false otherwise.
+func (l *Log) SumBefore(next uint64) (sum uint64, ok bool, err error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	start, end := l.hdr.Start, l.hdr.Start+l.hdr.Count
+	switch {
+	case next == start && l.hdr.Count == 0 && start > 0:
+		return l.sum, l.hdr.SumKnown, nil
+	case next == start:
+		return l.hdr.StartSum, l.hdr.SumKnown || start == 0, nil
+	case next < start || next > end:
+		return 0, false, nil
+	case next == end:
+		return l.sum, true, nil
+	}
+	var h [16]byte
+	if _, err := l.f.ReadAt(h[:], int64(headerSize)+int64(next-1-start)*FrameSize); err != nil {
+		return 0, false, fmt.Errorf("framelog: read: %w", err)
+	}
+	return binary.LittleEndian.Uint64(h[8:]), true, nil
 }
 
 // Stats returns counters.

@@ -18,11 +18,17 @@ const snapMagic = "EPHPMSN1"
 // Snapshot is the database as of the commit of frame End: what a replica
 // whose position the log no longer holds starts from.
 type Snapshot struct {
-	f     *os.File
-	id    string
-	end   uint64
-	pages uint32
+	f      *os.File
+	id     string
+	end    uint64
+	pages  uint32
+	sum    uint64
+	sumSet bool
 }
+
+// Sum is the rolling checksum of frame End, the seed of the frame
+// after it; ok is false for a snapshot written before it was recorded.
+func (s *Snapshot) Sum() (sum uint64, ok bool) { return s.sum, s.sumSet }
 
 // ID is the log the snapshot belongs to.
 func (s *Snapshot) ID() string { return s.id }
@@ -70,11 +76,18 @@ func (l *Log) Snapshot(context.Context) (*Snapshot, error) {
 		f.Close()
 		return nil, errors.New("framelog: snapshot header is damaged")
 	}
-	return &Snapshot{
+	sn := &Snapshot{
 		f: f, id: string(h[8:44]),
 		end:   binary.LittleEndian.Uint64(h[44:]),
 		pages: binary.LittleEndian.Uint32(h[52:]),
-	}, nil
+	}
+	// The checksum follows the original header under its own CRC, so
+	// older snapshots still open (without it).
+	ext := make([]byte, 12)
+	if _, err := f.ReadAt(ext, 64); err == nil && crc32.ChecksumIEEE(ext[:8]) == binary.LittleEndian.Uint32(ext[8:]) && !allZero(ext) {
+		sn.sum, sn.sumSet = binary.LittleEndian.Uint64(ext), true
+	}
+	return sn, nil
 }
 
 // compactNow writes a snapshot of the database as of the last logged
@@ -107,7 +120,7 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 	if next == 0 {
 		return nil
 	}
-	if err := l.writeSnapshot(l.dir, next-1); err != nil {
+	if err := l.writeSnapshot(l.dir, next-1, l.sum); err != nil {
 		return err
 	}
 	// A new log file with no records, starting at next.
@@ -116,7 +129,7 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 	if err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	h := header{ID: l.hdr.ID, Start: next, StartSum: l.sum, WALSalt: [2]uint32{}, WALOff: walHeaderSize, Seq: 1, CkptFrame: next}
+	h := header{ID: l.hdr.ID, Start: next, StartSum: l.sum, SumKnown: true, WALSalt: [2]uint32{}, WALOff: walHeaderSize, Seq: 1, CkptFrame: next}
 	if _, err := f.WriteAt(h.marshal(), slotSize); err != nil {
 		f.Close()
 		return fmt.Errorf("compact: %w", err)
@@ -158,7 +171,7 @@ func (l *Log) compactNow(ctx context.Context, db *sqlite.DB) error {
 
 // writeSnapshot copies the (fully checkpointed) database file into dir.
 // Caller holds mu and the writer.
-func (l *Log) writeSnapshot(dir string, end uint64) error {
+func (l *Log) writeSnapshot(dir string, end, sum uint64) error {
 	src, err := os.Open(l.dbPath)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -186,6 +199,8 @@ func (l *Log) writeSnapshot(dir string, end uint64) error {
 	binary.LittleEndian.PutUint64(h[44:], end)
 	binary.LittleEndian.PutUint32(h[52:], pages)
 	binary.LittleEndian.PutUint32(h[56:], crc32.ChecksumIEEE(h[:56]))
+	binary.LittleEndian.PutUint64(h[64:], sum)
+	binary.LittleEndian.PutUint32(h[72:], crc32.ChecksumIEEE(h[64:72]))
 	if _, err := f.Write(h); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
@@ -209,4 +224,13 @@ func (l *Log) writeSnapshot(dir string, end uint64) error {
 		return fmt.Errorf("snapshot: sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

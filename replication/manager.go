@@ -193,6 +193,8 @@ type Manager struct {
 
 	// audit: EPHPM_COMMIT_AUDIT's file (audit.go), nil when unset.
 	audit *auditLog
+
+	rejoin rejoinStats // quarantined copies and repair bytes (diverge.go)
 }
 
 // primaryConn makes the streams to one primary share a connection: the
@@ -566,8 +568,8 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 		return fmt.Errorf("replication: %s: %w", s.cfg.Name, err)
 	}
 	if wasReplica {
-		if pos.LogID != "" && pos.Intent == 0 {
-			opts.Adopt = &framelog.Adopt{ID: pos.LogID, Next: pos.Next}
+		if pos.LogID != "" && pos.Intent == 0 && !pos.Repairing {
+			opts.Adopt = &framelog.Adopt{ID: pos.LogID, Next: pos.Next, Sum: pos.Sum, SumKnown: pos.SumKnown}
 			// The frames applied last go into the log, so replicas that
 			// were a little behind continue without a snapshot. A tail
 			// that cannot be read only costs them that.

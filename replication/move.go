@@ -393,7 +393,11 @@ func (m *Manager) demote(s *site) (err error) {
 				m.log.Warn("demote: removing the tail", "site", s.cfg.Name, "err", rerr)
 			}
 		}
-		return writePosDurable(s.cfg.DBPath, position{LogID: l.ID(), Next: l.Next()})
+		// With the checksum of its last frame: the new primary tells
+		// whether this node's last commits are in its history (a
+		// failover may have lost them: diverge.go).
+		next, sum := l.End()
+		return writePosDurable(s.cfg.DBPath, position{LogID: l.ID(), Next: next, Sum: sum, SumKnown: true, ExPrimary: true})
 	})
 	if err != nil {
 		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{}))

@@ -22,9 +22,35 @@ type position struct {
 	LogID  string
 	Next   uint64
 	Intent uint64
+	// Sum is the rolling checksum of frame Next-1 (the primary's record
+	// of it), if SumKnown: the primary checks it to tell a replica that
+	// follows its history from one that diverged (see repair.go).
+	Sum      uint64
+	SumKnown bool
+	// ExPrimary: the position is this node's own log end as a primary
+	// that was replaced (demoted or restarted as a replica): its last
+	// frames may never have reached the new primary. If the new primary
+	// cannot check the position, the copy is quarantined before repair.
+	ExPrimary bool
+	// Repairing: a page-diff repair was under way (its pages may or may
+	// not have been committed): repair again, without quarantine,
+	// before streaming.
+	Repairing bool
 }
 
-// posFile is a replica's position, rewritten in place (one 64-byte write).
+// Flags of the position file's second block.
+const (
+	posSumKnown  = 1
+	posExPrimary = 2
+	posRepairing = 4
+)
+
+// posSize: the original 64-byte block (log ID, next, intent, CRC), then
+// 32 bytes added later under their own CRC (sum, flags), so a file
+// written before reads with the sum unknown. Both go in one write.
+const posSize = 96
+
+// posFile is a replica's position, rewritten in place (one 96-byte write).
 type posFile struct {
 	f    *os.File
 	tail *tailFile // the stream's (run); nil elsewhere
@@ -37,7 +63,7 @@ func openPos(dbPath string) (*posFile, position, error) {
 	if err != nil {
 		return nil, position{}, fmt.Errorf("replica position: %w", err)
 	}
-	b := make([]byte, 64)
+	b := make([]byte, posSize)
 	n, err := f.ReadAt(b, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		// Not "no position yet": starting over on a copy we cannot read
@@ -53,11 +79,19 @@ func parsePos(b []byte) position {
 	if len(b) < 64 || string(b[:8]) != posMagic || crc32.ChecksumIEEE(b[:60]) != binary.LittleEndian.Uint32(b[60:]) {
 		return position{}
 	}
-	return position{
+	pos := position{
 		LogID:  strings.TrimRight(string(b[8:44]), "\x00"),
 		Next:   binary.LittleEndian.Uint64(b[44:]),
 		Intent: binary.LittleEndian.Uint64(b[52:]),
 	}
+	if len(b) >= posSize && crc32.ChecksumIEEE(b[:92]) == binary.LittleEndian.Uint32(b[92:]) {
+		flags := binary.LittleEndian.Uint32(b[72:])
+		pos.Sum = binary.LittleEndian.Uint64(b[64:])
+		pos.SumKnown = flags&posSumKnown != 0
+		pos.ExPrimary = flags&posExPrimary != 0
+		pos.Repairing = flags&posRepairing != 0
+	}
+	return pos
 }
 
 // readPos reads the position file without creating it: exists is false
@@ -132,13 +166,35 @@ func (p *posFile) write(pos position) error {
 	if len(pos.LogID) != 36 && pos.LogID != "" {
 		return errors.New("replica position: bad log id")
 	}
-	b := make([]byte, 64)
+	b := make([]byte, posSize)
 	copy(b, posMagic)
 	copy(b[8:44], pos.LogID)
 	binary.LittleEndian.PutUint64(b[44:], pos.Next)
 	binary.LittleEndian.PutUint64(b[52:], pos.Intent)
 	binary.LittleEndian.PutUint32(b[60:], crc32.ChecksumIEEE(b[:60]))
+	var flags uint32
+	if pos.SumKnown {
+		flags |= posSumKnown
+	}
+	if pos.ExPrimary {
+		flags |= posExPrimary
+	}
+	if pos.Repairing {
+		flags |= posRepairing
+	}
+	binary.LittleEndian.PutUint64(b[64:], pos.Sum)
+	binary.LittleEndian.PutUint32(b[72:], flags)
+	binary.LittleEndian.PutUint32(b[92:], crc32.ChecksumIEEE(b[:92]))
 	if _, err := p.f.WriteAt(b, 0); err != nil {
+		return fmt.Errorf("replica position: %w", err)
+	}
+	return nil
+}
+
+// sync makes the position durable (after a repair: the copy was
+// replaced, and the old position must not come back).
+func (p *posFile) sync() error {
+	if err := p.f.Sync(); err != nil {
 		return fmt.Errorf("replica position: %w", err)
 	}
 	return nil

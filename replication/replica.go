@@ -64,7 +64,11 @@ func (s *site) run(ctx context.Context) {
 	)
 	for {
 		if err = os.MkdirAll(filepath.Dir(s.cfg.DBPath), 0o700); err == nil {
-			if pf, pos, err = openPos(s.cfg.DBPath); err == nil {
+			// A primary replaced without a clean demotion: its log's
+			// end becomes its position first (diverge.go).
+			if err = s.exPrimaryPos(ctx); err != nil {
+				err = fmt.Errorf("former primary's position: %w", err)
+			} else if pf, pos, err = openPos(s.cfg.DBPath); err == nil {
 				if pf.tail, err = openTail(s.cfg.DBPath, pos, s.m.tailFrames()); err == nil {
 					break
 				}
@@ -90,7 +94,15 @@ func (s *site) run(ctx context.Context) {
 	s.logID.Store(pos.LogID)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		progressed, err := s.stream(ctx, pf, &pos)
+		var progressed bool
+		var err error
+		if pos.Repairing || pos.ExPrimary && pos.LogID == "" {
+			// A repair is owed (one was under way, or a former primary
+			// knows nothing of its history): before any stream.
+			err = s.recover(ctx, pf, &pos, errNeedRepair)
+		} else {
+			progressed, err = s.stream(ctx, pf, &pos)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -171,7 +183,11 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		watchdog.Wait()
 	}()
 	q := url.Values{"site": {s.cfg.Name}, "from": {strconv.FormatUint(pos.Next, 10)}, "log_id": {pos.LogID},
-		"epoch": {strconv.FormatUint(s.epoch.Load(), 10)}}
+		"epoch": {strconv.FormatUint(s.epoch.Load(), 10)}, "rejoin": {"1"}}
+	if pos.SumKnown {
+		// The primary checks that frame from-1 is its own (diverge.go).
+		q.Set("sum", strconv.FormatUint(pos.Sum, 10))
+	}
 	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
 	if err != nil {
 		s.disconnected()
@@ -306,7 +322,7 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 // apply writes a batch as one local transaction and moves the position.
 func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch) error {
 	next := b.last + 1
-	if err := pf.write(position{LogID: pos.LogID, Next: pos.Next, Intent: max(next, pos.Intent)}); err != nil {
+	if err := pf.write(position{LogID: pos.LogID, Next: pos.Next, Intent: max(next, pos.Intent), Sum: pos.Sum, SumKnown: pos.SumKnown}); err != nil {
 		return err
 	}
 	// The tail gets the records before the position passes them (see
@@ -323,7 +339,7 @@ func (s *site) apply(ctx context.Context, pf *posFile, pos *position, b *txBatch
 	if err != nil {
 		return fmt.Errorf("apply frames %d..%d: %w", b.first, b.last, err)
 	}
-	*pos = position{LogID: pos.LogID, Next: next}
+	*pos = position{LogID: pos.LogID, Next: next, Sum: b.sum, SumKnown: true}
 	if err := pf.write(*pos); err != nil {
 		return err
 	}
@@ -374,7 +390,30 @@ func (s *site) broadcast() {
 func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why error) error {
 	log := s.m.log.With("site", s.cfg.Name)
 	switch {
-	case errors.Is(why, ephpm.ErrNeedSnapshot):
+	case errors.Is(why, errDiverged), errors.Is(why, errNeedRepair), errors.Is(why, ephpm.ErrNeedSnapshot):
+		// A copy with pages is repaired by page diff (repair.go), one
+		// without bootstraps from the snapshot.
+		has, err := s.hasPages()
+		if err != nil {
+			return err
+		}
+		if has || pos.Repairing {
+			if err := s.repair(ctx, pf, pos, why); err != nil {
+				return fmt.Errorf("repair: %w", err)
+			}
+			return errRestart
+		}
+		if !errors.Is(why, ephpm.ErrNeedSnapshot) && pos.LogID != "" {
+			// Nothing local to repair: start over; the primary then
+			// streams from frame 0 or says where its snapshot is.
+			*pos = position{}
+			if err := pf.restart(*pos); err != nil {
+				return err
+			}
+			s.logID.Store("")
+			s.applied.Store(0)
+			return errRestart
+		}
 		log.Info("replica bootstrapping from the primary's snapshot", "position", pos.Next)
 		if err := s.bootstrap(ctx, pf, pos); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
@@ -446,6 +485,9 @@ func (s *site) bootstrap(ctx context.Context, pf *posFile, pos *position) error 
 		return fmt.Errorf("apply snapshot: %w", err)
 	}
 	*pos = position{LogID: logID, Next: end + 1}
+	if sum, err := strconv.ParseUint(resp.Header.Get(hdrSnapSum), 10, 64); err == nil {
+		pos.Sum, pos.SumKnown = sum, true
+	}
 	if err := pf.restart(*pos); err != nil {
 		return err
 	}

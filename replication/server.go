@@ -28,6 +28,7 @@ const (
 	hdrLogID      = "X-Ephpm-Log-Id"
 	hdrSnapEnd    = "X-Ephpm-Snapshot-End"
 	hdrSnapPages  = "X-Ephpm-Snapshot-Pages"
+	hdrSnapSum    = "X-Ephpm-Snapshot-Sum" // checksum of the snapshot's last frame
 )
 
 // Handler serves the replication listener: the node-to-node endpoints
@@ -38,6 +39,7 @@ func (m *Manager) Handler(front, public http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_ephpm/repl/v1/stream", m.auth(m.serveStream))
 	mux.HandleFunc("GET /_ephpm/repl/v1/snapshot", m.auth(m.serveSnapshot))
+	mux.HandleFunc("POST /_ephpm/repl/v1/repair", m.auth(m.serveRepair))
 	mux.HandleFunc("POST /_ephpm/repl/v1/exec", m.auth(m.serveExec))
 	mux.HandleFunc("POST /_ephpm/repl/v1/fence", m.auth(m.serveFence))
 	mux.HandleFunc("POST /_ephpm/repl/v1/unfence", m.auth(m.serveUnfence))
@@ -99,6 +101,13 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, start, next := l.ID(), l.Start(), l.Next()
+	var rejoin error
+	if q.Get("rejoin") == "1" {
+		// A replica that names its last frame by checksum: see
+		// checkRejoin (it understands diverged and need-repair).
+		sum, serr := strconv.ParseUint(q.Get("sum"), 10, 64)
+		rejoin = checkRejoin(l, q.Get("log_id"), from, sum, serr == nil)
+	}
 	release()
 	// A replica that knows a newer epoch: this node was replaced.
 	if err := m.checkEpoch(r.Context(), m.site(name), parseEpoch(q.Get("epoch"))); err != nil {
@@ -106,6 +115,16 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch want := q.Get("log_id"); {
+	case q.Get("rejoin") == "1":
+		if rejoin != nil {
+			if !errors.Is(rejoin, errDiverged) && !errors.Is(rejoin, errNeedRepair) {
+				m.log.Error("replication stream: check the replica's position", "site", name, "err", rejoin)
+				http.Error(w, "site unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			http.Error(w, refusalWord(rejoin), http.StatusConflict)
+			return
+		}
 	case want != "" && want != id:
 		http.Error(w, refusalWord(errLogReset), http.StatusConflict)
 		return
@@ -230,6 +249,9 @@ func (m *Manager) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(hdrLogID, snap.ID())
 	w.Header().Set(hdrSnapEnd, strconv.FormatUint(snap.End(), 10))
 	w.Header().Set(hdrSnapPages, strconv.FormatUint(uint64(snap.Pages()), 10))
+	if sum, ok := snap.Sum(); ok {
+		w.Header().Set(hdrSnapSum, strconv.FormatUint(sum, 10))
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(int64(snap.Pages())*4096, 10))
 	if _, err := io.Copy(w, snap.Reader()); err != nil {

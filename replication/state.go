@@ -82,6 +82,8 @@ var refusals = []struct {
 	{"log-reset", errLogReset},
 	{"ahead", errAhead},
 	{"stale-epoch", ErrStaleEpoch},
+	{"diverged", errDiverged},      // rejoin (diverge.go)
+	{"need-repair", errNeedRepair}, // rejoin (diverge.go)
 }
 
 // refusalWord is the wire word for a refusal sentinel (err wraps one);

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/ephpm/ephpm/framelog"
 	"github.com/ephpm/ephpm/sqlite"
@@ -53,8 +54,20 @@ func writeMsg(w io.Writer, typ byte, payload ...[]byte) error {
 	return nil
 }
 
-// readMsg reads one message into buf (grown as needed).
+// readMsg reads one message of the stream into buf (grown as needed).
 func readMsg(r *bufio.Reader, buf []byte) (byte, []byte, error) {
+	return readMsgOf(r, buf, streamTypes)
+}
+
+// The message types each exchange accepts.
+const (
+	streamTypes = string(msgHello) + string(msgFrames) + string(msgPing) + string(msgError)
+	repairTypes = string(msgBegin) + string(msgSums) + string(msgBlocks) + string(msgDiff) +
+		string(msgWant) + string(msgPages) + string(msgEnd) + string(msgError)
+)
+
+// readMsgOf reads one message whose type is one of types.
+func readMsgOf(r io.Reader, buf []byte, types string) (byte, []byte, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, buf, err
@@ -75,9 +88,7 @@ func readMsg(r *bufio.Reader, buf []byte) (byte, []byte, error) {
 		}
 		remaining -= chunk
 	}
-	switch h[0] {
-	case msgHello, msgFrames, msgPing, msgError:
-	default:
+	if strings.IndexByte(types, h[0]) < 0 {
 		return 0, buf, fmt.Errorf("replication stream: unknown message type %q", h[0])
 	}
 	return h[0], buf, nil
@@ -90,6 +101,7 @@ type txBatch struct {
 	size        uint32 // database size after the last transaction
 	pages       map[uint32][]byte
 	txs         int
+	sum         uint64   // rolling checksum of frame last (the position's)
 	pending     bool     // the last transaction continues in the next message
 	recs        [][]byte // the records as received (for the replica's tail)
 }
@@ -124,6 +136,7 @@ func parseFrames(b *txBatch, recs []byte, want uint64) (uint64, error) {
 		if size != 0 {
 			b.size = size
 			b.last = no
+			b.sum = binary.LittleEndian.Uint64(r[8:])
 			b.txs++
 		}
 	}
