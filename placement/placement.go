@@ -23,6 +23,7 @@ import (
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/cluster"
+	"github.com/ephpm/ephpm/config"
 	"github.com/ephpm/ephpm/internal/task"
 	"github.com/ephpm/ephpm/replication"
 	"github.com/ephpm/ephpm/sites"
@@ -257,7 +258,7 @@ func (p *Placement) reconcile(ctx context.Context) error {
 	for name, l := range local {
 		if l.Primary == "" {
 			// The static form (role + primary_grpc_url): as written.
-			want = append(want, replication.SiteConfig{Name: name, DBPath: l.DBPath, Role: l.Role, PrimaryURL: l.PrimaryURL})
+			want = append(want, replication.SiteConfig{Name: name, DBPath: l.DBPath, Role: l.Role, PrimaryURL: l.PrimaryURL, Sync: syncOf(l.Settings)})
 			continue
 		}
 		d, ok := dir[name]
@@ -274,7 +275,9 @@ func (p *Placement) reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		want = append(want, p.role(name, l.DBPath, d))
+		c := p.role(name, l.DBPath, d)
+		c.Sync = syncOf(l.Settings)
+		want = append(want, c)
 	}
 	for name, d := range dir {
 		if d.State != cluster.SiteActive {
@@ -332,6 +335,12 @@ func (p *Placement) role(name, dbPath string, d cluster.SiteInfo) replication.Si
 	c.Role, c.PrimaryURL = ephpm.RoleReplica, n.Repl
 	p.ok(name)
 	return c
+}
+
+// syncOf is the site's sync setting (checked when site.toml was read).
+func syncOf(r config.Replication) replication.SyncMode {
+	m, _ := replication.ParseSyncMode(r.Sync)
+	return m
 }
 
 // register records a site found in sites_dir in the directory.

@@ -42,6 +42,8 @@ func (n *node) startCluster(ctx context.Context) error {
 				p.Changed()
 			}
 		},
+		// Runs on the cluster's notifier goroutine; SetLease only stores.
+		OnLease: func(l cluster.LeaseState) { n.repl.SetLease(l.Until, l.Sites) },
 	})
 	if err != nil {
 		return err

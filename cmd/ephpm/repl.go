@@ -47,6 +47,9 @@ func (n *node) newReplication() error {
 		SiteOf:      n.siteOf,
 		Reconfirm:   n.reconfirm,
 		Logger:      n.log.WithGroup("replication"),
+		// A cluster site's primary writes only under this node's lease
+		// (startCluster passes it on).
+		Leases: n.cfg.Cluster.Enabled,
 	}
 	if n.cfg.KV.Enabled {
 		rcfg.OnApply = n.flushKeyspace
