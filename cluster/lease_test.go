@@ -242,9 +242,11 @@ func TestLapseAndFailover(t *testing.T) {
 	_, err := leader.Failover(ctx, "z.example", z.cfg.Node, y.cfg.Node, 1, zrec.Index)
 	wantErr(t, "Failover of a live lease", err, ErrConflict)
 
+	t.Logf("closing %s", y.cfg.Node)
 	if err := y.Close(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("closed")
 	ttl := leader.timing.LeaseTTL
 	var lapse Lapse
 	testutil.RetryUntil(t, converge, func() error {
@@ -266,6 +268,7 @@ func TestLapseAndFailover(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("lapsed %+v", lapse)
 	if lapse.For <= 0 || lapse.LeaseIndex == 0 || leader.LeaseValid(y.cfg.Node) {
 		t.Errorf("lapse %+v, LeaseValid %v", lapse, leader.LeaseValid(y.cfg.Node))
 	}
