@@ -384,3 +384,22 @@ func TestLapsedFor(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaseTimingValidate(t *testing.T) {
+	cfg := testConfig(t, "v", t.TempDir(), nil)
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("LAN timing: %v", err)
+	}
+	for _, tm := range []struct{ ttl, renew time.Duration }{
+		{time.Second, 800 * time.Millisecond},            // renewals slower than TTL/2
+		{300 * time.Millisecond, 100 * time.Millisecond}, // TTL within twice the margin
+	} {
+		cfg.Timing.LeaseTTL, cfg.Timing.LeaseRenew = tm.ttl, tm.renew
+		if err := cfg.validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("TTL %v, renew %v: %v", tm.ttl, tm.renew, err)
+		}
+	}
+	if w := (Timing{}).withDefaults(); w.LeaseTTL != 5*time.Second || w.LeaseRenew != time.Second {
+		t.Errorf("defaults %v %v", w.LeaseTTL, w.LeaseRenew)
+	}
+}
