@@ -82,6 +82,17 @@ func TestSingleNodeOnChangeAndMetrics(t *testing.T) {
 	if _, ok := got["ephpm_cluster_leases_lapsed"]; !ok {
 		t.Errorf("the leader exports no ephpm_cluster_leases_lapsed: %v", got)
 	}
+	// renewals are not directory changes for OnChange
+	quiet, renewed := calls.Load(), c.renewals.Load()
+	testutil.RetryUntil(t, converge, func() error {
+		if c.renewals.Load() < renewed+3 {
+			return fmt.Errorf("%d renewals since", c.renewals.Load()-renewed)
+		}
+		return nil
+	})
+	if n := calls.Load() - quiet; n != 0 {
+		t.Errorf("%d OnChange calls for renewals alone", n)
+	}
 	if got["ephpm_cluster_raft_term"] < 1 || got["ephpm_cluster_leader_changes_total"] < 1 {
 		t.Errorf("term/leader changes: %v", got)
 	}
