@@ -20,6 +20,11 @@ func FuzzCommandFrame(f *testing.F) {
 		`{"op":"set_primary.v1","site":"a.example","primary":"n2","epoch":1}`,
 		`{"op":"register_node.v1","node":{"name":"n1","raft":"127.0.0.1:7947"}}`,
 		`{"op":"remove_site.v1","site":"a.example"}`,
+		`{"op":"renew_lease.v1","node":{"name":"n1"},"time":"2026-12-07T10:00:00Z"}`,
+		`{"op":"renew_lease.v1"}`,
+		`{"op":"failover.v1","site":"a.example","from":"n1","primary":"n2","epoch":3,"lease_index":42,"time":"2026-12-07T10:00:00Z"}`,
+		`{"op":"failover.v1","site":"a.example","primary":"n2","epoch":3}`,
+		`{"code":"conflict","message":"cluster: conflict"}`,
 		`{"index":7,"site":{"name":"a.example","primary":"n1","epoch":1},"code":"epoch_changed","message":"x"}`,
 		`{"op":"nope"}`, `{`, ``,
 	} {
@@ -37,7 +42,9 @@ func FuzzCommandFrame(f *testing.F) {
 				t.Fatal(err)
 			}
 			again, err := decodeCommand(&buf)
-			if err != nil || again.Op != cmd.Op || again.Site != cmd.Site || again.Epoch != cmd.Epoch {
+			if err != nil || again.Op != cmd.Op || again.Site != cmd.Site || again.Epoch != cmd.Epoch ||
+				again.Primary != cmd.Primary || again.From != cmd.From || again.LeaseIndex != cmd.LeaseIndex ||
+				(again.Node == nil) != (cmd.Node == nil) || !again.Time.Equal(cmd.Time) {
 				t.Fatalf("round trip: %+v, %v (was %+v)", again, err, cmd)
 			}
 		}

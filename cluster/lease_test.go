@@ -40,7 +40,7 @@ func (l *leaseLog) last() (LeaseState, int) {
 }
 
 // newLeaseCluster is newTestCluster with an OnLease log per node.
-func newLeaseCluster(tb testing.TB, n int) ([]*Cluster, []*leaseLog) {
+func newLeaseCluster(tb testing.TB, n int) ([]*Cluster, []*leaseLog, []Config) {
 	tb.Helper()
 	cfgs := make([]Config, n)
 	logs := make([]*leaseLog, n)
@@ -56,7 +56,7 @@ func newLeaseCluster(tb testing.TB, n int) ([]*Cluster, []*leaseLog) {
 		cfgs[i].OnLease = logs[i].on
 		nodes[i] = start(tb, cfgs[i])
 	}
-	return nodes, logs
+	return nodes, logs, cfgs
 }
 
 func indexOf(c *Cluster, nodes []*Cluster) int {
@@ -96,7 +96,7 @@ func heldBy(c *Cluster) heldLease {
 // primary of, and Sites follow a SetPrimary as soon as it is applied
 // locally, without waiting for a renewal.
 func TestLeaseSites(t *testing.T) {
-	nodes, logs := newLeaseCluster(t, 3)
+	nodes, logs, _ := newLeaseCluster(t, 3)
 	leader := waitConverged(t, nodes...)
 	waitHeld(t, nodes...)
 	ctx := ctxT(t)
@@ -164,7 +164,7 @@ func TestLeaseSites(t *testing.T) {
 // could judge it lapsed: its deadline comes at least the margin before
 // LeaseTTL after any node applied the renewal.
 func TestLeaseEndsBeforeLapse(t *testing.T) {
-	nodes, logs := newLeaseCluster(t, 3)
+	nodes, logs, _ := newLeaseCluster(t, 3)
 	leader := waitConverged(t, nodes...)
 	waitHeld(t, nodes...)
 	x := followers(leader, nodes)[0]
@@ -217,7 +217,7 @@ func TestLeaseEndsBeforeLapse(t *testing.T) {
 // last renewal; a failover then succeeds once, and fails with
 // ErrConflict on a stale lease index, epoch or primary, or a live lease.
 func TestLapseAndFailover(t *testing.T) {
-	nodes, _ := newLeaseCluster(t, 3)
+	nodes, _, cfgs := newLeaseCluster(t, 3)
 	leader := waitConverged(t, nodes...)
 	waitHeld(t, nodes...)
 	ctx := ctxT(t)
@@ -242,30 +242,36 @@ func TestLapseAndFailover(t *testing.T) {
 	_, err := leader.Failover(ctx, "z.example", z.cfg.Node, y.cfg.Node, 1, zrec.Index)
 	wantErr(t, "Failover of a live lease", err, ErrConflict)
 
+	t.Logf("closing %s", y.cfg.Node)
 	if err := y.Close(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("closed")
 	ttl := leader.timing.LeaseTTL
 	var lapse Lapse
-	testutil.RetryUntil(t, converge, func() error {
-		l, err := leader.LapsedNodes()
-		if err != nil {
-			return err
-		}
-		for _, x := range l {
-			if x.Node != y.cfg.Node {
-				t.Fatalf("%s judged lapsed: %+v", x.Node, x)
+	waitLapse := func() {
+		testutil.RetryUntil(t, converge, func() error {
+			l, err := leader.LapsedNodes()
+			if err != nil {
+				return err
 			}
-		}
-		if len(l) == 0 {
-			return errors.New("nothing lapsed yet")
-		}
-		lapse = l[0]
-		if s := seenBy(leader, y.cfg.Node); time.Since(s.at) <= ttl || s.index != lapse.LeaseIndex {
-			t.Fatalf("judged lapsed %v after the renewal %d was applied (lapse %+v)", time.Since(s.at), s.index, lapse)
-		}
-		return nil
-	})
+			for _, x := range l {
+				if x.Node != y.cfg.Node {
+					t.Fatalf("%s judged lapsed: %+v", x.Node, x)
+				}
+			}
+			if len(l) == 0 {
+				return errors.New("nothing lapsed yet")
+			}
+			lapse = l[0]
+			if s := seenBy(leader, y.cfg.Node); time.Since(s.at) <= ttl || s.index != lapse.LeaseIndex {
+				t.Fatalf("judged lapsed %v after the renewal %d was applied (lapse %+v)", time.Since(s.at), s.index, lapse)
+			}
+			return nil
+		})
+	}
+	waitLapse()
+	t.Logf("lapsed %+v", lapse)
 	if lapse.For <= 0 || lapse.LeaseIndex == 0 || leader.LeaseValid(y.cfg.Node) {
 		t.Errorf("lapse %+v, LeaseValid %v", lapse, leader.LeaseValid(y.cfg.Node))
 	}
@@ -277,6 +283,26 @@ func TestLapseAndFailover(t *testing.T) {
 	wantErr(t, "Failover at another epoch", err, ErrConflict)
 	_, err = leader.Failover(ctx, "z.example", y.cfg.Node, leader.cfg.Node, 1, lapse.LeaseIndex)
 	wantErr(t, "Failover of a site on another primary", err, ErrConflict)
+
+	// y comes back and renews: the lapse judged before no longer holds
+	ycfg := cfgs[indexOf(y, nodes)]
+	y2 := start(t, ycfg)
+	testutil.RetryUntil(t, converge, func() error {
+		if !leader.LeaseValid(ycfg.Node) {
+			return fmt.Errorf("%s has no valid lease yet", ycfg.Node)
+		}
+		return nil
+	})
+	_, err = leader.Failover(ctx, "y.example", y.cfg.Node, z.cfg.Node, 1, lapse.LeaseIndex)
+	wantErr(t, "Failover after a renewal", err, ErrConflict)
+	stale := lapse.LeaseIndex
+	if err := y2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitLapse()
+	if lapse.LeaseIndex <= stale {
+		t.Fatalf("lapse after the restart at index %d, before %d", lapse.LeaseIndex, stale)
+	}
 
 	si, err := leader.Failover(ctx, "y.example", y.cfg.Node, z.cfg.Node, 1, lapse.LeaseIndex)
 	if err != nil {
@@ -301,7 +327,7 @@ func TestLapseAndFailover(t *testing.T) {
 // A new leader judges no lease lapsed before LeaseTTL from its own
 // start, whatever it recorded as a follower.
 func TestNewLeaderWaitsTTL(t *testing.T) {
-	nodes, _ := newLeaseCluster(t, 3)
+	nodes, _, _ := newLeaseCluster(t, 3)
 	leader := waitConverged(t, nodes...)
 	waitHeld(t, nodes...)
 	old := leader.cfg.Node
@@ -356,5 +382,24 @@ func TestLapsedFor(t *testing.T) {
 		if got := lapsedFor(at(c.now), c.rec, c.seen, at(c.since), ttl); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestLeaseTimingValidate(t *testing.T) {
+	cfg := testConfig(t, "v", t.TempDir(), nil)
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("LAN timing: %v", err)
+	}
+	for _, tm := range []struct{ ttl, renew time.Duration }{
+		{time.Second, 800 * time.Millisecond},            // renewals slower than TTL/2
+		{300 * time.Millisecond, 100 * time.Millisecond}, // TTL within twice the margin
+	} {
+		cfg.Timing.LeaseTTL, cfg.Timing.LeaseRenew = tm.ttl, tm.renew
+		if err := cfg.validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("TTL %v, renew %v: %v", tm.ttl, tm.renew, err)
+		}
+	}
+	if w := (Timing{}).withDefaults(); w.LeaseTTL != 5*time.Second || w.LeaseRenew != time.Second {
+		t.Errorf("defaults %v %v", w.LeaseTTL, w.LeaseRenew)
 	}
 }

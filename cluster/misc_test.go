@@ -39,6 +39,7 @@ func TestSingleNodeOnChangeAndMetrics(t *testing.T) {
 		t.Error("OnChange ran concurrently with itself")
 	}
 
+	waitHeld(t, c)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(NewCollector(c)); err != nil {
 		t.Fatal(err)
@@ -67,10 +68,30 @@ func TestSingleNodeOnChangeAndMetrics(t *testing.T) {
 		"ephpm_cluster_site_epoch{solo.example}": 1,
 		"ephpm_cluster_members{alive}":           1,
 		"ephpm_cluster_raft_leader":              1,
+		"ephpm_cluster_lease_held":               1,
+		"ephpm_cluster_leases_lapsed":            0,
+		"ephpm_cluster_failovers_total":          0,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], want, got)
 		}
+	}
+	if got["ephpm_cluster_lease_renewals_total{ok}"] < 1 {
+		t.Errorf("no renewal counted: %v", got)
+	}
+	if _, ok := got["ephpm_cluster_leases_lapsed"]; !ok {
+		t.Errorf("the leader exports no ephpm_cluster_leases_lapsed: %v", got)
+	}
+	// renewals are not directory changes for OnChange
+	quiet, renewed := calls.Load(), c.renewals.Load()
+	testutil.RetryUntil(t, converge, func() error {
+		if c.renewals.Load() < renewed+3 {
+			return fmt.Errorf("%d renewals since", c.renewals.Load()-renewed)
+		}
+		return nil
+	})
+	if n := calls.Load() - quiet; n != 0 {
+		t.Errorf("%d OnChange calls for renewals alone", n)
 	}
 	if got["ephpm_cluster_raft_term"] < 1 || got["ephpm_cluster_leader_changes_total"] < 1 {
 		t.Errorf("term/leader changes: %v", got)

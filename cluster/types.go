@@ -46,7 +46,8 @@ type Config struct {
 	// successful renewal, after each local directory change that changes
 	// its Sites while the lease is held, and once with the zero
 	// LeaseState when the lease ends here (not renewed in time, or the
-	// Cluster's view fell behind). It is called from one goroutine owned
+	// Cluster's view fell behind; not at Close, after which Lease is
+	// zero). It is called from one goroutine owned
 	// by the Cluster, never concurrently with itself, and coalesced (the
 	// latest state, not every one). It must not block: a late call
 	// delays the next one, and a lapse then reaches the caller late. The
