@@ -33,10 +33,16 @@ type leaseState struct {
 	held heldLease
 	seen map[string]seenRenewal
 	// term and since: the raft term this node leads and when it first
-	// saw itself leading it. A new leader judges no lease lapsed before
-	// LeaseTTL from since: it never trusts another node's clock.
-	term  uint64
-	since time.Time
+	// saw itself leading it; termStart: raft's last index then (at least
+	// the index of the term's first entry). Until this node's directory
+	// has applied termStart, a renewal committed under the old leader
+	// may not be applied here yet: it judges no lease lapsed before
+	// LeaseTTL from since. From then on it judges from when it applied
+	// each renewal itself (as a follower, maybe): never another node's
+	// clock.
+	term      uint64
+	since     time.Time
+	termStart uint64
 }
 
 // renewApplied records that node's renewal at index was applied here
@@ -63,9 +69,20 @@ func (c *Cluster) leadership() (time.Time, bool) {
 	c.leaseMu.Lock()
 	defer c.leaseMu.Unlock()
 	if c.lease.term != term {
-		c.lease.term, c.lease.since = term, time.Now()
+		c.lease.term, c.lease.since, c.lease.termStart = term, time.Now(), c.raft.LastIndex()
 	}
 	return c.lease.since, true
+}
+
+// caughtUp reports whether this leader's directory has applied every
+// entry committed before its term: each renewal's apply time here is
+// then known.
+func (c *Cluster) caughtUp() bool {
+	c.leaseMu.Lock()
+	start := c.lease.termStart
+	c.leaseMu.Unlock()
+	applied, _ := c.fsm.index()
+	return start != 0 && applied >= start
 }
 
 // IsLeader reports whether this node is the raft leader.
@@ -200,16 +217,19 @@ func signal(ch chan struct{}) {
 
 // lapsedFor is how long ago a lease lapsed as the leader judges it at
 // now (≤ 0: not lapsed): LeaseTTL after this node applied the renewal
-// rec, or after since (the start of its leadership) if later. A renewal
-// the directory holds but seen does not yet is being applied: not
-// lapsed.
-func lapsedFor(now time.Time, rec leaseRecord, seen seenRenewal, since time.Time, ttl time.Duration) time.Duration {
+// rec — or, until the leader has caught up with what was committed
+// before its term, after since (the start of its leadership) if later.
+// Safe either way: a renewal is applied only after it committed, so
+// after its holder sent it, and the holder stops before LeaseTTL from
+// sending. A renewal the directory holds but seen does not yet is being
+// applied: not lapsed. A node that never renewed counts from since.
+func lapsedFor(now time.Time, rec leaseRecord, seen seenRenewal, since time.Time, caughtUp bool, ttl time.Duration) time.Duration {
 	start := since
 	if rec.Index != 0 {
 		if seen.index != rec.Index {
 			return -ttl
 		}
-		if seen.at.After(start) {
+		if caughtUp || seen.at.After(start) {
 			start = seen.at
 		}
 	}
@@ -227,10 +247,11 @@ func (c *Cluster) judge() (map[string]leaseRecord, map[string]time.Duration, err
 	c.leaseMu.Lock()
 	seen := maps.Clone(c.lease.seen)
 	c.leaseMu.Unlock()
+	caught := c.caughtUp()
 	now := time.Now()
 	out := make(map[string]time.Duration, len(recs))
 	for name, rec := range recs {
-		out[name] = lapsedFor(now, rec, seen[name], since, c.timing.LeaseTTL)
+		out[name] = lapsedFor(now, rec, seen[name], since, caught, c.timing.LeaseTTL)
 	}
 	return recs, out, nil
 }

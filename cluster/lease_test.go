@@ -326,16 +326,19 @@ func TestLapseAndFailover(t *testing.T) {
 
 // A new leader judges no lease lapsed before LeaseTTL from its own
 // start, whatever it recorded as a follower.
-func TestNewLeaderWaitsTTL(t *testing.T) {
+// TestNewLeaderJudgesSafely: the leader dies; the new leader judges its
+// lease lapsed only after the old leader's own deadline (Until) passed,
+// and only it.
+func TestNewLeaderJudgesSafely(t *testing.T) {
 	nodes, _, _ := newLeaseCluster(t, 3)
 	leader := waitConverged(t, nodes...)
 	waitHeld(t, nodes...)
 	old := leader.cfg.Node
 	rest := followers(leader, nodes)
+	until := leader.Lease().Until
 	if err := leader.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ttl := leader.timing.LeaseTTL
 	testutil.RetryUntil(t, converge, func() error {
 		for _, c := range rest {
 			if !c.IsLeader() {
@@ -345,13 +348,12 @@ func TestNewLeaderWaitsTTL(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			since, _ := c.leadership()
 			for _, x := range l {
 				if x.Node != old {
 					t.Fatalf("%s judged lapsed: %+v", x.Node, x)
 				}
-				if d := time.Since(since); d <= ttl {
-					t.Fatalf("new leader judged %s lapsed %v after its start", old, d)
+				if now := time.Now(); !now.After(until) {
+					t.Fatalf("new leader judged %s lapsed %v before its holder's deadline", old, until.Sub(now))
 				}
 				return nil
 			}
@@ -375,13 +377,27 @@ func TestLapsedFor(t *testing.T) {
 	}{
 		{"fresh", 1 * time.Second, leaseRecord{Index: 5}, seenRenewal{5, at(0)}, -10 * time.Second, -time.Second},
 		{"lapsed", 3 * time.Second, leaseRecord{Index: 5}, seenRenewal{5, at(0)}, -10 * time.Second, time.Second},
-		{"new leader", 3 * time.Second, leaseRecord{Index: 5}, seenRenewal{5, at(0)}, 2 * time.Second, -time.Second},
+		{"new leader, not caught up", 3 * time.Second, leaseRecord{Index: 5}, seenRenewal{5, at(0)}, 2 * time.Second, -time.Second},
 		{"applied, not yet seen", 30 * time.Second, leaseRecord{Index: 6}, seenRenewal{5, at(0)}, 0, -ttl},
 		{"never renewed", 3 * time.Second, leaseRecord{}, seenRenewal{}, 0, time.Second},
 	} {
-		if got := lapsedFor(at(c.now), c.rec, c.seen, at(c.since), ttl); got != c.want {
+		if got := lapsedFor(at(c.now), c.rec, c.seen, at(c.since), false, ttl); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestLapsedForCaughtUp: a leader caught up with the directory judges
+// from its own apply of the renewal, even one applied as a follower
+// before its leadership.
+func TestLapsedForCaughtUp(t *testing.T) {
+	t0 := time.Now()
+	ttl := 2 * time.Second
+	if got := lapsedFor(t0.Add(3*time.Second), leaseRecord{Index: 5}, seenRenewal{5, t0}, t0.Add(2*time.Second), true, ttl); got != time.Second {
+		t.Errorf("caught up: %v, want 1s", got)
+	}
+	if got := lapsedFor(t0.Add(3*time.Second), leaseRecord{}, seenRenewal{}, t0.Add(2*time.Second), true, ttl); got != -time.Second {
+		t.Errorf("never renewed: %v, want -1s (from the leadership's start)", got)
 	}
 }
 
