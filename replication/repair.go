@@ -49,7 +49,7 @@ const (
 	msgPages  = 'G'
 	msgEnd    = 'Z'
 
-	blockPages  = 256
+	blockPages  = 64 // 512 bytes of page hashes per block that differs
 	maxSums     = 4096 // checksums a replica asks for to find the fork
 	pagesPerMsg = 64
 	// maxRepairPages bounds a database a repair handles (the hashes are
@@ -367,10 +367,9 @@ type RepairStats struct {
 	Sent, Recv int64  // bytes of the request body and of the answer
 }
 
-// hasPages reports whether the local copy has a database worth a page
-// diff: more than the one page a new, empty database has (a node
-// without one bootstraps from a snapshot instead). Its WAL counts: a
-// replica's recent pages may all be there.
+// hasPages reports whether the local copy has a database to diff (a
+// node without one bootstraps from a snapshot instead). Its WAL counts:
+// a replica's recent pages may all be there.
 func (s *site) hasPages() (bool, error) {
 	var size int64
 	for _, p := range []string{s.cfg.DBPath, s.cfg.DBPath + "-wal"} {
@@ -383,7 +382,7 @@ func (s *site) hasPages() (bool, error) {
 		}
 		size += st.Size()
 	}
-	return size > 2*sqlite.PageSize, nil
+	return size >= sqlite.PageSize, nil
 }
 
 // repair makes the local copy the primary's database as of a frame F by
