@@ -49,7 +49,7 @@ const (
 	msgPages  = 'G'
 	msgEnd    = 'Z'
 
-	blockPages  = 64 // 512 bytes of page hashes per block that differs
+	blockPages  = 64   // 512 bytes of page hashes per block that differs
 	maxSums     = 4096 // checksums a replica asks for to find the fork
 	pagesPerMsg = 64
 	// maxRepairPages bounds a database a repair handles (the hashes are
