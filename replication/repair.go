@@ -122,7 +122,12 @@ func appendBlocks(dst []byte, hs []uint64) []byte {
 	return dst
 }
 
-var errBadRepair = errors.New("repair: bad message")
+var (
+	errBadRepair = errors.New("repair: bad message")
+	// errNoRepair: the primary has no repair endpoint (an older node):
+	// a replica it told need-snapshot bootstraps as before.
+	errNoRepair = errors.New("the primary does not repair by page diff")
+)
 
 // parseBlocks reads a K message: the replica's page count and its block
 // hashes (one per block of that many pages).
@@ -442,6 +447,9 @@ func (s *site) repair(ctx context.Context, pf *posFile, pos *position, why error
 	if resp.StatusCode == http.StatusConflict {
 		word, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 		return refusalErr(strings.TrimSpace(string(word)))
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		return errNoRepair
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))

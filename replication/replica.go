@@ -395,10 +395,14 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why erro
 			return err
 		}
 		if has || pos.Repairing {
-			if err := s.repair(ctx, pf, pos, why); err != nil {
+			err := s.repair(ctx, pf, pos, why)
+			if err == nil {
+				return errRestart
+			}
+			if !errors.Is(err, errNoRepair) || !errors.Is(why, ephpm.ErrNeedSnapshot) {
 				return fmt.Errorf("repair: %w", err)
 			}
-			return errRestart
+			// An older primary: its snapshot, as before.
 		}
 		if !errors.Is(why, ephpm.ErrNeedSnapshot) && pos.LogID != "" {
 			// Nothing local to repair: start over; the primary then
