@@ -372,12 +372,13 @@ type RepairStats struct {
 	Sent, Recv int64  // bytes of the request body and of the answer
 }
 
-// hasPages reports whether the local copy has a database to diff (a
-// node without one bootstraps from a snapshot instead). Its WAL counts:
-// a replica's recent pages may all be there.
+// hasPages reports whether the local copy has a database to diff: more
+// than the lone page 1 of the empty database a new replica's pool
+// creates (that node bootstraps from a snapshot instead). Its WAL
+// counts: a replica's recent pages may all be there.
 func (s *site) hasPages() (bool, error) {
-	var size int64
-	for _, p := range []string{s.cfg.DBPath, s.cfg.DBPath + "-wal"} {
+	var size [2]int64
+	for i, p := range []string{s.cfg.DBPath, s.cfg.DBPath + "-wal"} {
 		st, err := os.Stat(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -385,9 +386,9 @@ func (s *site) hasPages() (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		size += st.Size()
+		size[i] = st.Size()
 	}
-	return size >= sqlite.PageSize, nil
+	return size[0] > sqlite.PageSize || size[1] > 32, nil
 }
 
 // repair makes the local copy the primary's database as of a frame F by
