@@ -37,12 +37,13 @@ var (
 
 // checkRejoin is the primary's answer to a replica that understands
 // rejoin (it sent rejoin=1) at (id, from, sum): nil to stream on,
-// errDiverged or errNeedRepair.
-func checkRejoin(l *framelog.Log, id string, from, sum uint64, sumKnown bool) error {
+// errDiverged or errNeedRepair. hasPages: the replica has a database
+// but no position (a page diff is cheaper than the whole log).
+func checkRejoin(l *framelog.Log, id string, from, sum uint64, sumKnown, hasPages bool) error {
 	start, next := l.Start(), l.Next()
 	switch {
 	case id == "" || from == 0:
-		if start == 0 {
+		if start == 0 && !hasPages {
 			return nil // the whole database is the log's first transaction
 		}
 		return errNeedRepair

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -286,4 +287,32 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// A replica that lost its position file but has its database repairs by
+// page diff (it does not replay the whole log) and is not quarantined:
+// nothing says its history diverged.
+func TestReplicaWithoutPositionRepairs(t *testing.T) {
+	p := startNode(t, t.TempDir(), 0)
+	r := startNode(t, t.TempDir(), 0)
+	p.m.SetSites([]replication.SiteConfig{rejoinCfg(p, ephpm.RolePrimary, "", 1)})
+	r.m.SetSites([]replication.SiteConfig{rejoinCfg(r, ephpm.RoleReplica, p.url, 1)})
+	exec(t, p, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	exec(t, p, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300) INSERT INTO t (v) SELECT printf('%.3000c', 'x') FROM n")
+	caughtUp(t, r, p)
+	r.m.SetSites(nil)
+	if err := os.Remove(dbPath(r) + "-replica"); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, p, "INSERT INTO t (v) VALUES ('while away')")
+	r.m.SetSites([]replication.SiteConfig{rejoinCfg(r, ephpm.RoleReplica, p.url, 1)})
+	caughtUp(t, r, p)
+	samePages(t, p, r)
+	st, ok := r.m.LastRepair(moveSite)
+	if !ok || st.Pages > 10 {
+		t.Fatalf("repair %+v %v: want a page diff of a few pages", st, ok)
+	}
+	if q := r.m.Quarantined(moveSite); len(q) != 0 {
+		t.Fatalf("quarantined %v", q)
+	}
 }
