@@ -8,8 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/internal/testutil"
@@ -95,7 +99,7 @@ func samePages(t *testing.T, a, b *node) {
 func TestDivergedReplicaQuarantinedAndRepaired(t *testing.T) {
 	a := startNode(t, t.TempDir(), 0)
 	b := startNode(t, t.TempDir(), 0)
-	c := startNode(t, t.TempDir(), 0)
+	c, cLog := startNodeLogged(t, t.TempDir())
 	a.m.SetSites([]replication.SiteConfig{rejoinCfg(a, ephpm.RolePrimary, "", 1)})
 	b.m.SetSites([]replication.SiteConfig{rejoinCfg(b, ephpm.RoleReplica, a.url, 1)})
 	c.m.SetSites([]replication.SiteConfig{rejoinCfg(c, ephpm.RoleReplica, a.url, 1)})
@@ -107,6 +111,7 @@ func TestDivergedReplicaQuarantinedAndRepaired(t *testing.T) {
 	caughtUp(t, c, a)
 
 	// A's stream to B is cut; C still gets A's last transactions.
+	forkWant := b.m.Applied(moveSite) // B's copy ends here
 	b.m.SetSites([]replication.SiteConfig{rejoinCfg(b, ephpm.RoleReplica, deadURL, 1)})
 	for i := range 7 {
 		exec(t, a, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("lost on A ", i))
@@ -140,6 +145,12 @@ func TestDivergedReplicaQuarantinedAndRepaired(t *testing.T) {
 	if st, ok := c.m.LastRepair(moveSite); !ok || st.Pages == 0 || c.m.RepairBytes(moveSite) == 0 {
 		t.Fatalf("repair stats %+v %v, bytes %d", st, ok, c.m.RepairBytes(moveSite))
 	}
+	if got := rejoinMetrics(t, c.m); got["ephpm_replication_diverged_total"] != 1 || got["ephpm_replication_repair_bytes_total"] != float64(c.m.RepairBytes(moveSite)) {
+		t.Fatalf("metrics %v", got)
+	}
+	if fork, n := cLog.last(); fork != int64(forkWant) || n != 7 {
+		t.Fatalf("logged fork frame %v, diverged frames %v; want %d and 7", fork, n, forkWant)
+	}
 	if got := b.snaps.Load(); got != 0 {
 		t.Fatalf("B served %d snapshots", got)
 	}
@@ -166,8 +177,8 @@ func TestOldPrimaryRejoinsAsReplica(t *testing.T) {
 	for _, how := range []string{"killed", "partitioned"} {
 		t.Run(how, func(t *testing.T) {
 			adir := t.TempDir()
-			a := startNodeLogged(t, adir)
-			b := startNodeLogged(t, t.TempDir())
+			a, aLog := startNodeLogged(t, adir)
+			b, _ := startNodeLogged(t, t.TempDir())
 			a.m.SetSites([]replication.SiteConfig{rejoinCfg(a, ephpm.RolePrimary, "", 1)})
 			b.m.SetSites([]replication.SiteConfig{rejoinCfg(b, ephpm.RoleReplica, a.url, 1)})
 			exec(t, a, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
@@ -175,6 +186,7 @@ func TestOldPrimaryRejoinsAsReplica(t *testing.T) {
 				exec(t, a, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("common ", i))
 			}
 			caughtUp(t, b, a)
+			forkWant := b.m.Applied(moveSite) // B's copy ends here
 			b.m.SetSites([]replication.SiteConfig{rejoinCfg(b, ephpm.RoleReplica, deadURL, 1)})
 			for i := range 4 {
 				exec(t, a, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("lost on A ", i))
@@ -185,7 +197,7 @@ func TestOldPrimaryRejoinsAsReplica(t *testing.T) {
 			}
 			if how == "killed" {
 				a.stop()
-				a = startNodeLogged(t, adir)
+				a, aLog = startNodeLogged(t, adir)
 			}
 			a.m.SetSites([]replication.SiteConfig{rejoinCfg(a, ephpm.RoleReplica, b.url, 2)})
 			samePages(t, b, a)
@@ -200,6 +212,9 @@ func TestOldPrimaryRejoinsAsReplica(t *testing.T) {
 			}
 			if n := fileRows(t, q[0], "lost on A"); n != 4 {
 				t.Fatalf("the quarantined copy has %d of A's last rows, want 4", n)
+			}
+			if fork, n := aLog.last(); fork != int64(forkWant) || n != 4 {
+				t.Fatalf("logged fork frame %d, diverged frames %d; want %d and 4", fork, n, forkWant)
 			}
 			exec(t, b, "INSERT INTO t (v) VALUES ('after')")
 			caughtUp(t, a, b)
@@ -274,12 +289,69 @@ func TestLaggingReplicaStreamsOn(t *testing.T) {
 	}
 }
 
-func startNodeLogged(t *testing.T, dir string) *node {
-	return startNodeWith(t, dir, 0, func(c *replication.Config) {
-		if testing.Verbose() {
-			c.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// startNodeLogged starts a node whose divergence warnings are recorded
+// (and, with -v, its log is the test's).
+func startNodeLogged(t *testing.T, dir string) (*node, *forkRecorder) {
+	rec := &forkRecorder{fork: -1, frames: -1}
+	var h slog.Handler = rec
+	if testing.Verbose() {
+		h = teeHandler{rec, slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})}
+	}
+	return startNodeWith(t, dir, 0, func(c *replication.Config) { c.Logger = slog.New(h) }), rec
+}
+
+// last is the fork frame and diverged frame count of the last
+// divergence warning (-1 when none, or unknown).
+func (r *forkRecorder) last() (fork, frames int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fork, r.frames
+}
+
+// forkRecorder keeps the fork frame and count of the last divergence
+// warning (attributes of the record itself: With's are not needed).
+type forkRecorder struct {
+	mu           sync.Mutex
+	fork, frames int64
+}
+
+func (r *forkRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *forkRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *forkRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *forkRecorder) Handle(_ context.Context, rec slog.Record) error {
+	if !strings.Contains(rec.Message, "diverged") {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fork, r.frames = -1, -1
+	rec.Attrs(func(a slog.Attr) bool {
+		switch {
+		case a.Key == "fork_frame" && a.Value.Kind() == slog.KindUint64:
+			r.fork = int64(a.Value.Uint64())
+		case a.Key == "diverged_frames" && a.Value.Kind() == slog.KindUint64:
+			r.frames = int64(a.Value.Uint64())
 		}
+		return true
 	})
+	return nil
+}
+
+type teeHandler struct{ a, b slog.Handler }
+
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool { return true }
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	_ = h.a.Handle(ctx, r) // the recorder never fails
+	if h.b.Enabled(ctx, r.Level) {
+		return h.b.Handle(ctx, r.Clone())
+	}
+	return nil
+}
+func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{h.a.WithAttrs(as), h.b.WithAttrs(as)}
+}
+func (h teeHandler) WithGroup(g string) slog.Handler {
+	return teeHandler{h.a.WithGroup(g), h.b.WithGroup(g)}
 }
 
 type testWriter struct{ t *testing.T }
@@ -289,6 +361,25 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// rejoinMetrics collects m's rejoin metrics for the site, by name.
+func rejoinMetrics(t *testing.T, m *replication.Manager) map[string]float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 16)
+	replication.NewRejoinCollector(m).Collect(ch)
+	close(ch)
+	out := map[string]float64{}
+	for pm := range ch {
+		var d dto.Metric
+		if err := pm.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		name := pm.Desc().String()
+		name = name[strings.Index(name, `fqName: "`)+9:]
+		name = name[:strings.Index(name, `"`)]
+		out[name] = d.GetCounter().GetValue()
+	}
+	return out
+}
 // A replica that lost its position file but has its database repairs by
 // page diff (it does not replay the whole log) and is not quarantined:
 // nothing says its history diverged.
