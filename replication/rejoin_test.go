@@ -380,6 +380,7 @@ func rejoinMetrics(t *testing.T, m *replication.Manager) map[string]float64 {
 	}
 	return out
 }
+
 // A replica that lost its position file but has its database repairs by
 // page diff (it does not replay the whole log) and is not quarantined:
 // nothing says its history diverged.
