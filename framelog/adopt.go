@@ -204,20 +204,19 @@ func (l *Log) checkSnapshot() error {
 }
 
 // Final opens the log of db as Open does (so what the WAL holds that it
-// had not logged yet is logged), reads its end and closes it again,
-// taking its hooks off: what a primary that stopped without a clean
-// demotion knows of its history when it comes back as a replica. The
-// directory is left as it is; the caller records the end and removes it.
-func Final(ctx context.Context, db *sqlite.DB, opts Options) (id string, next, sum uint64, err error) {
+// had not logged yet is logged), calls fn with it (to read its end and
+// last records), and closes it again, taking its hooks off: what a
+// primary that stopped without a clean demotion knows of its history
+// when it comes back as a replica. The directory is left as it is; the
+// caller records what it needs and removes it.
+func Final(ctx context.Context, db *sqlite.DB, opts Options, fn func(*Log) error) error {
 	opts.Adopt = nil
 	l, err := Open(ctx, db, opts)
 	if err != nil {
-		return "", 0, 0, err
+		return err
 	}
-	id = l.ID()
-	next, sum = l.End()
-	err = db.WithWriter(ctx, func() error { l.Detach(); return nil })
-	// Every record was synced when appended: a close error loses nothing
-	// the end depends on, but is returned with the rest.
-	return id, next, sum, errors.Join(err, l.Close())
+	err = fn(l)
+	// Every record was synced when appended: a close error loses
+	// nothing fn read, but is returned with the rest.
+	return errors.Join(err, db.WithWriter(ctx, func() error { l.Detach(); return nil }), l.Close())
 }

@@ -37,12 +37,13 @@ var (
 
 // checkRejoin is the primary's answer to a replica that understands
 // rejoin (it sent rejoin=1) at (id, from, sum): nil to stream on,
-// errDiverged or errNeedRepair.
-func checkRejoin(l *framelog.Log, id string, from, sum uint64, sumKnown bool) error {
+// errDiverged or errNeedRepair. hasPages: the replica has a database
+// but no position (a page diff is cheaper than the whole log).
+func checkRejoin(l *framelog.Log, id string, from, sum uint64, sumKnown, hasPages bool) error {
 	start, next := l.Start(), l.Next()
 	switch {
 	case id == "" || from == 0:
-		if start == 0 {
+		if start == 0 && !hasPages {
 			return nil // the whole database is the log's first transaction
 		}
 		return errNeedRepair
@@ -189,11 +190,24 @@ func (s *site) exPrimaryPos(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	id, next, sum, ferr := framelog.Final(ctx, db, framelog.Options{Logger: s.m.log, CompactFrames: s.m.cfg.CompactFrames})
+	ferr := framelog.Final(ctx, db, framelog.Options{Logger: s.m.log, CompactFrames: s.m.cfg.CompactFrames}, func(l *framelog.Log) error {
+		next, sum := l.End()
+		pos = position{LogID: l.ID(), Next: next, Sum: sum, SumKnown: true, ExPrimary: true}
+		// Its last frames become the tail, as a demotion's do: they
+		// name the fork if the new primary does not have them. Without
+		// them only the fork's log line says "unknown".
+		start, recs, err := lastFrames(l, s.m.tailFrames())
+		if err == nil {
+			err = writeTail(s.cfg.DBPath, l.ID(), start, recs, s.m.tailFrames())
+		}
+		if err != nil {
+			log.Warn("former primary: keeping the log's last frames", "err", err)
+		}
+		return nil
+	})
 	release()
-	if ferr == nil {
-		pos = position{LogID: id, Next: next, Sum: sum, SumKnown: true, ExPrimary: true}
-	} else {
+	if ferr != nil {
+		pos = position{ExPrimary: true}
 		log.Warn("former primary: its frame log cannot be read; the copy will be quarantined and repaired", "err", ferr)
 	}
 	if err := writePosDurable(s.cfg.DBPath, pos); err != nil {

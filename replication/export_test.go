@@ -86,3 +86,38 @@ func ReadPos(dbPath string) (id string, next uint64, exists bool, err error) {
 	pos, exists, err := readPos(dbPath)
 	return pos.LogID, pos.Next, exists, err
 }
+
+// ReadRepairMsg and the repair parsers, for the fuzz tests.
+func ReadRepairMsg(r *bufio.Reader) (byte, []byte, error) { return readMsgOf(r, nil, repairTypes) }
+
+func ParseRepairBlocks(p []byte) (uint32, int, error) {
+	pages, hs, err := parseBlocks(p)
+	return pages, len(hs), err
+}
+
+// ParseRepairDiff returns the page numbers the diff names.
+func ParseRepairDiff(p []byte, pages uint32) ([]uint32, error) {
+	d, err := parseDiff(p, pages)
+	var out []uint32
+	for _, b := range d {
+		for i := range b.hashes {
+			out = append(out, b.index*blockPages+uint32(i)+1)
+		}
+	}
+	return out, err
+}
+
+func ParseRepairWant(p []byte, pages uint32) ([]uint32, error) { return parseWant(p, pages) }
+
+func ParseRepairPages(p []byte) (int, error) {
+	pg, err := parsePages(p)
+	for _, x := range pg {
+		if len(x.Data) != 4096 {
+			panic("short page")
+		}
+	}
+	return len(pg), err
+}
+
+// RepairBlockPages is how many pages a block hash covers.
+const RepairBlockPages = blockPages

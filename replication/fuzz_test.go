@@ -89,3 +89,50 @@ func FuzzFrameCookie(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRepair feeds arbitrary bytes to the repair exchange's reader and
+// parsers: garbage is an error, never a panic, and what they accept
+// stays in bounds (page numbers in 1..pages, ascending).
+func FuzzRepair(f *testing.F) {
+	le := binary.LittleEndian
+	blocks := le.AppendUint32(nil, 65)
+	blocks = append(blocks, make([]byte, 32)...)
+	diff := le.AppendUint16(le.AppendUint32(nil, 1), 2)
+	diff = append(diff, make([]byte, 16)...)
+	want := le.AppendUint32(le.AppendUint32(nil, 1), 70)
+	pages := append(le.AppendUint32(nil, 3), make([]byte, 4096)...)
+	for _, p := range [][]byte{blocks, diff, want, pages, nil, {1, 2, 3}} {
+		f.Add(p, uint32(100))
+	}
+	f.Add([]byte("K\x00\x00\x00\x04\x00\x00\x00\x00"), uint32(0))
+	f.Fuzz(func(t *testing.T, p []byte, n uint32) {
+		r := bufio.NewReader(bytes.NewReader(p))
+		for {
+			if _, _, err := replication.ReadRepairMsg(r); err != nil {
+				break
+			}
+		}
+		if pages, nb, err := replication.ParseRepairBlocks(p); err == nil {
+			if uint64(nb) != (uint64(pages)+replication.RepairBlockPages-1)/replication.RepairBlockPages {
+				t.Fatalf("%d blocks for %d pages", nb, pages)
+			}
+		}
+		if nos, err := replication.ParseRepairDiff(p, n); err == nil {
+			for i, no := range nos {
+				if no == 0 || no > n || i > 0 && no <= nos[i-1] {
+					t.Fatalf("diff names page %d of %d (%v)", no, n, nos)
+				}
+			}
+		}
+		if nos, err := replication.ParseRepairWant(p, n); err == nil {
+			for i, no := range nos {
+				if no == 0 || no > n || i > 0 && no <= nos[i-1] {
+					t.Fatalf("want names page %d of %d", no, n)
+				}
+			}
+		}
+		if c, err := replication.ParseRepairPages(p); err == nil && c*(4+4096) != len(p) {
+			t.Fatalf("%d pages in %d bytes", c, len(p))
+		}
+	})
+}

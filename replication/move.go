@@ -339,15 +339,17 @@ func (m *Manager) serveUnfence(w http.ResponseWriter, r *http.Request) {
 // checkpointed into the database file, the log is detached and closed,
 // and its end is written, synced, as the replica's position — the
 // database is exactly the state as of that frame. The old log's
-// directory is removed (a later promotion builds a new one). If a step
-// fails, the position is left empty, so the replica bootstraps rather
-// than trust a position the database may not match.
+// directory is removed (a later promotion builds a new one). The
+// position is marked as a former primary's (ExPrimary: its last frames
+// may not be the new primary's; diverge.go). If a step fails, the
+// position is left empty but so marked: the copy is quarantined and
+// repaired rather than trusted.
 func (m *Manager) demote(s *site) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, release, err := m.cfg.Pool.Acquire(ctx, s.cfg.DBPath)
 	if err != nil {
-		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{}))
+		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{ExPrimary: true}))
 	}
 	defer release()
 	// New writers wait at the fence (one set already, unless the
@@ -355,7 +357,7 @@ func (m *Manager) demote(s *site) (err error) {
 	// replica site is in place, so that they forward to its primary.
 	db.SetFenced(true)
 	if err := s.openLog(ctx, db); err != nil {
-		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{}))
+		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{ExPrimary: true}))
 	}
 	err = db.WithWriter(ctx, func() error {
 		s.logMu.Lock()
@@ -400,7 +402,7 @@ func (m *Manager) demote(s *site) (err error) {
 		return writePosDurable(s.cfg.DBPath, position{LogID: l.ID(), Next: next, Sum: sum, SumKnown: true, ExPrimary: true})
 	})
 	if err != nil {
-		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{}))
+		return errors.Join(err, writePosDurable(s.cfg.DBPath, position{ExPrimary: true}))
 	}
 	if rerr := os.RemoveAll(framelog.Dir(s.cfg.DBPath)); rerr != nil {
 		// The position file rules what happens next: a promotion

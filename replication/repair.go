@@ -49,7 +49,7 @@ const (
 	msgPages  = 'G'
 	msgEnd    = 'Z'
 
-	blockPages  = 256
+	blockPages  = 64   // 512 bytes of page hashes per block that differs
 	maxSums     = 4096 // checksums a replica asks for to find the fork
 	pagesPerMsg = 64
 	// maxRepairPages bounds a database a repair handles (the hashes are
@@ -122,7 +122,12 @@ func appendBlocks(dst []byte, hs []uint64) []byte {
 	return dst
 }
 
-var errBadRepair = errors.New("repair: bad message")
+var (
+	errBadRepair = errors.New("repair: bad message")
+	// errNoRepair: the primary has no repair endpoint (an older node):
+	// a replica it told need-snapshot bootstraps as before.
+	errNoRepair = errors.New("the primary does not repair by page diff")
+)
 
 // parseBlocks reads a K message: the replica's page count and its block
 // hashes (one per block of that many pages).
@@ -367,13 +372,13 @@ type RepairStats struct {
 	Sent, Recv int64  // bytes of the request body and of the answer
 }
 
-// hasPages reports whether the local copy has a database worth a page
-// diff: more than the one page a new, empty database has (a node
-// without one bootstraps from a snapshot instead). Its WAL counts: a
-// replica's recent pages may all be there.
+// hasPages reports whether the local copy has a database to diff: more
+// than the lone page 1 of the empty database a new replica's pool
+// creates (that node bootstraps from a snapshot instead). Its WAL
+// counts: a replica's recent pages may all be there.
 func (s *site) hasPages() (bool, error) {
-	var size int64
-	for _, p := range []string{s.cfg.DBPath, s.cfg.DBPath + "-wal"} {
+	var size [2]int64
+	for i, p := range []string{s.cfg.DBPath, s.cfg.DBPath + "-wal"} {
 		st, err := os.Stat(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -381,9 +386,9 @@ func (s *site) hasPages() (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		size += st.Size()
+		size[i] = st.Size()
 	}
-	return size > 2*sqlite.PageSize, nil
+	return size[0] > sqlite.PageSize || size[1] > 32, nil
 }
 
 // repair makes the local copy the primary's database as of a frame F by
@@ -443,6 +448,9 @@ func (s *site) repair(ctx context.Context, pf *posFile, pos *position, why error
 	if resp.StatusCode == http.StatusConflict {
 		word, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 		return refusalErr(strings.TrimSpace(string(word)))
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		return errNoRepair
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))

@@ -188,6 +188,15 @@ func (s *site) stream(ctx context.Context, pf *posFile, pos *position) (progress
 		// The primary checks that frame from-1 is its own (diverge.go).
 		q.Set("sum", strconv.FormatUint(pos.Sum, 10))
 	}
+	if pos.LogID == "" {
+		// No position but a database (a lost position file): a page
+		// diff rather than the whole log.
+		if has, err := s.hasPages(); err != nil {
+			return false, err
+		} else if has {
+			q.Set("has_pages", "1")
+		}
+	}
 	resp, err := s.get(sctx, "/_ephpm/repl/v1/stream", q)
 	if err != nil {
 		s.disconnected()
@@ -398,10 +407,14 @@ func (s *site) recover(ctx context.Context, pf *posFile, pos *position, why erro
 			return err
 		}
 		if has || pos.Repairing {
-			if err := s.repair(ctx, pf, pos, why); err != nil {
+			err := s.repair(ctx, pf, pos, why)
+			if err == nil {
+				return errRestart
+			}
+			if !errors.Is(err, errNoRepair) || !errors.Is(why, ephpm.ErrNeedSnapshot) {
 				return fmt.Errorf("repair: %w", err)
 			}
-			return errRestart
+			// An older primary: its snapshot, as before.
 		}
 		if !errors.Is(why, ephpm.ErrNeedSnapshot) && pos.LogID != "" {
 			// Nothing local to repair: start over; the primary then

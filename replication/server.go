@@ -106,7 +106,7 @@ func (m *Manager) serveStream(w http.ResponseWriter, r *http.Request) {
 		// A replica that names its last frame by checksum: see
 		// checkRejoin (it understands diverged and need-repair).
 		sum, serr := strconv.ParseUint(q.Get("sum"), 10, 64)
-		rejoin = checkRejoin(l, q.Get("log_id"), from, sum, serr == nil)
+		rejoin = checkRejoin(l, q.Get("log_id"), from, sum, serr == nil, q.Get("has_pages") == "1")
 	}
 	release()
 	// A replica that knows a newer epoch: this node was replaced.
