@@ -38,6 +38,9 @@ type NodeSite struct {
 	State     string     `json:"state"`
 	LagFrames uint64     `json:"lag_frames"`
 	LagMillis float64    `json:"lag_ms"`
+	// Quarantined: this node's copies set aside when its history
+	// diverged from the primary's (replication/DESIGN.md, Rejoin).
+	Quarantined []string `json:"quarantined,omitempty"`
 }
 
 // SiteStatus is a directory site and every node's copy of it.
@@ -47,6 +50,9 @@ type SiteStatus struct {
 	Epoch   uint64              `json:"epoch"`
 	State   cluster.SiteState   `json:"state"`
 	Nodes   map[string]NodeSite `json:"nodes"`
+	// Failovers and LastFailover: from the directory.
+	Failovers    uint64               `json:"failovers,omitempty"`
+	LastFailover cluster.FailoverInfo `json:"last_failover,omitzero"`
 }
 
 // Member is a member as status shows it.
@@ -70,6 +76,9 @@ type Status struct {
 	NotReady    string       `json:"not_ready,omitempty"`
 	Members     []Member     `json:"members"`
 	Sites       []SiteStatus `json:"sites"`
+	// Leases: every node's lease as the directory records it (whether
+	// lapsed: only when this node is the raft leader).
+	Leases []cluster.NodeLease `json:"leases,omitempty"`
 }
 
 // Handler serves the operations; the caller mounts it under
@@ -121,7 +130,7 @@ var errBadRequest = errors.New("bad request")
 func (p *Placement) Status(ctx context.Context) Status {
 	cs := p.cfg.Dir.Status()
 	st := Status{Node: cs.Node, Leader: cs.Leader, RaftState: cs.RaftState, Term: cs.Term,
-		CommitIndex: cs.CommitIndex, Applied: cs.AppliedIndex}
+		CommitIndex: cs.CommitIndex, Applied: cs.AppliedIndex, Leases: cs.Leases}
 	if err := p.Ready(); err != nil {
 		st.NotReady = err.Error()
 	} else {
@@ -136,6 +145,11 @@ func (p *Placement) Status(ctx context.Context) Status {
 		st.Members[i] = Member{NodeInfo: m.NodeInfo, State: m.State, RaftRole: m.RaftRole}
 		if m.Name == p.cfg.Node {
 			per[i] = p.cfg.Repl.Status()
+			if q, ok := p.cfg.Repl.(interface{ Quarantined(string) []string }); ok {
+				for j := range per[i] {
+					per[i][j].Quarantined = q.Quarantined(per[i][j].Site)
+				}
+			}
 			continue
 		}
 		if m.State != cluster.MemberAlive || m.Repl == "" {
@@ -144,7 +158,8 @@ func (p *Placement) Status(ctx context.Context) Status {
 		wg.Add(1)
 		go func(i int, url string) {
 			defer wg.Done()
-			list, err := p.remoteStatus(ctx, url)
+			var list []replication.Status
+			err := p.call(ctx, "GET", url+"/_ephpm/repl/v1/status?quarantined=1", nil, &list)
 			if err != nil {
 				st.Members[i].Error = err.Error()
 			}
@@ -153,11 +168,13 @@ func (p *Placement) Status(ctx context.Context) Status {
 	}
 	wg.Wait()
 	for _, d := range cs.Sites {
-		ss := SiteStatus{Name: d.Name, Primary: d.Primary, Epoch: d.Epoch, State: d.State, Nodes: map[string]NodeSite{}}
+		ss := SiteStatus{Name: d.Name, Primary: d.Primary, Epoch: d.Epoch, State: d.State, Nodes: map[string]NodeSite{},
+			Failovers: d.Failovers, LastFailover: d.LastFailover}
 		for i, m := range cs.Members {
 			for _, r := range per[i] {
 				if r.Site == d.Name {
-					ss.Nodes[m.Name] = NodeSite{Role: r.Role, Position: r.Position, State: r.State, LagFrames: r.LagFrames, LagMillis: r.LagMillis}
+					ss.Nodes[m.Name] = NodeSite{Role: r.Role, Position: r.Position, State: r.State, LagFrames: r.LagFrames, LagMillis: r.LagMillis,
+						Quarantined: r.Quarantined}
 				}
 			}
 		}

@@ -687,6 +687,9 @@ type Status struct {
 	// open, closed, or "fenced: newer epoch N seen" (replaced).
 	State string `json:"state"`
 	Txs   uint64 `json:"transactions_applied,omitempty"`
+	// Quarantined: copies of this node's database kept aside when its
+	// history diverged (filled only on request: GET .../status?quarantined=1).
+	Quarantined []string `json:"quarantined,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`

@@ -49,7 +49,15 @@ func (m *Manager) Handler(front, public http.Handler) http.Handler {
 	}))
 	mux.HandleFunc("GET /_ephpm/repl/v1/status", m.auth(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(m.Status())
+		list := m.Status()
+		if r.URL.Query().Get("quarantined") == "1" {
+			// Lists each site's database directory: for the operator's
+			// status, not for the frequent polls of placement.
+			for i := range list {
+				list[i].Quarantined = m.Quarantined(list[i].Site)
+			}
+		}
+		_ = json.NewEncoder(w).Encode(list)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_ephpm/repl/") {

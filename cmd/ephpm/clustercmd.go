@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/ephpm/ephpm/cluster"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -121,13 +124,13 @@ func cmdClusterStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "node %s (%s), leader %s, term %d, commit index %d; %s\n\n", st.Node, st.RaftState, st.Leader, st.Term, st.CommitIndex, ready)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tREGION\tSTATE\tRAFT\tGOSSIP\tREPLICATION\tHTTP\tVERSION")
+	fmt.Fprintln(tw, "MEMBER\tREGION\tSTATE\tRAFT\tLEASE\tGOSSIP\tREPLICATION\tHTTP\tVERSION")
 	for _, m := range st.Members {
 		state := string(m.State)
 		if m.Error != "" {
 			state += " (status: " + m.Error + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Region, state, dash(m.RaftRole), m.Gossip, m.Repl, m.HTTP, m.Version)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Region, state, dash(m.RaftRole), leaseOf(st.Leases, m.Name), m.Gossip, m.Repl, m.HTTP, m.Version)
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout)
@@ -152,7 +155,42 @@ func cmdClusterStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	for _, s := range st.Sites {
+		if s.Failovers > 0 {
+			f := s.LastFailover
+			fmt.Fprintf(stdout, "\n%s: %d failover(s); the last from %s to %s (epoch %d) at %s",
+				s.Name, s.Failovers, f.From, f.To, f.Epoch, f.Time.Format(time.RFC3339))
+		}
+		nodes := slices.Sorted(maps.Keys(s.Nodes))
+		for _, n := range nodes {
+			for _, q := range s.Nodes[n].Quarantined {
+				fmt.Fprintf(stdout, "\n%s: diverged writes quarantined on %s: %s", s.Name, n, q)
+			}
+		}
+	}
+	fmt.Fprintln(stdout)
 	return 0
+}
+
+// leaseOf shows a node's lease: lapsed/held as the leader judges it,
+// else when it was last renewed.
+func leaseOf(leases []cluster.NodeLease, node string) string {
+	for _, l := range leases {
+		if l.Node != node {
+			continue
+		}
+		switch {
+		case l.Index == 0:
+			return "none"
+		case l.Lapsed != nil && *l.Lapsed:
+			return "lapsed"
+		case l.Lapsed != nil:
+			return "held"
+		default:
+			return "renewed " + l.Renewed.Format("15:04:05")
+		}
+	}
+	return "-"
 }
 
 func dash(s string) string {

@@ -67,6 +67,7 @@ func (n *node) newReplication() error {
 	}
 	n.repl, n.replClient = m, client
 	n.reg.MustRegister(replication.NewCollector(m))
+	n.reg.MustRegister(replication.NewRejoinCollector(m))
 	return nil
 }
 
