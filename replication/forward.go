@@ -199,6 +199,29 @@ func (s *sessions) expire(cutoff time.Time) {
 	}
 }
 
+// closeSite closes the site's forwarded sessions (waiting for a
+// statement running in one): an open transaction is rolled back and
+// gives up the writer, and its client's next statement is told so. A
+// fence calls it: a forwarded transaction left open must not hold a
+// move up until the lock wait times out.
+func (s *sessions) closeSite(site string) int {
+	var of []*fwdServerSession
+	s.mu.Lock()
+	for id, fs := range s.by {
+		if fs.site == site {
+			delete(s.by, id)
+			of = append(of, fs)
+		}
+	}
+	s.mu.Unlock()
+	for _, fs := range of {
+		fs.mu.Lock()
+		fs.closeLocked()
+		fs.mu.Unlock()
+	}
+	return len(of)
+}
+
 // closeAll closes every session (waiting for a statement running in
 // one) and refuses new ones.
 func (s *sessions) closeAll() {

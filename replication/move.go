@@ -77,6 +77,12 @@ func (m *Manager) Fence(ctx context.Context, name string) (FencePos, error) {
 	}
 	defer release()
 	db.SetFenced(true)
+	// Forwarded sessions end: their open transactions roll back (the
+	// clients are told at their next statement) rather than hold the
+	// writer until the lock wait gives up.
+	if n := m.sessions.closeSite(name); n > 0 {
+		m.log.Info("fence: forwarded sessions closed", "site", name, "sessions", n)
+	}
 	// Taking the writer once: the write that held it has finished (and
 	// its commit was logged).
 	if err := db.WithWriter(ctx, func() error { return nil }); err != nil {
