@@ -89,6 +89,7 @@ func (p *Placement) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathSites, p.serveCreate)
 	mux.HandleFunc("DELETE "+PathSites+"/{name}", p.serveRemove)
 	mux.HandleFunc("POST "+PathSites+"/{name}/move", p.serveMove)
+	mux.HandleFunc("POST "+PathSites+"/{name}/failover", p.serveFailover)
 	mux.HandleFunc("DELETE "+PathNodes+"/{name}", p.serveRemoveNode)
 	want := []byte("Bearer " + p.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,11 +114,12 @@ func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, cluster.ErrNoSite):
 		code = http.StatusNotFound
-	case errors.Is(err, cluster.ErrSiteExists), errors.Is(err, cluster.ErrEpochChanged), errors.Is(err, cluster.ErrNodeInUse):
+	case errors.Is(err, cluster.ErrSiteExists), errors.Is(err, cluster.ErrEpochChanged), errors.Is(err, cluster.ErrNodeInUse),
+		errors.Is(err, cluster.ErrConflict):
 		code = http.StatusConflict
 	case errors.Is(err, cluster.ErrUnknownNode), errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotLeader), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
@@ -355,6 +357,11 @@ func (p *Placement) Move(ctx context.Context, name, to string) (MoveResult, erro
 		var out MoveResult
 		err := p.call(ctx, "POST", n.Repl+PathSites+"/"+name+"/move", MoveRequest{To: to}, &out)
 		return out, err
+	}
+	if p.primaryGone(d.Primary) {
+		// Nothing to fence: the directory's leader promotes this node
+		// once the old primary's lease has lapsed (a manual failover).
+		return p.askFailover(ctx, d, to, start)
 	}
 	epoch := d.Epoch
 	stats, err := p.cfg.Repl.TakeOver(ctx, name, func(ctx context.Context) error {

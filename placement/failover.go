@@ -2,8 +2,11 @@ package placement
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"sort"
 	"sync"
@@ -288,4 +291,92 @@ func (p *Placement) okFailover(site string) {
 	p.mu.Lock()
 	delete(p.foWarned, site)
 	p.mu.Unlock()
+}
+
+// primaryGone reports whether gossip has the node as failed or left: a
+// move then cannot fence it, and is a failover instead. A node gossip
+// does not know (yet) is tried as a planned move.
+func (p *Placement) primaryGone(node string) bool {
+	for _, m := range p.cfg.Dir.Status().Members {
+		if m.Name == node {
+			return m.State != cluster.MemberAlive
+		}
+	}
+	return false
+}
+
+// FailoverRequest is the body of POST .../sites/{name}/failover.
+type FailoverRequest struct {
+	To string `json:"to"`
+}
+
+// askFailover has the raft leader promote node `to` in place of a
+// primary that is gone (`ephpm sites move` to a live node, also with
+// failover = "manual").
+func (p *Placement) askFailover(ctx context.Context, d cluster.SiteInfo, to string, start time.Time) (MoveResult, error) {
+	res := MoveResult{Site: d.Name, From: d.Primary, To: to, Epoch: d.Epoch}
+	leader := p.cfg.Dir.Status().Leader
+	n, ok := p.cfg.Dir.Node(leader)
+	if leader == "" || !ok || n.Repl == "" {
+		return res, fmt.Errorf("site %s: its primary %s is gone and %w to promote %s", d.Name, d.Primary, cluster.ErrNoLeader, to)
+	}
+	var out cluster.SiteInfo
+	if leader == p.cfg.Node {
+		var err error
+		if out, err = p.failoverTo(ctx, d.Name, to); err != nil {
+			return res, err
+		}
+	} else if err := p.call(ctx, "POST", n.Repl+PathSites+"/"+d.Name+"/failover", FailoverRequest{To: to}, &out); err != nil {
+		return res, err
+	}
+	res.Epoch = out.Epoch
+	if err := p.sync(ctx); err != nil {
+		p.log.Warn("reconcile after failover", "site", d.Name, "err", err)
+	}
+	res.TotalMs = float64(time.Since(start)) / float64(time.Millisecond)
+	return res, nil
+}
+
+// failoverTo (the leader) names `to` primary in place of a primary whose
+// lease lapsed; ErrConflict while that lease holds.
+func (p *Placement) failoverTo(ctx context.Context, site, to string) (cluster.SiteInfo, error) {
+	if p.cfg.Leader == nil {
+		return cluster.SiteInfo{}, cluster.ErrNotLeader
+	}
+	d, ok := p.cfg.Dir.Site(site)
+	if !ok || d.State != cluster.SiteActive {
+		return cluster.SiteInfo{}, fmt.Errorf("site %s: %w", site, cluster.ErrNoSite)
+	}
+	lapsed, err := p.cfg.Leader.LapsedNodes()
+	if err != nil {
+		return cluster.SiteInfo{}, err
+	}
+	i := slices.IndexFunc(lapsed, func(l cluster.Lapse) bool { return l.Node == d.Primary })
+	if i < 0 {
+		return cluster.SiteInfo{}, fmt.Errorf("%w: site %s: the lease of its primary %s has not lapsed yet (a failover waits for it; try again in a few seconds)",
+			cluster.ErrConflict, site, d.Primary)
+	}
+	if !p.cfg.Leader.LeaseValid(to) {
+		return cluster.SiteInfo{}, fmt.Errorf("%w: node %s holds no lease", cluster.ErrConflict, to)
+	}
+	out, err := p.cfg.Leader.Failover(ctx, site, d.Primary, to, d.Epoch, lapsed[i].LeaseIndex)
+	if err == nil {
+		p.log.Warn("failover by request: a replica was promoted in place of a primary that is gone",
+			"site", site, "from", d.Primary, "to", to, "epoch", out.Epoch)
+	}
+	return out, err
+}
+
+func (p *Placement) serveFailover(w http.ResponseWriter, r *http.Request) {
+	var req FailoverRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || req.To == "" {
+		fail(w, fmt.Errorf("%w: want {\"to\": NODE}", errBadRequest))
+		return
+	}
+	out, err := p.failoverTo(r.Context(), r.PathValue("name"), req.To)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }

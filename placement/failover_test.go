@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -227,5 +228,29 @@ func TestFailbackAfterFailoverOnly(t *testing.T) {
 	run(p)
 	if len(nodes["a"].moves) != 0 {
 		t.Errorf("moved back after a planned move: %v", nodes["a"].moves)
+	}
+}
+
+// TestFailoverByRequest: `ephpm sites move` to a live node while the
+// primary is gone is a failover the leader makes, also with
+// failover = "manual", and only once the old lease lapsed.
+func TestFailoverByRequest(t *testing.T) {
+	p, _, l, _ := newFailoverTest(t, "failover = \"manual\"\n", 10, 12)
+	ctx := context.Background()
+	if _, err := p.failoverTo(ctx, "shop.test", "b"); !errors.Is(err, cluster.ErrConflict) {
+		t.Fatalf("failover while a's lease holds: %v", err)
+	}
+	l.lapsed = []cluster.Lapse{{Node: "a", LeaseIndex: 9}}
+	p.failoverPass(ctx) // manual: the pass does nothing
+	if len(l.failovers) != 0 {
+		t.Fatalf("manual site failed over by itself: %v", l.failovers)
+	}
+	l.noLease["c"] = true
+	if _, err := p.failoverTo(ctx, "shop.test", "c"); !errors.Is(err, cluster.ErrConflict) {
+		t.Fatalf("failover to a node without a lease: %v", err)
+	}
+	s, err := p.failoverTo(ctx, "shop.test", "b")
+	if err != nil || s.Primary != "b" || len(l.failovers) != 1 {
+		t.Fatalf("failover by request: %+v %v %v", s, err, l.failovers)
 	}
 }
