@@ -635,7 +635,7 @@ func (c *edgeCluster) ackRows(node, site string, acked map[int]string) error {
 }
 
 func (c *edgeCluster) dumpLogsOnFailure() {
-	if !c.t.Failed() {
+	if !c.t.Failed() && os.Getenv("EPHPM_TEST_LOGS_ALL") == "" {
 		return
 	}
 	dir := os.Getenv("EPHPM_TEST_LOGS")

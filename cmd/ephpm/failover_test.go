@@ -320,12 +320,14 @@ func TestFailoverKillPrimary(t *testing.T) {
 		t.Fatalf("first write: %s", why)
 	}
 
-	// 10 writes a second through tokyo; frankfurt dies after 3 s.
+	// 4 writes a second through tokyo (with sync = "replica" each holds
+	// one of frankfurt's 3 PHP workers for a round trip to a replica);
+	// frankfurt dies after 3 s.
 	var issued atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan *loadResult)
 	go func() {
-		done <- c.writeLoad("tokyo", site, 10, 400, 1, func(i int) { issued.Store(int64(i)) }, stop)
+		done <- c.writeLoad("tokyo", site, 4, 400, 1, func(i int) { issued.Store(int64(i)) }, stop)
 	}()
 	time.Sleep(3 * time.Second)
 	killed := time.Now()
