@@ -36,6 +36,10 @@ type lease struct {
 type LeaseError struct {
 	Site   string
 	Reason string
+	// Moved: the lease is held but no longer names the site at its
+	// epoch here — the directory gave the site to another node (a move
+	// or a failover) and this node's SetSites is about to follow.
+	Moved bool
 }
 
 func (e *LeaseError) Error() string {
@@ -88,9 +92,9 @@ func (m *Manager) leaseErr(s *site) error {
 		return &LeaseError{Site: s.cfg.Name, Reason: reasonNoLease}
 	}
 	if granted, ok := l.sites[s.cfg.Name]; !ok {
-		return &LeaseError{Site: s.cfg.Name, Reason: "this node's primary lease does not name the site"}
+		return &LeaseError{Site: s.cfg.Name, Reason: "this node's primary lease does not name the site", Moved: true}
 	} else if granted != epoch {
-		return &LeaseError{Site: s.cfg.Name, Reason: fmt.Sprintf("this node's primary lease is for epoch %d, the site is at epoch %d", granted, epoch)}
+		return &LeaseError{Site: s.cfg.Name, Reason: fmt.Sprintf("this node's primary lease is for epoch %d, the site is at epoch %d", granted, epoch), Moved: true}
 	}
 	if !time.Now().Before(l.until) {
 		return &LeaseError{Site: s.cfg.Name, Reason: reasonLapsed}
@@ -120,6 +124,15 @@ func (m *Manager) gateLease(s *site, db *sqlite.DB) {
 	}
 	db.SetCommitCheck(func() error { return m.leaseErr(s) })
 	err := m.leaseErr(s)
+	if le, ok := err.(*LeaseError); ok && le.Moved {
+		// The site left this node in the directory: the demotion that
+		// SetSites brings next wakes the writers waiting at a move's
+		// fence with ErrNotPrimary, and the MySQL session forwards them
+		// to the new primary. Refusing them now would fail writes a
+		// move promises to carry over; the commit check still refuses
+		// any commit meanwhile.
+		err = nil
+	}
 	if old := db.Refused(); (old == nil) != (err == nil) || old != nil && old.Error() != err.Error() {
 		db.SetRefused(err) // only on a change: it wakes the writers at the gate
 	}
@@ -173,7 +186,9 @@ func (m *Manager) leaseTimer(ctx context.Context) error {
 // before PHP runs. It reports whether it answered.
 func (m *Manager) refuseNoLease(s *site, w http.ResponseWriter) bool {
 	err := m.leaseErr(s)
-	if err == nil {
+	if le, ok := err.(*LeaseError); err == nil || ok && le.Moved {
+		// Moved: PHP's writes wait for the demotion and are forwarded
+		// (gateLease); the commit check refuses anything else.
 		return false
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
