@@ -149,7 +149,11 @@ func TestLeaseRouteRefusesWriteRequests(t *testing.T) {
 	protos.SetUnencryptedHTTP2(true)
 	ps.Config.Protocols = &protos
 	ps.Start()
-	t.Cleanup(ps.Close)
+	t.Cleanup(func() {
+		r.m.SetSites(nil) // its stream holds a connection Close would wait for
+		ps.CloseClientConnections()
+		ps.Close()
+	})
 	rc := siteCfg(r, ephpm.RoleReplica, nil, 2)
 	rc.PrimaryURL = ps.URL
 	r.m.SetSites([]replication.SiteConfig{rc})
