@@ -68,12 +68,18 @@ type syncState struct {
 	id   string
 	next uint64
 	wake chan struct{}
-	// replica: the latest durable position to send; sending is set while
-	// a sender runs (one in flight per site).
-	sendID   string
-	sendNext uint64
-	sending  bool
+	// replica: the latest durable position to send, the one a sender
+	// took last, and how many senders run (at most maxAcksInFlight).
+	sendID, takenID     string
+	sendNext, takenNext uint64
+	senders             int
 }
+
+// maxAcksInFlight bounds a site's acks in flight. One would make a
+// commit that lands just after an ack left wait for that ack's answer
+// too (a third one-way trip); a few in flight, each with the latest
+// position, keep the wait at frames there + ack back under load.
+const maxAcksInFlight = 4
 
 // ackApplied runs on a replica's stream after a batch is applied and its
 // position written: for a sync = "replica" site it makes the batch
@@ -90,12 +96,14 @@ func (s *site) ackApplied(pf *posFile, pos position) error {
 	st := &s.sync
 	st.mu.Lock()
 	st.sendID, st.sendNext = pos.LogID, pos.Next
-	start := !st.sending
-	st.sending = true
+	start := st.senders < maxAcksInFlight
+	if start {
+		st.senders++
+	}
 	st.mu.Unlock()
 	if start && !s.m.goAck(s) {
 		st.mu.Lock()
-		st.sending = false
+		st.senders--
 		st.mu.Unlock()
 	}
 	return nil
@@ -139,32 +147,35 @@ func (m *Manager) goAck(s *site) bool {
 	return true
 }
 
-// sendAcks sends the site's latest durable position until none is newer
-// than the one sent, retrying (with backoff) while the primary does not
-// take it, until the site is retired or the Manager closes.
+// sendAcks sends the site's latest durable position until no sender
+// has a newer one to take, retrying (with backoff) while the primary
+// does not take it, until the site is retired or the Manager closes.
 func (m *Manager) sendAcks(ctx context.Context, s *site) {
 	st := &s.sync
-	var sentID string
-	var sent uint64
 	backoff := 20 * time.Millisecond
 	for {
 		st.mu.Lock()
 		id, next := st.sendID, st.sendNext
-		if id == sentID && next == sent {
-			st.sending = false
+		if id == st.takenID && next == st.takenNext {
+			st.senders--
 			st.mu.Unlock()
 			return
 		}
+		st.takenID, st.takenNext = id, next
 		st.mu.Unlock()
 		err := m.postAck(ctx, s, id, next)
 		if err == nil {
-			sentID, sent = id, next
 			backoff = 20 * time.Millisecond
 			continue
 		}
 		// Nothing durable depends on the ack: the primary's commits
 		// wait for it, bounded, and the next batch sends a newer one.
 		m.log.Debug("sync = replica: ack not taken", "site", s.cfg.Name, "next", next, "err", err)
+		st.mu.Lock()
+		if st.takenID == id && st.takenNext == next {
+			st.takenID, st.takenNext = "", 0 // to be sent again
+		}
+		st.mu.Unlock()
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -174,7 +185,7 @@ func (m *Manager) sendAcks(ctx context.Context, s *site) {
 		t.Stop()
 		if ctx.Err() != nil || isClosed(s.retired) {
 			st.mu.Lock()
-			st.sending = false
+			st.senders--
 			st.mu.Unlock()
 			return
 		}
