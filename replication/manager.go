@@ -232,6 +232,11 @@ type site struct {
 	flog      *framelog.Log
 	flogDB    *sqlite.DB
 	logClosed chan struct{}
+	// logHeir is the site that took this one's open log when SetSites
+	// replaced it in place (a change other than the epoch): the log's
+	// OnAppend, bound to this site, moves that one's position and wakes
+	// its streams (appended).
+	logHeir atomic.Pointer[site]
 
 	// replica
 	stop    context.CancelFunc
@@ -448,6 +453,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 			prev.logMu.Lock()
 			s.flog, s.flogDB, s.logClosed = prev.flog, prev.flogDB, prev.logClosed
 			prev.flog, prev.flogDB = nil, nil
+			if s.flog != nil {
+				prev.logHeir.Store(s)
+			}
 			prev.logMu.Unlock()
 			if s.flog != nil {
 				s.logID.Store(s.flog.ID())
@@ -615,6 +623,9 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 // wait here rather than on the log so that the database (and its log)
 // may close while the site is idle.
 func (s *site) appended(next uint64) {
+	for h := s.logHeir.Load(); h != nil; h = s.logHeir.Load() {
+		s = h // the log went on with a site that replaced s
+	}
 	s.known.Store(next)
 	s.broadcast()
 }

@@ -311,15 +311,13 @@ func (m *Manager) commitAck(s *site) func() func(context.Context) error {
 		return nil
 	}
 	return func() func(context.Context) error {
-		// The log's end, not s.known: a site replaced in place keeps the
-		// log whose OnAppend is bound to its predecessor.
-		s.logMu.Lock()
-		l := s.flog
-		s.logMu.Unlock()
-		if l == nil {
-			return nil
+		// The log's end as its OnAppend recorded it for this commit (the
+		// hooks ran). Not logMu: openLog holds it while it waits for the
+		// writer, which this commit holds.
+		id, next, epoch := s.flogID(), s.known.Load(), s.epoch.Load()
+		if id == "" {
+			return nil // no log (yet): nothing a replica could confirm
 		}
-		id, next, epoch := l.ID(), l.Next(), s.epoch.Load()
 		return func(ctx context.Context) error {
 			if s.cfg.Sync == SyncReplica {
 				if err := m.waitAcked(ctx, s, id, next); err != nil {

@@ -218,3 +218,39 @@ func mustExec(t *testing.T, c *sql.DB, q string, args ...any) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// A change of sync alone is a change of the site (sameSite): the primary
+// keeps its log and from then on waits for the replica.
+func TestSyncChangeTakesEffect(t *testing.T) {
+	ctx := context.Background()
+	p := startNodeWith(t, t.TempDir(), 0, func(c *replication.Config) { c.SyncTimeout = 300 * time.Millisecond })
+	r := startNode(t, t.TempDir(), 0)
+	for _, n := range []*node{p, r} {
+		if err := os.MkdirAll(n.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const site = "sync.test"
+	p.m.SetSites([]replication.SiteConfig{syncCfg(p, site, ephpm.RolePrimary, nil, replication.SyncLocal)})
+	pdb := p.db(t, site)
+	testutil.Exec(t, pdb, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+	if err := clientWrite(ctx, pdb, "INSERT INTO t (id) VALUES (1)"); err != nil {
+		t.Fatalf("sync = local without a replica: %v", err)
+	}
+	p.m.SetSites([]replication.SiteConfig{syncCfg(p, site, ephpm.RolePrimary, nil, replication.SyncReplica)})
+	if err := clientWrite(ctx, pdb, "INSERT INTO t (id) VALUES (2)"); !errors.Is(err, ephpm.ErrCommitUnconfirmed) {
+		t.Fatalf("sync = replica without a replica: %v, want ErrCommitUnconfirmed", err)
+	}
+	r.m.SetSites([]replication.SiteConfig{syncCfg(r, site, ephpm.RoleReplica, p, replication.SyncReplica)})
+	rdb := r.db(t, site)
+	testutil.RetryUntil(t, 10*time.Second, func() error {
+		err := clientWrite(ctx, pdb, "INSERT INTO t (id) VALUES (NULL)")
+		if err != nil {
+			return fmt.Errorf("%w; p %+v r %+v", err, p.m.Status(), r.m.Status())
+		}
+		return nil
+	})
+	if got, want := count(rdb, "t"), count(pdb, "t"); got != want {
+		t.Fatalf("the replica has %d rows when the commit returned, the primary %d", got, want)
+	}
+}
