@@ -696,6 +696,15 @@ type Status struct {
 	// open, closed, or "fenced: newer epoch N seen" (replaced).
 	State string `json:"state"`
 	Txs   uint64 `json:"transactions_applied,omitempty"`
+	// Lease (a cluster site's primary with Config.Leases): "" when not
+	// gated, else why writes are refused, or "held".
+	Lease string `json:"lease,omitempty"`
+	Sync  string `json:"sync,omitempty"` // a primary's, when "replica"
+	// A sync = replica primary's commits that waited for a replica, the
+	// ones no replica confirmed in time, and the time waited.
+	SyncWaits       uint64  `json:"sync_waits,omitempty"`
+	SyncUnconfirmed uint64  `json:"sync_unconfirmed,omitempty"`
+	SyncWaitMillis  float64 `json:"sync_wait_ms_total,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`
@@ -715,6 +724,8 @@ func (m *Manager) Status() []Status {
 	for _, s := range list {
 		st := Status{
 			Site: s.cfg.Name, Role: s.cfg.Role, Primary: s.cfg.PrimaryURL, Epoch: s.epoch.Load(),
+			SyncWaits: s.sync.waits.Load(), SyncUnconfirmed: s.sync.unconfirmed.Load(),
+			SyncWaitMillis:      float64(s.sync.waitNanos.Load()) / 1e6,
 			ForwardedStatements: s.fwdStatements.Load(), ForwardedRequests: s.fwdRequests.Load(),
 			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
 		}
@@ -729,6 +740,16 @@ func (m *Manager) Status() []Status {
 			s.logMu.Unlock()
 			if n := s.staleBy(); n != 0 {
 				st.State = fmt.Sprintf("fenced: newer epoch %d seen", n)
+			}
+			if s.cfg.Sync == SyncReplica {
+				st.Sync = s.cfg.Sync.String()
+			}
+			if m.cfg.Leases && s.epoch.Load() != 0 {
+				st.Lease = "held"
+				var le *LeaseError
+				if errors.As(m.leaseErr(s), &le) {
+					st.Lease = le.Reason
+				}
 			}
 		} else {
 			st.LogID, _ = s.logID.Load().(string)

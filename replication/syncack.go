@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephpm/ephpm"
@@ -73,6 +74,10 @@ type syncState struct {
 	sendID, takenID     string
 	sendNext, takenNext uint64
 	senders             int
+
+	// primary: commits that waited, those unconfirmed, time waited
+	waits, unconfirmed atomic.Uint64
+	waitNanos          atomic.Int64
 }
 
 // maxAcksInFlight bounds a site's acks in flight. One would make a
@@ -267,8 +272,16 @@ func (m *Manager) serveAck(w http.ResponseWriter, r *http.Request) {
 
 // waitAcked waits until a replica acked frames before next of log id,
 // at most Config.SyncTimeout (or ctx).
-func (m *Manager) waitAcked(ctx context.Context, s *site, id string, next uint64) error {
+func (m *Manager) waitAcked(ctx context.Context, s *site, id string, next uint64) (err error) {
 	st := &s.sync
+	start := time.Now()
+	defer func() {
+		st.waits.Add(1)
+		st.waitNanos.Add(int64(time.Since(start)))
+		if err != nil {
+			st.unconfirmed.Add(1)
+		}
+	}()
 	t := time.NewTimer(m.syncTimeout())
 	defer t.Stop()
 	for {
