@@ -190,6 +190,7 @@ type Manager struct {
 	// lease timer.
 	lease    atomic.Pointer[lease]
 	leaseSet chan struct{}
+	leaseMu  sync.Mutex // serializes gateLease (taken after mu, never before)
 
 	// audit: EPHPM_COMMIT_AUDIT's file (audit.go), nil when unset.
 	audit *auditLog
