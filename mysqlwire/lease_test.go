@@ -7,8 +7,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ephpm/ephpm"
+	"github.com/ephpm/ephpm/internal/testutil"
 )
 
 // A primary without its lease: a write fails at once with 1290 and the
@@ -59,4 +61,39 @@ func TestNoLeaseIs1290AndSessionReads(t *testing.T) {
 	if errors.Is(noLease, ephpm.ErrNotPrimary) {
 		t.Fatal("a lease refusal must not look like a demotion (it would be forwarded)")
 	}
+}
+
+// A session's temporary tables are dropped when it ends even while the
+// primary refuses writes: they live on the shared writer connection.
+func TestTempTablesDroppedWithoutLease(t *testing.T) {
+	ts := startServer(t, withTranslator(nil))
+	db := ts.open(t, "")
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE tmp_ids (id INT)"); err != nil {
+		t.Fatal(err)
+	}
+	noLease := fmt.Errorf("site example.com: no lease: %w", ephpm.ErrNoLease)
+	ts.db.SetRefused(noLease)
+	ts.db.SetCommitCheck(func() error { return noLease })
+	conn.Close()
+	db.Close()
+	testutil.RetryUntil(t, 5*time.Second, func() error {
+		w, err := ts.db.AcquireInternal(ctx)
+		if err != nil {
+			return err
+		}
+		defer w.Release(ctx)
+		var left int
+		if err := w.QueryRowContext(ctx, "SELECT count(*) FROM temp.sqlite_master WHERE name = 'tmp_ids'").Scan(&left); err != nil {
+			return err
+		}
+		if left != 0 {
+			return errors.New("temp table outlived its session")
+		}
+		return nil
+	})
 }

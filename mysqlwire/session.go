@@ -731,7 +731,9 @@ func (s *session) execStmts(ctx context.Context, w *sqlite.Writer, plan *sqlxlat
 // dropTemps removes the session's temporary tables from the shared writer
 // connection so that the next session does not see them.
 func (s *session) dropTemps(ctx context.Context) {
-	w, err := s.db.AcquireWriter(ctx)
+	// Past the gates: a primary without its lease (or demoted) must
+	// still not hand this session's temporary tables to the next.
+	w, err := s.db.AcquireInternal(ctx)
 	if err != nil {
 		s.srv.log.Warn("cannot drop temporary tables", "err", err)
 		return

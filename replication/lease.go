@@ -117,6 +117,10 @@ func (m *Manager) gateLease(s *site, db *sqlite.DB) {
 	if !m.cfg.Leases {
 		return
 	}
+	// Deciding and setting are one step: a gating from a lease that was
+	// just replaced must not land after the new one's.
+	m.leaseMu.Lock()
+	defer m.leaseMu.Unlock()
 	if s.cfg.Role != ephpm.RolePrimary {
 		db.SetCommitCheck(nil)
 		db.SetRefused(nil)

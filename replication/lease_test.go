@@ -84,10 +84,16 @@ func TestLeaseLapseRefusesWrites(t *testing.T) {
 	if got := count(db, "t"); got != 1 {
 		t.Fatalf("%d rows, want 1 (reads still served, nothing committed after the lease)", got)
 	}
+	if st := statusOf(t, n); !strings.Contains(st.Lease, "lease lapsed") {
+		t.Errorf("status lease %q, want it lapsed", st.Lease)
+	}
 
 	n.m.SetLease(time.Now().Add(time.Hour), map[string]uint64{moveSite: 3})
 	if err := writeRow(ctx, n, 4); err != nil {
 		t.Fatalf("write after the lease was granted again: %v", err)
+	}
+	if st := statusOf(t, n); st.Lease != "held" {
+		t.Errorf("status lease %q, want held", st.Lease)
 	}
 }
 
@@ -149,7 +155,11 @@ func TestLeaseRouteRefusesWriteRequests(t *testing.T) {
 	protos.SetUnencryptedHTTP2(true)
 	ps.Config.Protocols = &protos
 	ps.Start()
-	t.Cleanup(ps.Close)
+	t.Cleanup(func() {
+		r.m.SetSites(nil) // its stream holds a connection Close would wait for
+		ps.CloseClientConnections()
+		ps.Close()
+	})
 	rc := siteCfg(r, ephpm.RoleReplica, nil, 2)
 	rc.PrimaryURL = ps.URL
 	r.m.SetSites([]replication.SiteConfig{rc})

@@ -190,6 +190,7 @@ type Manager struct {
 	// lease timer.
 	lease    atomic.Pointer[lease]
 	leaseSet chan struct{}
+	leaseMu  sync.Mutex // serializes gateLease (taken after mu, never before)
 
 	// audit: EPHPM_COMMIT_AUDIT's file (audit.go), nil when unset.
 	audit *auditLog
@@ -234,6 +235,11 @@ type site struct {
 	flog      *framelog.Log
 	flogDB    *sqlite.DB
 	logClosed chan struct{}
+	// logHeir is the site that took this one's open log when SetSites
+	// replaced it in place (a change other than the epoch): the log's
+	// OnAppend, bound to this site, moves that one's position and wakes
+	// its streams (appended).
+	logHeir atomic.Pointer[site]
 
 	// replica
 	stop    context.CancelFunc
@@ -450,6 +456,9 @@ func (m *Manager) SetSites(list []SiteConfig) {
 			prev.logMu.Lock()
 			s.flog, s.flogDB, s.logClosed = prev.flog, prev.flogDB, prev.logClosed
 			prev.flog, prev.flogDB = nil, nil
+			if s.flog != nil {
+				prev.logHeir.Store(s)
+			}
 			prev.logMu.Unlock()
 			if s.flog != nil {
 				s.logID.Store(s.flog.ID())
@@ -617,6 +626,9 @@ func (s *site) openLog(ctx context.Context, db *sqlite.DB) error {
 // wait here rather than on the log so that the database (and its log)
 // may close while the site is idle.
 func (s *site) appended(next uint64) {
+	for h := s.logHeir.Load(); h != nil; h = s.logHeir.Load() {
+		s = h // the log went on with a site that replaced s
+	}
 	s.known.Store(next)
 	s.broadcast()
 }
@@ -690,6 +702,15 @@ type Status struct {
 	// Quarantined: copies of this node's database kept aside when its
 	// history diverged (filled only on request: GET .../status?quarantined=1).
 	Quarantined []string `json:"quarantined,omitempty"`
+	// Lease (a cluster site's primary with Config.Leases): "" when not
+	// gated, else why writes are refused, or "held".
+	Lease string `json:"lease,omitempty"`
+	Sync  string `json:"sync,omitempty"` // a primary's, when "replica"
+	// A sync = replica primary's commits that waited for a replica, the
+	// ones no replica confirmed in time, and the time waited.
+	SyncWaits       uint64  `json:"sync_waits,omitempty"`
+	SyncUnconfirmed uint64  `json:"sync_unconfirmed,omitempty"`
+	SyncWaitMillis  float64 `json:"sync_wait_ms_total,omitempty"`
 
 	ForwardedStatements uint64  `json:"forwarded_statements"`
 	ForwardedRequests   uint64  `json:"forwarded_requests"`
@@ -709,6 +730,8 @@ func (m *Manager) Status() []Status {
 	for _, s := range list {
 		st := Status{
 			Site: s.cfg.Name, Role: s.cfg.Role, Primary: s.cfg.PrimaryURL, Epoch: s.epoch.Load(),
+			SyncWaits: s.sync.waits.Load(), SyncUnconfirmed: s.sync.unconfirmed.Load(),
+			SyncWaitMillis:      float64(s.sync.waitNanos.Load()) / 1e6,
 			ForwardedStatements: s.fwdStatements.Load(), ForwardedRequests: s.fwdRequests.Load(),
 			ForwardErrors: s.fwdErrors.Load(), ForwardMillis: float64(s.fwdNanos.Load()) / 1e6,
 		}
@@ -723,6 +746,16 @@ func (m *Manager) Status() []Status {
 			s.logMu.Unlock()
 			if n := s.staleBy(); n != 0 {
 				st.State = fmt.Sprintf("fenced: newer epoch %d seen", n)
+			}
+			if s.cfg.Sync == SyncReplica {
+				st.Sync = s.cfg.Sync.String()
+			}
+			if m.cfg.Leases && s.epoch.Load() != 0 {
+				st.Lease = "held"
+				var le *LeaseError
+				if errors.As(m.leaseErr(s), &le) {
+					st.Lease = le.Reason
+				}
 			}
 		} else {
 			st.LogID, _ = s.logID.Load().(string)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephpm/ephpm"
@@ -68,12 +69,22 @@ type syncState struct {
 	id   string
 	next uint64
 	wake chan struct{}
-	// replica: the latest durable position to send; sending is set while
-	// a sender runs (one in flight per site).
-	sendID   string
-	sendNext uint64
-	sending  bool
+	// replica: the latest durable position to send, the one a sender
+	// took last, and how many senders run (at most maxAcksInFlight).
+	sendID, takenID     string
+	sendNext, takenNext uint64
+	senders             int
+
+	// primary: commits that waited, those unconfirmed, time waited
+	waits, unconfirmed atomic.Uint64
+	waitNanos          atomic.Int64
 }
+
+// maxAcksInFlight bounds a site's acks in flight. One would make a
+// commit that lands just after an ack left wait for that ack's answer
+// too (a third one-way trip); a few in flight, each with the latest
+// position, keep the wait at frames there + ack back under load.
+const maxAcksInFlight = 4
 
 // ackApplied runs on a replica's stream after a batch is applied and its
 // position written: for a sync = "replica" site it makes the batch
@@ -90,12 +101,14 @@ func (s *site) ackApplied(pf *posFile, pos position) error {
 	st := &s.sync
 	st.mu.Lock()
 	st.sendID, st.sendNext = pos.LogID, pos.Next
-	start := !st.sending
-	st.sending = true
+	start := st.senders < maxAcksInFlight
+	if start {
+		st.senders++
+	}
 	st.mu.Unlock()
 	if start && !s.m.goAck(s) {
 		st.mu.Lock()
-		st.sending = false
+		st.senders--
 		st.mu.Unlock()
 	}
 	return nil
@@ -139,32 +152,35 @@ func (m *Manager) goAck(s *site) bool {
 	return true
 }
 
-// sendAcks sends the site's latest durable position until none is newer
-// than the one sent, retrying (with backoff) while the primary does not
-// take it, until the site is retired or the Manager closes.
+// sendAcks sends the site's latest durable position until no sender
+// has a newer one to take, retrying (with backoff) while the primary
+// does not take it, until the site is retired or the Manager closes.
 func (m *Manager) sendAcks(ctx context.Context, s *site) {
 	st := &s.sync
-	var sentID string
-	var sent uint64
 	backoff := 20 * time.Millisecond
 	for {
 		st.mu.Lock()
 		id, next := st.sendID, st.sendNext
-		if id == sentID && next == sent {
-			st.sending = false
+		if id == st.takenID && next == st.takenNext {
+			st.senders--
 			st.mu.Unlock()
 			return
 		}
+		st.takenID, st.takenNext = id, next
 		st.mu.Unlock()
 		err := m.postAck(ctx, s, id, next)
 		if err == nil {
-			sentID, sent = id, next
 			backoff = 20 * time.Millisecond
 			continue
 		}
 		// Nothing durable depends on the ack: the primary's commits
 		// wait for it, bounded, and the next batch sends a newer one.
 		m.log.Debug("sync = replica: ack not taken", "site", s.cfg.Name, "next", next, "err", err)
+		st.mu.Lock()
+		if st.takenID == id && st.takenNext == next {
+			st.takenID, st.takenNext = "", 0 // to be sent again
+		}
+		st.mu.Unlock()
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -174,7 +190,7 @@ func (m *Manager) sendAcks(ctx context.Context, s *site) {
 		t.Stop()
 		if ctx.Err() != nil || isClosed(s.retired) {
 			st.mu.Lock()
-			st.sending = false
+			st.senders--
 			st.mu.Unlock()
 			return
 		}
@@ -256,8 +272,16 @@ func (m *Manager) serveAck(w http.ResponseWriter, r *http.Request) {
 
 // waitAcked waits until a replica acked frames before next of log id,
 // at most Config.SyncTimeout (or ctx).
-func (m *Manager) waitAcked(ctx context.Context, s *site, id string, next uint64) error {
+func (m *Manager) waitAcked(ctx context.Context, s *site, id string, next uint64) (err error) {
 	st := &s.sync
+	start := time.Now()
+	defer func() {
+		st.waits.Add(1)
+		st.waitNanos.Add(int64(time.Since(start)))
+		if err != nil {
+			st.unconfirmed.Add(1)
+		}
+	}()
 	t := time.NewTimer(m.syncTimeout())
 	defer t.Stop()
 	for {
@@ -300,15 +324,13 @@ func (m *Manager) commitAck(s *site) func() func(context.Context) error {
 		return nil
 	}
 	return func() func(context.Context) error {
-		// The log's end, not s.known: a site replaced in place keeps the
-		// log whose OnAppend is bound to its predecessor.
-		s.logMu.Lock()
-		l := s.flog
-		s.logMu.Unlock()
-		if l == nil {
-			return nil
+		// The log's end as its OnAppend recorded it for this commit (the
+		// hooks ran). Not logMu: openLog holds it while it waits for the
+		// writer, which this commit holds.
+		id, next, epoch := s.flogID(), s.known.Load(), s.epoch.Load()
+		if id == "" {
+			return nil // no log (yet): nothing a replica could confirm
 		}
-		id, next, epoch := l.ID(), l.Next(), s.epoch.Load()
 		return func(ctx context.Context) error {
 			if s.cfg.Sync == SyncReplica {
 				if err := m.waitAcked(ctx, s, id, next); err != nil {

@@ -644,6 +644,14 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) (busy, log, done int,
 	return db.checkpoint(ctx, mode)
 }
 
+// AcquireInternal takes the writer past every gate (read-only, fence,
+// refusal) and the commit check: for ephpm's own cleanup of the writer
+// connection (a MySQL session's temporary tables, which the next session
+// must not see), never for client SQL that writes the database.
+func (db *DB) AcquireInternal(ctx context.Context) (*Writer, error) {
+	return db.acquire(ctx)
+}
+
 // WithWriter runs fn holding the writer lease, on a replica too: for
 // ephpm's own bookkeeping, never for client SQL.
 func (db *DB) WithWriter(ctx context.Context, fn func() error) error {
