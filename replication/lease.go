@@ -91,13 +91,15 @@ func (m *Manager) leaseErr(s *site) error {
 	if l == nil {
 		return &LeaseError{Site: s.cfg.Name, Reason: reasonNoLease}
 	}
+	// Time first: a lease that ran out (placement passes the zero lease
+	// then) is a lapse, not a move.
+	if !time.Now().Before(l.until) {
+		return &LeaseError{Site: s.cfg.Name, Reason: reasonLapsed}
+	}
 	if granted, ok := l.sites[s.cfg.Name]; !ok {
 		return &LeaseError{Site: s.cfg.Name, Reason: "this node's primary lease does not name the site", Moved: true}
 	} else if granted != epoch {
 		return &LeaseError{Site: s.cfg.Name, Reason: fmt.Sprintf("this node's primary lease is for epoch %d, the site is at epoch %d", granted, epoch), Moved: true}
-	}
-	if !time.Now().Before(l.until) {
-		return &LeaseError{Site: s.cfg.Name, Reason: reasonLapsed}
 	}
 	return nil
 }

@@ -117,6 +117,29 @@ func TestLeaseForAnotherEpochRefuses(t *testing.T) {
 	}
 }
 
+// A lease that moved the site away does not fail writers at the gate
+// (a move's fence wakes them with the demotion, to be forwarded), but no
+// commit goes through; the zero lease (it ran out) is a lapse, whatever
+// its sites.
+func TestLeaseMovedAwayWaitsLapsedRefuses(t *testing.T) {
+	ctx := context.Background()
+	n := leaseNode(t, true)
+	n.m.SetSites([]replication.SiteConfig{siteCfg(n, ephpm.RolePrimary, nil, 3)})
+	n.m.SetLease(time.Now().Add(time.Hour), map[string]uint64{moveSite: 3})
+	db := n.db(t, moveSite)
+	testutil.Exec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+	n.m.SetLease(time.Now().Add(time.Hour), map[string]uint64{})
+	if db.Refused() != nil {
+		t.Fatalf("gate refuses for a site that moved away: %v", db.Refused())
+	}
+	wantNoLease(t, writeRow(ctx, n, 1), "does not name the site")
+	n.m.SetLease(time.Time{}, nil)
+	if db.Refused() == nil {
+		t.Fatal("the zero lease left the gate open")
+	}
+	wantNoLease(t, writeRow(ctx, n, 2), "lease lapsed")
+}
+
 // Static sites (epoch 0) are never gated; without Config.Leases nothing
 // is.
 func TestLeaseGatesOnlyClusterSites(t *testing.T) {
