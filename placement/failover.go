@@ -278,20 +278,10 @@ func (p *Placement) markFailback(site string) {
 
 // warnFailover logs a site's failover problem once per change of it.
 func (p *Placement) warnFailover(site, why string) {
-	p.mu.Lock()
-	old := p.foWarned[site]
-	p.foWarned[site] = why
-	p.mu.Unlock()
-	if old != why {
-		p.log.Warn("failover: the site has no primary that takes writes", "site", site, "reason", why)
-	}
+	p.warnOnce(p.foWarned, "failover: the site has no primary that takes writes", site, why)
 }
 
-func (p *Placement) okFailover(site string) {
-	p.mu.Lock()
-	delete(p.foWarned, site)
-	p.mu.Unlock()
-}
+func (p *Placement) okFailover(site string) { p.forget(p.foWarned, site) }
 
 // primaryGone reports whether gossip has the node as failed or left: a
 // move then cannot fence it, and is a failover instead. A node gossip

@@ -376,18 +376,27 @@ func siteConf(d cluster.SiteInfo) []byte {
 }
 
 func (p *Placement) warn(site, why string) {
+	p.warnOnce(p.warned, "cluster site not served as a replica yet", site, why)
+}
+
+func (p *Placement) ok(site string) { p.forget(p.warned, site) }
+
+// warnOnce logs msg for a site once per change of why; seen (guarded by
+// mu) remembers the last why of each site.
+func (p *Placement) warnOnce(seen map[string]string, msg, site, why string) {
 	p.mu.Lock()
-	old := p.warned[site]
-	p.warned[site] = why
+	old := seen[site]
+	seen[site] = why
 	p.mu.Unlock()
 	if old != why {
-		p.log.Warn("cluster site not served as a replica yet", "site", site, "reason", why)
+		p.log.Warn(msg, "site", site, "reason", why)
 	}
 }
 
-func (p *Placement) ok(site string) {
+// forget ends a site's problem in seen: the next one is logged.
+func (p *Placement) forget(seen map[string]string, site string) {
 	p.mu.Lock()
-	delete(p.warned, site)
+	delete(seen, site)
 	p.mu.Unlock()
 }
 

@@ -217,6 +217,28 @@ func failoverSite(site, primary, extra string) func(c *edgeCluster) {
 	}
 }
 
+// startFailover starts a cluster of names whose site (the writer and
+// reader, site.toml naming primary, with extra settings) streams to every
+// node and has taken one write; every node audits its commits.
+func startFailover(t *testing.T, names []string, delay time.Duration, site, primary, extra string, opts edgeOpts) *edgeCluster {
+	t.Helper()
+	before := opts.before
+	opts.env = append(opts.env, auditEnv...)
+	opts.before = func(c *edgeCluster) {
+		failoverSite(site, primary, extra)(c)
+		if before != nil {
+			before(c)
+		}
+	}
+	c := newEdgeCluster(t, names, delay, opts)
+	c.waitMembers(names, 120*time.Second)
+	c.waitSiteStreaming(names, site, primary, 120*time.Second)
+	if ok, why := c.writeOK(primary, site, "first"); !ok {
+		t.Fatalf("first write: %s", why)
+	}
+	return c
+}
+
 // primaryOf is the site's primary as node's directory says.
 func (c *edgeCluster) primaryOf(node, site string) (string, uint64) {
 	s, err := c.statusErr(node)
@@ -313,13 +335,7 @@ func TestFailoverKillPrimary(t *testing.T) {
 		t.Skip("-short")
 	}
 	const site = "shop.test"
-	c := newEdgeCluster(t, clusterNames, 125*time.Millisecond, edgeOpts{env: auditEnv,
-		before: failoverSite(site, "frankfurt", "sync = \"replica\"\n")})
-	c.waitMembers(clusterNames, 120*time.Second)
-	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
-	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
-		t.Fatalf("first write: %s", why)
-	}
+	c := startFailover(t, clusterNames, 125*time.Millisecond, site, "frankfurt", "sync = \"replica\"\n", edgeOpts{})
 
 	// 4 writes a second through tokyo (with sync = "replica" each holds
 	// one of frankfurt's 3 PHP workers for a round trip to a replica);
@@ -376,13 +392,7 @@ func TestFailoverPartitionedPrimary(t *testing.T) {
 		t.Skip("-short")
 	}
 	const site = "news.test"
-	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{netns: true, env: auditEnv,
-		before: failoverSite(site, "frankfurt", "failback = false\n")})
-	c.waitMembers(clusterNames, 120*time.Second)
-	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
-	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
-		t.Fatalf("first write: %s", why)
-	}
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "failback = false\n", edgeOpts{netns: true})
 
 	c.isolate("frankfurt", true)
 	cut := time.Now()
@@ -445,10 +455,7 @@ func TestFailoverOneWayPartition(t *testing.T) {
 		t.Skip("-short")
 	}
 	const site = "oneway.test"
-	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{netns: true, env: auditEnv,
-		before: failoverSite(site, "frankfurt", "failback = false\n")})
-	c.waitMembers(clusterNames, 120*time.Second)
-	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "failback = false\n", edgeOpts{netns: true})
 	for _, b := range without(clusterNames, "frankfurt") {
 		c.hold("frankfurt", b, true)
 	}
@@ -484,13 +491,7 @@ func TestFailoverPausedPrimary(t *testing.T) {
 		t.Skip("-short")
 	}
 	const site = "paused.test"
-	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{env: auditEnv,
-		before: failoverSite(site, "frankfurt", "failback = false\n")})
-	c.waitMembers(clusterNames, 120*time.Second)
-	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
-	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
-		t.Fatalf("first write: %s", why)
-	}
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "failback = false\n", edgeOpts{})
 	// A write in flight on frankfurt when it freezes.
 	inflight := make(chan string, 1)
 	go func() {
@@ -520,13 +521,7 @@ func TestFailoverQuorumLost(t *testing.T) {
 		t.Skip("-short")
 	}
 	const site = "quorum.test"
-	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{env: auditEnv,
-		before: failoverSite(site, "frankfurt", "")})
-	c.waitMembers(clusterNames, 120*time.Second)
-	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
-	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
-		t.Fatalf("first write: %s", why)
-	}
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "", edgeOpts{})
 	c.kill9("tokyo")
 	c.kill9("saopaulo")
 	var why string
@@ -561,15 +556,9 @@ func TestFailoverOpenTransaction(t *testing.T) {
 		t.Skip("-short")
 	}
 	const site = "tx.test"
-	c := newEdgeCluster(t, clusterNames, 50*time.Millisecond, edgeOpts{env: auditEnv, before: func(c *edgeCluster) {
-		failoverSite(site, "frankfurt", "failback = false\n")(c)
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "failback = false\n", edgeOpts{before: func(c *edgeCluster) {
 		c.siteFiles(site, map[string]string{"creds.php": sqlCredsPHP, "t.php": taggedPHP})
 	}})
-	c.waitMembers(clusterNames, 120*time.Second)
-	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
-	if ok, why := c.writeOK("frankfurt", site, "first"); !ok {
-		t.Fatalf("first write: %s", why)
-	}
 	db := siteDB(t, c.nodes["tokyo"].http, site)
 	ctx := context.Background()
 	openTx := func(tag string) *sql.Tx {
@@ -634,13 +623,7 @@ func TestFailoverLeaderDies(t *testing.T) {
 	}
 	names := []string{"frankfurt", "tokyo", "saopaulo", "virginia", "sydney"}
 	const site = "leader.test"
-	c := newEdgeCluster(t, names, 50*time.Millisecond, edgeOpts{env: auditEnv,
-		before: failoverSite(site, "virginia", "failback = false\n")})
-	c.waitMembers(names, 120*time.Second)
-	c.waitSiteStreaming(names, site, "virginia", 120*time.Second)
-	if ok, why := c.writeOK("virginia", site, "first"); !ok {
-		t.Fatalf("first write: %s", why)
-	}
+	c := startFailover(t, names, 50*time.Millisecond, site, "virginia", "failback = false\n", edgeOpts{})
 	leader := c.status("tokyo").Leader
 	if leader == "" || leader == "virginia" {
 		t.Fatalf("leader %q (the voters are the first three nodes)", leader)
