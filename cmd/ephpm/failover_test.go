@@ -639,3 +639,57 @@ func TestFailoverLeaderDies(t *testing.T) {
 	t.Logf("leader %s died 4 s after the primary; %s promoted (epoch %d); writes through %v work %v later", leader, p, epoch, live, time.Since(start).Round(time.Millisecond))
 	c.checkSplitBrain(site)
 }
+
+// TestFailoverWordPress: a WordPress site whose primary dies: authors in
+// the other regions keep publishing (XML-RPC through tokyo) once the
+// lease lapsed, readers everywhere see the posts from before and after,
+// and the old primary, back, serves them too.
+func TestFailoverWordPress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "wp.test"
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "failback = false\n", edgeOpts{before: func(c *edgeCluster) {
+		tree := wordpressTree(c.t, false)
+		for _, name := range c.names {
+			if err := copyDir(tree, filepath.Join(c.nodes[name].sitesDir, site)); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}})
+	c.client("saopaulo", site).install("Failover Blog")
+	publish := func(node, title string) string {
+		t.Helper()
+		out := c.client(node, site).xmlrpc("wp.newPost", "<int>1</int>", xs("admin"), xs("correct horse battery"),
+			`<struct><member><name>post_title</name><value>`+xs(title)+`</value></member>
+<member><name>post_content</name><value>`+xs("Written through "+node+".")+`</value></member>
+<member><name>post_status</name><value>`+xs("publish")+`</value></member></struct>`)
+		m := intRe.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("newPost through %s: %s", node, out)
+		}
+		return m[1]
+	}
+	shows := func(node, id, title string) {
+		t.Helper()
+		waitFor(t, node+" shows "+title, func() (bool, string) {
+			code, body := c.rawGet(node, site, "/?p="+id)
+			return code == 200 && strings.Contains(body, title), fmt.Sprint(code, " ", tail(body, 3))
+		})
+	}
+	before := publish("tokyo", "Before the failover")
+	shows("saopaulo", before, "Before the failover")
+
+	c.kill9("frankfurt")
+	c.waitWrites([]string{"tokyo"}, site, 60*time.Second)
+	after := publish("tokyo", "After the failover")
+	for _, n := range []string{"tokyo", "saopaulo"} {
+		shows(n, before, "Before the failover")
+		shows(n, after, "After the failover")
+	}
+	c.restart("frankfurt")
+	p, _ := c.primaryOf("tokyo", site)
+	c.waitSiteStreaming(clusterNames, site, p, 120*time.Second)
+	shows("frankfurt", after, "After the failover")
+	c.checkSplitBrain(site)
+}
