@@ -693,3 +693,38 @@ func TestFailoverWordPress(t *testing.T) {
 	shows("frankfurt", after, "After the failover")
 	c.checkSplitBrain(site)
 }
+
+// TestFailoverReplicaPastRetention: a replica stopped while its primary
+// compacts its log past the replica's position comes back and repairs
+// by page diff (not a full snapshot), and ends equal to the primary.
+func TestFailoverReplicaPastRetention(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const site = "retention.test"
+	c := startFailover(t, clusterNames, 50*time.Millisecond, site, "frankfurt", "",
+		edgeOpts{env: []string{"EPHPM_REPLICATION__COMPACT_FRAMES=32"}})
+	c.stop("tokyo")
+	for i := 0; i < 80; i++ {
+		if ok, why := c.writeOK("frankfurt", site, fmt.Sprint("while-away-", i)); !ok {
+			t.Fatalf("write %d: %s", i, why)
+		}
+	}
+	testutil.RetryUntil(t, 30*time.Second, func() error {
+		if !strings.Contains(c.logs("frankfurt"), "replication log compacted") {
+			return fmt.Errorf("frankfurt's log has not compacted yet")
+		}
+		return nil
+	})
+	c.restart("tokyo")
+	c.waitSiteStreaming(clusterNames, site, "frankfurt", 120*time.Second)
+	c.waitPagesEqual(clusterNames, site, 60*time.Second)
+	logs := c.logs("tokyo")
+	if !strings.Contains(logs, "replica repaired by page diff") {
+		t.Errorf("tokyo did not repair by page diff:\n%s", tail(logs, 30))
+	}
+	if strings.Contains(logs[strings.LastIndex(logs, "restarted"):], "bootstrapping from the primary's snapshot") {
+		t.Error("tokyo copied the whole snapshot to come back")
+	}
+	c.checkSplitBrain(site)
+}
