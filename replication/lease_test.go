@@ -55,7 +55,7 @@ func TestLeaseLapseRefusesWrites(t *testing.T) {
 		t.Fatalf("write under the lease: %v", err)
 	}
 
-	until := time.Now().Add(300 * time.Millisecond)
+	until := time.Now().Add(2 * time.Second) // room for the steps below under -race
 	n.m.SetLease(until, map[string]uint64{moveSite: 3})
 	db := n.db(t, moveSite)
 	w, err := db.AcquireWriter(ctx)

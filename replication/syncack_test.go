@@ -80,7 +80,10 @@ func syncCfg(n *node, site string, role ephpm.Role, primary *node, sync replicat
 func TestSyncReplica(t *testing.T) {
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
 	t.Setenv(replication.AuditEnv, audit)
-	p := startNodeWith(t, t.TempDir(), 0, func(c *replication.Config) { c.SyncTimeout = 500 * time.Millisecond })
+	// The bound is loose enough for a replica's ack under -race on two
+	// cores; the refusal below waits it out (twice).
+	const bound = 3 * time.Second
+	p := startNodeWith(t, t.TempDir(), 0, func(c *replication.Config) { c.SyncTimeout = bound })
 	os.Unsetenv(replication.AuditEnv)
 	r := startNode(t, t.TempDir(), 0)
 	for _, n := range []*node{p, r} {
@@ -153,8 +156,8 @@ func TestSyncReplica(t *testing.T) {
 	if !errors.As(err, &me) || me.Number != 1105 || !strings.Contains(me.Message, "no replica confirmed it") {
 		t.Fatalf("commit without a replica = %v, want 1105 saying it is not confirmed", err)
 	}
-	if d := time.Since(start); d < 400*time.Millisecond || d > 5*time.Second {
-		t.Errorf("the unconfirmed commit failed after %v, want the bound (500ms)", d)
+	if d := time.Since(start); d < bound {
+		t.Errorf("the unconfirmed commit failed after %v, before the bound (%v)", d, bound)
 	}
 	pdb := p.db(t, site)
 	if err := pdb.Reader().QueryRow("SELECT count(*) FROM t WHERE id = 300").Scan(&n); err != nil || n != 1 {
