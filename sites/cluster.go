@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ephpm/ephpm/config"
@@ -125,8 +126,17 @@ func (r *Registry) Remove(name string) error {
 	}
 	moveAside(filepath.Join(r.cfg.Dir, name), filepath.Join(r.cfg.Dir, removedDir))
 	db := filepath.Join(r.cfg.DBDir, name+".db")
-	for _, suffix := range []string{"", "-wal", "-shm", "-replog", "-replica"} {
+	for _, suffix := range []string{"", "-wal", "-shm", "-replog", "-replica", "-replica-tail"} {
 		moveAside(db+suffix, filepath.Join(r.cfg.DBDir, removedDir))
+	}
+	// Copies kept when the site's history diverged (replication's
+	// quarantine) go with it: the operator may still want them.
+	quarantined, err := filepath.Glob(globEscape(db) + "-diverged-*")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, q := range quarantined {
+		moveAside(q, filepath.Join(r.cfg.DBDir, removedDir))
 	}
 	moveAside(filepath.Join(r.cfg.DBDir, name), filepath.Join(r.cfg.DBDir, removedDir))
 	r.mu.Lock()
@@ -137,6 +147,11 @@ func (r *Registry) Remove(name string) error {
 	}
 	r.log.Info("site removed from this node (moved aside)", "site", name)
 	return nil
+}
+
+// globEscape quotes the glob metacharacters of a path.
+func globEscape(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(p)
 }
 
 // onlySiteFile reports whether dir holds nothing but site.toml.

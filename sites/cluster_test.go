@@ -70,8 +70,11 @@ func TestCreateFromDirectory(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(db, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
+	quarantined := db + "-diverged-2-20261207T180000Z.db"
+	for _, f := range []string{db, db + "-replica-tail", quarantined} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := r.Remove("blog.test"); err != nil {
 		t.Fatal(err)
@@ -79,8 +82,13 @@ func TestCreateFromDirectory(t *testing.T) {
 	if r.IsSite("blog.test") {
 		t.Error("still a site")
 	}
-	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
-		t.Error("database left in place")
+	for _, f := range []string{db, db + "-replica-tail", quarantined} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left in place", filepath.Base(f))
+		}
+		if m, _ := filepath.Glob(filepath.Join(filepath.Dir(db), removedDir, filepath.Base(f)+".blog.test.*")); len(m) != 1 {
+			t.Errorf("%s not moved aside: %v", filepath.Base(f), m)
+		}
 	}
 	ents, _ := os.ReadDir(filepath.Join(dir, removedDir))
 	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "blog.test.blog.test.") {
