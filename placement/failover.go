@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/ephpm/ephpm"
 	"github.com/ephpm/ephpm/cluster"
 	"github.com/ephpm/ephpm/config"
@@ -75,11 +77,31 @@ func (p *Placement) failoverLoop(ctx context.Context) error {
 }
 
 // settings is a site's [db.sqlite.replication] as this node's site.toml
-// says (every node has the same file); the defaults when it has none.
+// says (every node has the same file); without one here, as the
+// site.toml the site was created with says (the directory keeps it);
+// else the defaults.
 func (p *Placement) settings(site string) config.Replication {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.local[site].Settings
+	l, ok := p.local[site]
+	p.mu.Unlock()
+	if ok {
+		return l.Settings
+	}
+	d, ok := p.cfg.Dir.Site(site)
+	if !ok || len(d.Config) == 0 {
+		return config.Replication{}
+	}
+	var f struct {
+		DB struct {
+			SQLite struct {
+				Replication config.Replication `toml:"replication"`
+			} `toml:"sqlite"`
+		} `toml:"db"`
+	}
+	if err := toml.Unmarshal(d.Config, &f); err != nil {
+		return config.Replication{} // checked when it was registered
+	}
+	return f.DB.SQLite.Replication
 }
 
 // failoverPass promotes a replica of every site whose primary's lease

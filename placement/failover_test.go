@@ -254,3 +254,19 @@ func TestFailoverByRequest(t *testing.T) {
 		t.Fatalf("failover by request: %+v %v %v", s, err, l.failovers)
 	}
 }
+
+// TestFailoverSettingsFromDirectory: a leader without the site's
+// site.toml (files are not replicated yet) uses the one the site was
+// created with.
+func TestFailoverSettingsFromDirectory(t *testing.T) {
+	p, d, l, _ := newFailoverTest(t, "", 10, 12)
+	p.SetLocal(nil)
+	s := d.sites["shop.test"]
+	s.Config = []byte("[db.sqlite.replication]\nprimary = \"a\"\ncandidates = [\"b\"]\n")
+	d.sites["shop.test"] = s
+	l.lapsed = []cluster.Lapse{{Node: "a", LeaseIndex: 5}}
+	p.failoverPass(context.Background())
+	if len(l.failovers) != 1 || l.failovers[0] != "shop.test a→b" {
+		t.Fatalf("failovers %v, want b (the directory's site.toml names it the only candidate)", l.failovers)
+	}
+}
