@@ -239,6 +239,19 @@ func startFailover(t *testing.T, names []string, delay time.Duration, site, prim
 	return c
 }
 
+// settle ends a fault test: every node serves site from primary (""
+// the directory's, as tokyo sees it), every copy is equal page for
+// page, and no two nodes ever acknowledged writes at once.
+func (c *edgeCluster) settle(site, primary string) {
+	c.t.Helper()
+	if primary == "" {
+		primary, _ = c.primaryOf("tokyo", site)
+	}
+	c.waitSiteStreaming(c.names, site, primary, 120*time.Second)
+	c.waitPagesEqual(c.names, site, 90*time.Second)
+	c.checkSplitBrain(site)
+}
+
 // primaryOf is the site's primary as node's directory says.
 func (c *edgeCluster) primaryOf(node, site string) (string, uint64) {
 	s, err := c.statusErr(node)
@@ -477,10 +490,7 @@ func TestFailoverOneWayPartition(t *testing.T) {
 	for _, b := range without(clusterNames, "frankfurt") {
 		c.hold("frankfurt", b, false)
 	}
-	newPrimary, _ := c.primaryOf("tokyo", site)
-	c.waitSiteStreaming(clusterNames, site, newPrimary, 120*time.Second)
-	c.waitPagesEqual(clusterNames, site, 90*time.Second)
-	c.checkSplitBrain(site)
+	c.settle(site, "")
 }
 
 // TestFailoverPausedPrimary: SIGSTOP the primary past its lease, then
@@ -508,9 +518,7 @@ func TestFailoverPausedPrimary(t *testing.T) {
 		t.Errorf("the thawed old primary acknowledged a write: %s", why)
 	}
 	t.Logf("write in flight at the freeze: %s", <-inflight)
-	c.waitSiteStreaming(clusterNames, site, newPrimary, 120*time.Second)
-	c.waitPagesEqual(clusterNames, site, 90*time.Second)
-	c.checkSplitBrain(site)
+	c.settle(site, newPrimary)
 }
 
 // TestFailoverQuorumLost: with two of three nodes gone, nothing can be
