@@ -52,9 +52,7 @@ type Leader interface {
 // candidatePos is a candidate's copy of a site, as it told the leader.
 type candidatePos struct {
 	node     string
-	logID    string
 	position uint64
-	state    string
 	rank     int // its place in candidates (ties)
 }
 
@@ -198,7 +196,7 @@ func (p *Placement) candidates(ctx context.Context, d cluster.SiteInfo, set conf
 				// log position: an empty or failed copy cannot serve.
 				if s.Site == d.Name && s.Role == ephpm.RoleReplica && s.LogID != "" && s.Position > 0 {
 					mu.Lock()
-					out = append(out, candidatePos{node: name, logID: s.LogID, position: s.Position, state: s.State, rank: rank})
+					out = append(out, candidatePos{node: name, position: s.Position, rank: rank})
 					mu.Unlock()
 				}
 			}

@@ -353,11 +353,10 @@ func TestFailoverKillPrimary(t *testing.T) {
 	// 4 writes a second through tokyo (with sync = "replica" each holds
 	// one of frankfurt's 3 PHP workers for a round trip to a replica);
 	// frankfurt dies after 3 s.
-	var issued atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan *loadResult)
 	go func() {
-		done <- c.writeLoad("tokyo", site, 4, 400, 1, func(i int) { issued.Store(int64(i)) }, stop)
+		done <- c.writeLoad("tokyo", site, 4, 400, 1, nil, stop)
 	}()
 	time.Sleep(3 * time.Second)
 	killed := time.Now()
