@@ -87,6 +87,16 @@ func TestPublicAddressesCluster(t *testing.T) {
 	if other == leader {
 		other = names[1]
 	}
+	// Membership converged; each node registers itself in the directory
+	// right after (Ready says so), and a site's primary must be known.
+	RetryUntil(t, 30*time.Second, func() error {
+		for _, name := range names {
+			if err := nodes[name].c.Ready(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	})
 	if _, err := nodes[other].c.CreateSite(context.Background(), "a.test", other, nil); err != nil {
 		t.Fatal(err)
 	}
